@@ -1,0 +1,168 @@
+//! The cache contract: the only way the core reaches storage.
+//!
+//! Three operations are enough for everything signoff stores: a versioned
+//! `get`, an all-or-nothing `commit` guarded by version checks, and `range`
+//! over ordered indexes. They can be implemented over Redis (one Lua script per
+//! commit; every key of a commit shares a hash tag), a JS `Map`, IndexedDB or
+//! an edge store with atomic checks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CacheError;
+
+/// A stored value and the version a later commit must check against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The value's bytes.
+    pub value: Vec<u8>,
+    /// Changes on every put of the key.
+    pub version: u64,
+}
+
+/// A precondition of a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// The key.
+    pub key: String,
+    /// The version it must have, or `None` for "must be absent".
+    pub version: Option<u64>,
+}
+
+/// A write of a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Put {
+    /// The key.
+    pub key: String,
+    /// The new value; the cache assigns the new version.
+    pub value: Vec<u8>,
+    /// Time to live, when the value should vanish by itself.
+    pub ttl_ms: Option<u64>,
+}
+
+/// A member of an ordered index, with its sort key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    /// Ordering key, compared as bytes; ties break by member.
+    pub sort_key: String,
+    /// The member, e.g. a request id.
+    pub member: String,
+}
+
+/// An addition to or removal from an ordered index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexChange {
+    /// The index's name.
+    pub index: String,
+    /// The entry.
+    pub entry: IndexEntry,
+}
+
+/// An atomic batch: the checks, then every write, or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch {
+    /// Preconditions, all of which must hold.
+    pub checks: Vec<Check>,
+    /// Values to write.
+    pub puts: Vec<Put>,
+    /// Keys to remove.
+    pub deletes: Vec<String>,
+    /// Index entries to add.
+    pub index_adds: Vec<IndexChange>,
+    /// Index entries to remove.
+    pub index_removes: Vec<IndexChange>,
+}
+
+impl Batch {
+    /// Every key the batch reads or writes (indexes included), for hosts that
+    /// must route a commit to one shard.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.checks
+            .iter()
+            .map(|check| check.key.as_str())
+            .chain(self.puts.iter().map(|put| put.key.as_str()))
+            .chain(self.deletes.iter().map(String::as_str))
+            .chain(self.index_adds.iter().map(|change| change.index.as_str()))
+            .chain(
+                self.index_removes
+                    .iter()
+                    .map(|change| change.index.as_str()),
+            )
+    }
+}
+
+/// The outcome of a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitOutcome {
+    /// Every write was applied.
+    Committed,
+    /// A check failed; nothing was written.
+    Conflict,
+}
+
+/// Storage as the core sees it. Methods are async without a `Send` bound so
+/// that a JavaScript host can await Promises behind them; a synchronous store
+/// simply returns ready futures.
+#[allow(
+    async_fn_in_trait,
+    reason = "implementations are not required to be Send (JS hosts)"
+)]
+pub trait Cache {
+    /// The value at `key` with its version, or `None`.
+    async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError>;
+
+    /// Applies `batch` atomically if all its checks hold.
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError>;
+
+    /// Up to `limit` entries of `index` strictly after `after` (which need not
+    /// be in the index any more), in `(sort_key, member)` order.
+    async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError>;
+}
+
+impl<C: Cache + ?Sized> Cache for &C {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        (**self).get(key).await
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
+        (**self).commit(batch).await
+    }
+
+    async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError> {
+        (**self).range(index, after, limit).await
+    }
+}
+
+impl<C: Cache + ?Sized> Cache for std::sync::Arc<C> {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        (**self).get(key).await
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
+        (**self).commit(batch).await
+    }
+
+    async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError> {
+        (**self).range(index, after, limit).await
+    }
+}

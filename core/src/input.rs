@@ -1,0 +1,302 @@
+//! Untyped inputs of the actions and of listing, parsed with every problem
+//! reported, the same way in every build.
+
+use serde_json::Value;
+
+use crate::change::{LONG_TEXT, is_policy_type};
+use crate::error::Error;
+use crate::request::Status;
+use crate::validation::{ObjectReader, Violation, ViolationCode, check_text, expect_integer};
+
+/// Page size bounds of listing.
+pub mod limits {
+    /// The page size when none is given.
+    pub const DEFAULT_PAGE_SIZE: u32 = 50;
+    /// The largest page.
+    pub const MAX_PAGE_SIZE: u32 = 500;
+    /// Idempotency keys: 1..=255 visible ASCII characters.
+    pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+}
+
+fn invalid(what: &str, details: Vec<Violation>) -> Error {
+    Error::invalid(format!("the {what} is invalid"), details)
+}
+
+/// Reads an optional body object (`null` or absent means `{}`).
+fn body<'a>(input: Option<&'a Value>, out: &mut Vec<Violation>) -> Option<ObjectReader<'a>> {
+    static EMPTY_OBJECT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let value = match input {
+        None | Some(Value::Null) => {
+            EMPTY_OBJECT.get_or_init(|| Value::Object(serde_json::Map::new()))
+        }
+        Some(value) => value,
+    };
+    ObjectReader::new("", value, out)
+}
+
+fn text_field(
+    reader: &mut ObjectReader<'_>,
+    field: &'static str,
+    required: bool,
+    out: &mut Vec<Violation>,
+) -> Option<String> {
+    let text = if required {
+        reader.required_str(field, out)
+    } else {
+        reader.optional_str(field, out)
+    }?;
+    Some(check_text(field, text, LONG_TEXT, out))
+}
+
+fn parse_text_body(
+    input: Option<&Value>,
+    field: &'static str,
+    required: bool,
+    what: &str,
+) -> Result<Option<String>, Error> {
+    let mut out = Vec::new();
+    let mut text = None;
+    if let Some(mut reader) = body(input, &mut out) {
+        text = text_field(&mut reader, field, required, &mut out);
+        reader.finish(&mut out);
+    }
+    if out.is_empty() {
+        Ok(text)
+    } else {
+        Err(invalid(what, out))
+    }
+}
+
+/// Parses an approve body `{ comment? }`.
+pub fn parse_approve(input: Option<&Value>) -> Result<Option<String>, Error> {
+    parse_text_body(input, "comment", false, "approval")
+}
+
+/// Parses a reject body `{ reason }`.
+pub fn parse_reject(input: Option<&Value>) -> Result<String, Error> {
+    parse_text_body(input, "reason", true, "rejection")?.ok_or_else(|| {
+        invalid(
+            "rejection",
+            vec![Violation::new(
+                "reason",
+                ViolationCode::Required,
+                "is required",
+            )],
+        )
+    })
+}
+
+/// Parses a comment body `{ text }`.
+pub fn parse_comment(input: Option<&Value>) -> Result<String, Error> {
+    parse_text_body(input, "text", true, "comment")?.ok_or_else(|| {
+        invalid(
+            "comment",
+            vec![Violation::new(
+                "text",
+                ViolationCode::Required,
+                "is required",
+            )],
+        )
+    })
+}
+
+/// Parses a cancel body: nothing, or an empty object.
+pub fn parse_cancel(input: Option<&Value>) -> Result<(), Error> {
+    parse_text_body(input, "reason", false, "cancellation").map(|_| ())
+}
+
+/// Checks an idempotency key: 1..=255 visible ASCII characters.
+pub fn parse_idempotency_key(key: &str) -> Result<(), Error> {
+    let visible = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if !key.is_empty() && key.len() <= limits::MAX_IDEMPOTENCY_KEY_LEN && visible {
+        Ok(())
+    } else {
+        Err(invalid(
+            "idempotency key",
+            vec![Violation::new(
+                "idempotencyKey",
+                ViolationCode::InvalidFormat,
+                "must be 1 to 255 visible ASCII characters",
+            )],
+        ))
+    }
+}
+
+/// A listing query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Which status to list; pending by default.
+    pub status: Status,
+    /// Only this policy type, when given.
+    pub policy_type: Option<String>,
+    /// Page size, 1..=500.
+    pub limit: u32,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            status: Status::Pending,
+            policy_type: None,
+            limit: limits::DEFAULT_PAGE_SIZE,
+            cursor: None,
+        }
+    }
+}
+
+impl ListQuery {
+    /// Parses `{ status?, policyType?, limit?, cursor? }`. A `limit` may be a
+    /// number or a decimal string, as query strings carry it.
+    pub fn parse(input: Option<&Value>) -> Result<Self, Error> {
+        let mut out = Vec::new();
+        let mut query = Self::default();
+        if let Some(mut reader) = body(input, &mut out) {
+            if let Some(value) = reader.optional("status")
+                && let Some(status) = crate::change::parse_choice(
+                    "status",
+                    value,
+                    &Status::ALL,
+                    Status::as_str,
+                    &mut out,
+                )
+            {
+                query.status = status;
+            }
+            if let Some(text) = reader.optional_str("policyType", &mut out) {
+                if is_policy_type(text) {
+                    query.policy_type = Some(text.to_owned());
+                } else {
+                    out.push(Violation::new(
+                        "policyType",
+                        ViolationCode::InvalidFormat,
+                        "must match ^[a-z][a-z0-9_.-]{0,62}$",
+                    ));
+                }
+            }
+            if let Some(value) = reader.optional("limit") {
+                let number = match value {
+                    Value::String(text) => match text.parse::<i64>() {
+                        Ok(number) => Some(Value::from(number)),
+                        Err(_) => {
+                            out.push(Violation::new(
+                                "limit",
+                                ViolationCode::InvalidType,
+                                "must be an integer",
+                            ));
+                            None
+                        }
+                    },
+                    other => Some(other.clone()),
+                };
+                if let Some(limit) = number.and_then(|number| {
+                    expect_integer(
+                        "limit",
+                        &number,
+                        1,
+                        i64::from(limits::MAX_PAGE_SIZE),
+                        &mut out,
+                    )
+                }) {
+                    query.limit = u32::try_from(limit).unwrap_or(limits::DEFAULT_PAGE_SIZE);
+                }
+            }
+            if let Some(cursor) = reader.optional_str("cursor", &mut out) {
+                query.cursor = Some(cursor.to_owned());
+            }
+            reader.finish(&mut out);
+        }
+        if out.is_empty() {
+            Ok(query)
+        } else {
+            Err(invalid("listing query", out))
+        }
+    }
+}
+
+/// Parses `{ limit? }` of an expiry sweep (1..=500, default 100).
+pub fn parse_expire_limit(input: Option<&Value>) -> Result<u32, Error> {
+    let mut out = Vec::new();
+    let mut limit = 100;
+    if let Some(mut reader) = body(input, &mut out) {
+        if let Some(value) = reader.optional("limit")
+            && let Some(parsed) = expect_integer(
+                "limit",
+                value,
+                1,
+                i64::from(limits::MAX_PAGE_SIZE),
+                &mut out,
+            )
+        {
+            limit = u32::try_from(parsed).unwrap_or(limit);
+        }
+        reader.finish(&mut out);
+    }
+    if out.is_empty() {
+        Ok(limit)
+    } else {
+        Err(invalid("expiry sweep", out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    #[test]
+    fn action_texts_are_trimmed_and_bounded() {
+        assert_eq!(parse_approve(None).unwrap(), None);
+        assert_eq!(
+            parse_approve(Some(&json!({ "comment": " ok " })))
+                .unwrap()
+                .as_deref(),
+            Some("ok")
+        );
+        assert_eq!(
+            parse_reject(Some(&json!({ "reason": "x".repeat(4000) })))
+                .unwrap()
+                .len(),
+            4000
+        );
+        let too_long = parse_reject(Some(&json!({ "reason": "x".repeat(4001) }))).unwrap_err();
+        assert_eq!(too_long.code(), ErrorCode::InvalidRequest);
+        assert!(parse_reject(Some(&json!({ "reason": "   " }))).is_err());
+        assert!(parse_reject(None).is_err());
+        assert!(parse_comment(Some(&json!({ "text": "hi", "extra": 1 }))).is_err());
+        assert!(parse_comment(Some(&json!("text"))).is_err());
+        assert!(parse_cancel(None).is_ok());
+        assert!(parse_cancel(Some(&json!({ "why": 1 }))).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(parse_idempotency_key("a").is_ok());
+        assert!(parse_idempotency_key(&"k".repeat(255)).is_ok());
+        assert!(parse_idempotency_key(&"k".repeat(256)).is_err());
+        assert!(parse_idempotency_key("").is_err());
+        assert!(parse_idempotency_key("a b").is_err());
+        assert!(parse_idempotency_key("é").is_err());
+    }
+
+    #[test]
+    fn list_queries_have_defaults_and_bounds() {
+        assert_eq!(ListQuery::parse(None).unwrap(), ListQuery::default());
+        let query = ListQuery::parse(Some(
+            &json!({ "status": "approved", "limit": "500", "policyType": "iam" }),
+        ))
+        .unwrap();
+        assert_eq!((query.status, query.limit), (Status::Approved, 500));
+        for bad in [
+            json!({ "limit": 0 }),
+            json!({ "limit": "501" }),
+            json!({ "limit": "x" }),
+            json!({ "status": "done" }),
+            json!({ "policyType": "IAM" }),
+        ] {
+            assert!(ListQuery::parse(Some(&bad)).is_err(), "{bad}");
+        }
+    }
+}
