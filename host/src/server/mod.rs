@@ -1,0 +1,1 @@
+//! The HTTP API (section 7 of the specification) and the editor.
