@@ -8,9 +8,3 @@
 //!   the native host runs in wasmtime, whose cache is served by the host.
 //!
 //! Built natively with neither feature, the crate is empty.
-
-#[cfg(feature = "js")]
-mod js;
-
-#[cfg(feature = "component")]
-mod component;
