@@ -8,3 +8,6 @@
 //!   the native host runs in wasmtime, whose cache is served by the host.
 //!
 //! Built natively with neither feature, the crate is empty.
+
+#[cfg(feature = "component")]
+mod component;

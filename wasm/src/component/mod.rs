@@ -1,0 +1,225 @@
+//! The WebAssembly component the native host runs (WIT in `wasm/wit/`).
+//!
+//! Each export builds a core [`Manager`] over the host's imports and runs one
+//! operation: the cache, the clock, the ids and the rules all come from the
+//! host ([`imports`]), and the answers are converted to WIT types in one place
+//! ([`convert`]). The core's futures never pend here (the imports are
+//! synchronous for the guest), so [`imports::block_on`] polls them once.
+
+mod convert;
+mod imports;
+
+use serde_json::Value;
+use signoff_core::{Error, ListQuery, Manager, Rules, input};
+
+use bindings::exports::signoff::engine::manager::{
+    ApprovalRequest, ChangePreview, Created, Error as WitError, ExpireReport, Guest, Page,
+    Principal, RulesInfo, Timestamp, Violation,
+};
+use imports::{HostCache, HostClock, HostIds, block_on};
+
+#[allow(
+    unsafe_code,
+    reason = "the canonical ABI glue that wit-bindgen generates is unsafe by nature"
+)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "engine",
+    });
+}
+
+/// The type that exports the `manager` interface.
+struct SignoffEngine;
+
+#[allow(
+    unsafe_code,
+    reason = "the exported canonical ABI functions that wit-bindgen generates are unsafe"
+)]
+mod export {
+    use super::SignoffEngine;
+    super::bindings::export!(SignoffEngine with_types_in super::bindings);
+}
+
+type HostManager = Manager<HostCache, HostClock, HostIds>;
+
+/// A manager over the imports, deciding with the rules the host serves.
+fn manager() -> Result<HostManager, Error> {
+    let document = bindings::signoff::engine::host::rules();
+    let rules = Rules::parse_str(&document).map_err(|violations| {
+        Error::Internal(format!(
+            "the rules in force are invalid ({} problems)",
+            violations.len()
+        ))
+    })?;
+    Ok(Manager::new(HostCache, HostClock, HostIds, rules))
+}
+
+/// Parses JSON text given by the host; text that is not JSON is the caller's
+/// mistake, reported like any other invalid input.
+fn parse_json(text: &str, what: &str) -> Result<Value, Error> {
+    serde_json::from_str(text).map_err(|error| {
+        Error::invalid(
+            format!("the {what} is not JSON"),
+            vec![signoff_core::Violation::new(
+                "",
+                signoff_core::ViolationCode::InvalidType,
+                format!("is not JSON: {error}"),
+            )],
+        )
+    })
+}
+
+fn parse_body(body: Option<&str>) -> Result<Option<Value>, Error> {
+    body.map(|text| parse_json(text, "body")).transpose()
+}
+
+/// Runs one operation to completion and converts its answer.
+fn run<T, W>(
+    operation: impl AsyncFnOnce(HostManager) -> Result<T, Error>,
+    to_wit: impl FnOnce(T) -> W,
+) -> Result<W, WitError> {
+    let outcome = manager().and_then(|manager| block_on(operation(manager)));
+    outcome.map(to_wit).map_err(convert::error)
+}
+
+impl Guest for SignoffEngine {
+    fn preview(change: String) -> Result<ChangePreview, WitError> {
+        run(
+            async |manager| {
+                let change = parse_json(&change, "change")?;
+                Ok(signoff_core::preview(&change, manager.rules()))
+            },
+            convert::preview,
+        )
+    }
+
+    fn validate_rules(document: String) -> Result<RulesInfo, Vec<Violation>> {
+        let rules = Rules::parse_str(&document).map_err(|violations| {
+            violations
+                .iter()
+                .map(convert::violation)
+                .collect::<Vec<_>>()
+        })?;
+        let normalized = serde_json::to_string(&rules).map_err(|error| {
+            vec![convert::violation(&signoff_core::Violation::new(
+                "",
+                signoff_core::ViolationCode::InvalidType,
+                format!("cannot be normalized: {error}"),
+            ))]
+        })?;
+        Ok(RulesInfo {
+            digest: rules.digest(),
+            document: normalized,
+        })
+    }
+
+    fn create(
+        change: String,
+        principal: Principal,
+        idempotency_key: Option<String>,
+    ) -> Result<Created, WitError> {
+        let principal = convert::principal(principal);
+        run(
+            async |manager| {
+                let change = parse_json(&change, "change")?;
+                manager
+                    .create(&change, &principal, idempotency_key.as_deref())
+                    .await
+            },
+            convert::created,
+        )
+    }
+
+    fn get(id: String) -> Result<Option<ApprovalRequest>, WitError> {
+        run(
+            async |manager| manager.get(&id).await,
+            |request| request.map(convert::request),
+        )
+    }
+
+    fn list(query: String) -> Result<Page, WitError> {
+        run(
+            async |manager| {
+                let query = parse_json(&query, "list query")?;
+                let query = ListQuery::parse(Some(&query))?;
+                manager.list(&query).await
+            },
+            convert::page,
+        )
+    }
+
+    fn approve(
+        id: String,
+        principal: Principal,
+        body: Option<String>,
+    ) -> Result<ApprovalRequest, WitError> {
+        let principal = convert::principal(principal);
+        run(
+            async |manager| {
+                let comment = input::parse_approve(parse_body(body.as_deref())?.as_ref())?;
+                manager.approve(&id, &principal, comment).await
+            },
+            convert::request,
+        )
+    }
+
+    fn reject(
+        id: String,
+        principal: Principal,
+        body: Option<String>,
+    ) -> Result<ApprovalRequest, WitError> {
+        let principal = convert::principal(principal);
+        run(
+            async |manager| {
+                let reason = input::parse_reject(parse_body(body.as_deref())?.as_ref())?;
+                manager.reject(&id, &principal, reason).await
+            },
+            convert::request,
+        )
+    }
+
+    fn cancel(
+        id: String,
+        principal: Principal,
+        body: Option<String>,
+    ) -> Result<ApprovalRequest, WitError> {
+        let principal = convert::principal(principal);
+        run(
+            async |manager| {
+                input::parse_cancel(parse_body(body.as_deref())?.as_ref())?;
+                manager.cancel(&id, &principal).await
+            },
+            convert::request,
+        )
+    }
+
+    fn comment(
+        id: String,
+        principal: Principal,
+        body: Option<String>,
+    ) -> Result<ApprovalRequest, WitError> {
+        let principal = convert::principal(principal);
+        run(
+            async |manager| {
+                let text = input::parse_comment(parse_body(body.as_deref())?.as_ref())?;
+                manager.comment(&id, &principal, text).await
+            },
+            convert::request,
+        )
+    }
+
+    fn expire_due(limit: u32) -> Result<ExpireReport, WitError> {
+        run(
+            async |manager| manager.expire_due(limit).await,
+            convert::expire_report,
+        )
+    }
+
+    fn oldest_pending() -> Result<Option<Timestamp>, WitError> {
+        run(
+            async |manager| manager.oldest_pending().await,
+            |oldest| oldest.map(|time| time.as_millis()),
+        )
+    }
+}
