@@ -1,0 +1,303 @@
+// The policy editor: loads the signoff engine (the wasm-bindgen package),
+// chooses where requests live (a signoff server, or this browser in local
+// mode), keeps the sign-in, and routes between the views by the URL hash.
+
+import { ServerBackend, LocalBackend } from "./backends.js";
+import { byId, h, replace, say } from "./dom.js";
+import { setupForm } from "./form.js";
+import { setupQueue } from "./queue.js";
+import { setupRequestView } from "./request.js";
+import { setupRules } from "./rules.js";
+
+const SESSION_KEY = "signoff.session";
+const MODE_KEY = "signoff.mode";
+// The package sits at /pkg/ on the server; for static use, copy or link
+// wasm/pkg/web to www/pkg.
+const PACKAGE_URL = new URL("../pkg/signoff.js", import.meta.url);
+
+const state = {
+  engine: null,
+  mode: "server",
+  server: new ServerBackend(),
+  serverReachable: false,
+  local: null,
+  session: readSession(),
+  rules: null, // { rules, digest } of the current backend
+};
+
+function readSession() {
+  try {
+    const session = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+    return session?.token ? session : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeSession(session) {
+  state.session = session;
+  if (session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  else sessionStorage.removeItem(SESSION_KEY);
+  state.server.token = session?.token ?? null;
+}
+state.server.token = state.session?.token ?? null;
+
+function backend() {
+  return state.mode === "local" && state.local ? state.local : state.server;
+}
+
+function principal() {
+  if (state.mode === "local") return state.local?.principal ?? null;
+  return state.session?.id ? { id: state.session.id, roles: state.session.roles ?? [] } : null;
+}
+
+function banner(text, tone = "") {
+  const element = byId("banner");
+  element.hidden = !text;
+  element.className = `banner ${tone}`.trim();
+  element.textContent = text;
+}
+
+// ----- views -------------------------------------------------------------
+
+const form = setupForm({
+  engine: () => state.engine,
+  rules: () => state.rules?.rules ?? null,
+  backend,
+  principal,
+  canSubmit() {
+    if (!state.engine) return "The signoff engine has not loaded.";
+    if (state.mode === "server" && !state.session) return "Sign in before filing a request (or switch to local mode).";
+    return null;
+  },
+  created: (request) => learned(request, "create"),
+});
+
+const queue = setupQueue({ backend });
+const requestView = setupRequestView({ backend, principal, learned });
+const rulesView = setupRules({
+  engine: () => state.engine,
+  backend,
+  principal,
+  rulesState: () => state.rules,
+  rulesSaved(saved) {
+    state.rules = saved;
+    afterRulesChanged();
+  },
+});
+
+/**
+ * What a server answer teaches about the signed-in principal: the requester
+ * of a request just filed is, by definition, the token's principal.
+ */
+function learned(request, action) {
+  if (state.mode !== "server" || !state.session || action !== "create") return;
+  if (request.requestedBy && request.requestedBy !== state.session.id) {
+    const before = state.session.id;
+    writeSession({ ...state.session, id: request.requestedBy });
+    renderWho();
+    banner(`The server knows this token as ${request.requestedBy}${before ? ` (not ${before})` : ""}; the editor now uses that id.`);
+  }
+}
+
+function afterRulesChanged() {
+  const types = state.rules?.rules?.policyTypes ?? [];
+  replace(byId("policy-types"), types.map((type) => h("option", { value: type })));
+  form.validate();
+  rulesView.render();
+}
+
+// ----- who is acting -------------------------------------------------------
+
+function renderWho() {
+  const who = byId("who");
+  const localWho = byId("local-who");
+  const navSignin = byId("nav-signin");
+  if (state.mode === "local") {
+    replace(who);
+    localWho.hidden = !state.local;
+    navSignin.textContent = "Local data";
+    return;
+  }
+  localWho.hidden = true;
+  navSignin.textContent = state.session ? "Account" : "Sign in";
+  if (state.session) {
+    const roles = state.session.roles?.length ? ` (${state.session.roles.join(", ")})` : "";
+    replace(who, "Signed in as ", h("strong", { id: "who-id" }, state.session.id), h("span", { class: "roles" }, roles), " ",
+      h("button", { type: "button", class: "secondary", id: "header-signout", onclick: signOut }, "Sign out"));
+  } else {
+    replace(who, h("a", { href: "#signin" }, "Sign in"));
+  }
+}
+
+function renderLocalPrincipals() {
+  const select = byId("local-principal");
+  const list = byId("local-principals");
+  if (!state.local) return;
+  replace(select, state.local.principals.map((p) => h("option", { value: p.id }, `${p.id} (${p.roles.join(", ")})`)));
+  select.value = state.local.principal.id;
+  replace(list, state.local.principals.map((p) => h("li", {}, h("strong", {}, p.id), ` — ${p.roles.join(", ")}`)));
+}
+
+byId("local-principal").addEventListener("change", (event) => {
+  state.local.actAs(event.target.value);
+  requestView.refresh();
+  rulesView.render();
+});
+
+async function signIn(event) {
+  event.preventDefault();
+  const status = byId("signin-status");
+  const data = new FormData(event.target);
+  const token = String(data.get("token") ?? "").trim();
+  const id = String(data.get("id") ?? "").trim();
+  const roles = String(data.get("roles") ?? "").split(",").map((role) => role.trim()).filter(Boolean);
+  if (!token || !id) {
+    say(status, "Give the token and the principal id it belongs to.", "error");
+    byId(token ? "s-id" : "s-token").focus();
+    return;
+  }
+  say(status, "Checking the token with the server…");
+  try {
+    const probe = new ServerBackend({ token });
+    const rules = await probe.rules();
+    writeSession({ token, id, roles });
+    state.rules = rules;
+    byId("s-token").value = "";
+    say(status, `Signed in as ${id}. The server accepted the token.`, "ok");
+    renderWho();
+    afterRulesChanged();
+  } catch (error) {
+    say(status, error.code === "unauthenticated"
+      ? "The server refused this token (unauthenticated)."
+      : `The token could not be checked: ${error.message} (${error.code}).`, "error");
+  }
+}
+
+function signOut() {
+  writeSession(null);
+  if (state.mode === "server") state.rules = null;
+  say(byId("signin-status"), "Signed out.", "ok");
+  renderWho();
+  afterRulesChanged();
+  requestView.refresh();
+}
+
+byId("signin-form").addEventListener("submit", signIn);
+byId("signout").addEventListener("click", signOut);
+byId("local-reset").addEventListener("click", async () => {
+  if (!state.local) return;
+  await state.local.reset();
+  state.rules = await state.local.rules();
+  afterRulesChanged();
+  say(byId("local-status"), "Local requests erased and the demo rules restored.", "ok");
+});
+
+// ----- mode -----------------------------------------------------------------
+
+async function loadRules() {
+  if (state.mode === "local") {
+    state.rules = state.local ? await state.local.rules() : null;
+    return;
+  }
+  if (!state.session) {
+    state.rules = null;
+    return;
+  }
+  try {
+    state.rules = await state.server.rules();
+  } catch (error) {
+    state.rules = null;
+    if (error.code === "unauthenticated") {
+      writeSession(null);
+      banner("Your session's token is no longer accepted: sign in again.", "error");
+    } else {
+      banner(`The rules could not load: ${error.message} (${error.code}).`, "error");
+    }
+  }
+}
+
+async function setMode(mode) {
+  if (mode === "server" && !state.serverReachable) {
+    banner("No signoff server answers at this address, so only local mode is available.", "error");
+    mode = "local";
+  }
+  state.mode = mode;
+  sessionStorage.setItem(MODE_KEY, mode);
+  byId(`mode-${mode}`).checked = true;
+  byId("signin-server").hidden = mode !== "server";
+  byId("signin-local").hidden = mode !== "local";
+  if (mode === "local" && !state.local && state.engine) {
+    try {
+      state.local = await LocalBackend.open(state.engine);
+    } catch (error) {
+      banner(`Local mode could not open its browser storage: ${error.message}`, "error");
+    }
+  }
+  renderLocalPrincipals();
+  renderWho();
+  await loadRules();
+  afterRulesChanged();
+  await route();
+}
+
+for (const radio of document.querySelectorAll('input[name="mode"]')) {
+  radio.addEventListener("change", (event) => {
+    banner("");
+    setMode(event.target.value);
+  });
+}
+
+// ----- routing --------------------------------------------------------------
+
+const VIEWS = ["new", "queue", "request", "rules", "signin"];
+
+async function route({ focus = false } = {}) {
+  const hash = decodeURIComponent(location.hash.slice(1));
+  const [name, ...rest] = hash.split("/");
+  const view = VIEWS.includes(name) ? name : "new";
+  for (const candidate of VIEWS) byId(`view-${candidate}`).hidden = candidate !== view;
+  for (const link of document.querySelectorAll(".tabs a")) {
+    if (link.dataset.route === view || (view === "request" && link.dataset.route === "queue")) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (view !== "request") requestView.hide();
+  if (focus) byId(`${view}-heading`).focus();
+  if (view === "queue") await queue.load();
+  if (view === "request") await requestView.show(rest.join("/"));
+  if (view === "rules") rulesView.render();
+}
+
+window.addEventListener("hashchange", () => route({ focus: true }));
+
+// ----- start ----------------------------------------------------------------
+
+async function loadEngine() {
+  const engine = await import(PACKAGE_URL.href);
+  await engine.default();
+  return engine;
+}
+
+async function start() {
+  route();
+  const reachable = location.protocol.startsWith("http") ? state.server.reachable() : Promise.resolve(false);
+  try {
+    state.engine = await loadEngine();
+    byId("engine-status").textContent = "signoff engine: loaded (WebAssembly)";
+  } catch (error) {
+    byId("engine-status").textContent = "signoff engine: failed to load";
+    replace(byId("validation-summary"), "The signoff engine could not load, so nothing can be checked here.");
+    banner(`The signoff engine could not load from ${PACKAGE_URL.pathname}: ${error.message}`, "error");
+  }
+  state.serverReachable = await reachable;
+  const saved = sessionStorage.getItem(MODE_KEY);
+  await setMode(saved === "local" || !state.serverReachable ? "local" : "server");
+  if (!state.serverReachable) {
+    byId("mode-server").disabled = true;
+    banner("No signoff server answers at this address: the editor runs in local mode, with requests kept in this browser.");
+  }
+  performance.mark("signoff:ready");
+  document.documentElement.dataset.ready = state.engine ? "true" : "failed";
+}
+
+start();

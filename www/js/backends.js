@@ -1,0 +1,273 @@
+// The two places requests can live: the signoff server (HTTP API, SPEC
+// section 7) and this browser (the JS ApprovalManager over IndexedDB). Both
+// answer the same methods, so the views do not care which one they talk to.
+// Failures are `SignoffError`s carrying the stable `code` and, for invalid
+// input, `details` (the validation items).
+
+import { IndexedDbCache } from "./idb-cache.js";
+import { DEMO_RULES, DEMO_PRINCIPALS } from "./demo.js";
+
+/** An error with a stable signoff code. */
+export class SignoffError extends Error {
+  constructor(code, message, { details = null, status = null, retryAfter = null } = {}) {
+    super(message);
+    this.name = "SignoffError";
+    this.code = code;
+    this.details = details;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The validation items of an `invalid_request`, or an empty list. */
+  get items() {
+    return Array.isArray(this.details) ? this.details : [];
+  }
+}
+
+/** Turns whatever an engine or fetch threw into a SignoffError. */
+export function asSignoffError(error) {
+  if (error instanceof SignoffError) return error;
+  if (error && typeof error === "object" && typeof error.code === "string") {
+    const retryAfter = error.details?.retryAfterSeconds ?? null;
+    return new SignoffError(error.code, error.message ?? String(error), { details: error.details ?? null, retryAfter });
+  }
+  return new SignoffError("internal", error?.message ?? String(error));
+}
+
+function stripQuotes(etag) {
+  if (!etag) return null;
+  return etag.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+}
+
+/** The HTTP API of a signoff server at `base` (same origin by default). */
+export class ServerBackend {
+  constructor({ base = "", token = null } = {}) {
+    this.kind = "server";
+    this.base = base;
+    this.token = token;
+  }
+
+  async call(method, path, { body, headers = {} } = {}) {
+    const init = { method, headers: { Accept: "application/json", ...headers } };
+    if (this.token) init.headers.Authorization = `Bearer ${this.token}`;
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(this.base + path, init);
+    } catch (error) {
+      throw new SignoffError("unavailable", `the server could not be reached (${error.message})`);
+    }
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const error = data?.error;
+      const retryAfter = Number(response.headers.get("Retry-After")) || error?.details?.retryAfterSeconds || null;
+      throw new SignoffError(
+        error?.code ?? (response.status === 401 ? "unauthenticated" : "internal"),
+        error?.message ?? `the server answered ${response.status} ${response.statusText}`,
+        { details: error?.details ?? null, status: response.status, retryAfter },
+      );
+    }
+    return { data, response };
+  }
+
+  /** Whether a signoff server answers at this origin (GET /healthz). */
+  async reachable() {
+    try {
+      const response = await fetch(`${this.base}/healthz`, { cache: "no-store" });
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  /** `{ rules, digest }`: the rules in force and their digest (the ETag). */
+  async rules() {
+    const { data, response } = await this.call("GET", "/v1/rules");
+    return { rules: data, digest: stripQuotes(response.headers.get("ETag")) };
+  }
+
+  /** Replaces the rules when `digest` is still the one in force. */
+  async putRules(rules, digest) {
+    const headers = { "If-Match": digest ? `"${digest}"` : "*" };
+    const { data, response } = await this.call("PUT", "/v1/rules", { body: rules, headers });
+    const newDigest = stripQuotes(response.headers.get("ETag"));
+    return { rules: data && data.levels ? data : rules, digest: newDigest };
+  }
+
+  async create(change, { idempotencyKey } = {}) {
+    const headers = idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {};
+    return (await this.call("POST", "/v1/requests", { body: change, headers })).data;
+  }
+
+  async list({ status, policyType, limit, cursor } = {}) {
+    const query = new URLSearchParams();
+    if (status) query.set("status", status);
+    if (policyType) query.set("policyType", policyType);
+    if (limit) query.set("limit", String(limit));
+    if (cursor) query.set("cursor", cursor);
+    const { data } = await this.call("GET", `/v1/requests?${query}`);
+    return { items: data.items ?? [], nextCursor: data.nextCursor ?? null };
+  }
+
+  async get(id) {
+    return (await this.call("GET", `/v1/requests/${encodeURIComponent(id)}`)).data;
+  }
+
+  async approve(id, { comment } = {}) {
+    const body = comment ? { comment } : {};
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/approve`, { body })).data;
+  }
+
+  async reject(id, { reason }) {
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/reject`, { body: { reason } })).data;
+  }
+
+  async cancel(id) {
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/cancel`)).data;
+  }
+
+  async comment(id, { text }) {
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/comments`, { body: { text } })).data;
+  }
+}
+
+const RULES_KEY = "signoff.local.rules";
+const PRINCIPAL_KEY = "signoff.local.principal";
+
+/**
+ * Local mode: the signoff engine (wasm) in this page over an IndexedDB
+ * cache, with demo rules (editable, kept in localStorage) and demo
+ * principals to act as. No server, no token.
+ */
+export class LocalBackend {
+  /** Opens the local store; `engine` is the imported JS package. */
+  static async open(engine, { database = "signoff-local" } = {}) {
+    const cache = await IndexedDbCache.open(database);
+    return new LocalBackend(engine, cache);
+  }
+
+  constructor(engine, cache) {
+    this.kind = "local";
+    this.engine = engine;
+    this.cache = cache;
+    this.principals = DEMO_PRINCIPALS;
+    this.principal = this.principals.find((p) => p.id === localStorage.getItem(PRINCIPAL_KEY)) ?? this.principals[0];
+    this.currentRules = this.loadRules();
+    this.manager = this.makeManager(this.currentRules);
+  }
+
+  loadRules() {
+    const saved = localStorage.getItem(RULES_KEY);
+    if (saved) {
+      try {
+        const rules = JSON.parse(saved);
+        if (this.engine.validateRules(rules).length === 0) return rules;
+      } catch {
+        // Unreadable saved rules fall back to the demo rules below.
+      }
+    }
+    return structuredClone(DEMO_RULES);
+  }
+
+  makeManager(rules) {
+    return new this.engine.ApprovalManager({
+      rules,
+      cache: this.cache,
+      clock: () => Date.now(),
+      ids: () => crypto.randomUUID(),
+    });
+  }
+
+  /** Chooses the demo principal to act as. */
+  actAs(id) {
+    const principal = this.principals.find((p) => p.id === id);
+    if (!principal) throw new SignoffError("not_found", `no demo principal \`${id}\``);
+    this.principal = principal;
+    localStorage.setItem(PRINCIPAL_KEY, id);
+  }
+
+  async run(body) {
+    try {
+      return await body();
+    } catch (error) {
+      throw asSignoffError(error);
+    }
+  }
+
+  async rules() {
+    return { rules: this.currentRules, digest: this.digest() };
+  }
+
+  digest() {
+    const digest = this.manager.rulesDigest;
+    return typeof digest === "function" ? digest.call(this.manager) : digest ?? null;
+  }
+
+  async putRules(rules) {
+    const problems = this.engine.validateRules(rules);
+    if (problems.length > 0) throw new SignoffError("invalid_request", "the rules are invalid", { details: problems });
+    this.manager = this.makeManager(rules);
+    this.currentRules = rules;
+    localStorage.setItem(RULES_KEY, JSON.stringify(rules));
+    return { rules, digest: this.digest() };
+  }
+
+  /** Restores the demo rules and erases every local request. */
+  async reset() {
+    localStorage.removeItem(RULES_KEY);
+    await this.cache.clear();
+    this.currentRules = structuredClone(DEMO_RULES);
+    this.manager = this.makeManager(this.currentRules);
+  }
+
+  create(change, { idempotencyKey } = {}) {
+    return this.run(() => this.manager.create(change, this.principal, idempotencyKey ? { idempotencyKey } : {}));
+  }
+
+  list({ status, policyType, limit, cursor } = {}) {
+    const query = {};
+    if (status) query.status = status;
+    if (policyType) query.policyType = policyType;
+    if (limit) query.limit = Number(limit);
+    if (cursor) query.cursor = cursor;
+    return this.run(async () => {
+      const page = await this.manager.list(query);
+      return { items: page.items ?? [], nextCursor: page.nextCursor ?? null };
+    });
+  }
+
+  get(id) {
+    return this.run(async () => {
+      const request = await this.manager.get(id);
+      if (!request) throw new SignoffError("not_found", `no request \`${id}\``);
+      return request;
+    });
+  }
+
+  approve(id, { comment } = {}) {
+    return this.run(() => this.manager.approve(id, this.principal, comment ? { comment } : {}));
+  }
+
+  reject(id, { reason }) {
+    return this.run(() => this.manager.reject(id, this.principal, { reason }));
+  }
+
+  cancel(id) {
+    return this.run(() => this.manager.cancel(id, this.principal));
+  }
+
+  comment(id, { text }) {
+    return this.run(() => this.manager.comment(id, this.principal, { text }));
+  }
+}

@@ -1,0 +1,50 @@
+// Shared pieces that explain rules to people: a level's stages and why a
+// change got its level.
+
+import { h } from "./dom.js";
+
+/** "3 d", "12 h", "45 min" for a number of seconds. */
+export function formatSeconds(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+/** Who may approve a stage, in words. */
+export function whoMayApprove(stage) {
+  const roles = stage.eligibleRoles ?? [];
+  const count = stage.requiredApprovals === 1 ? "1 approval" : `${stage.requiredApprovals} approvals`;
+  return roles.length === 0
+    ? `${count} from any signed-in principal`
+    : `${count} from ${roles.length === 1 ? "the role" : "the roles"} ${roles.join(", ")}`;
+}
+
+/** The stages of a level and how long a request may wait. */
+export function describeStages(level) {
+  const stages = level.stages ?? [];
+  return h("div", { class: "level-stages" },
+    stages.length === 0
+      ? h("p", {}, "No approval stages: a request at this level is approved as soon as it is filed.")
+      : [
+        h("p", {}, stages.length === 1 ? "One stage:" : `${stages.length} stages, one after another:`),
+        h("ol", {}, stages.map((stage) => h("li", {}, h("strong", {}, stage.name), ` — ${whoMayApprove(stage)}`))),
+      ],
+    h("p", { class: "muted" }, `A request may stay pending for ${formatSeconds(level.ttlSeconds)} before it expires.`));
+}
+
+/** Matched rules, the deciding rule, or that the default applied. */
+export function explanationView(explanation) {
+  if (!explanation) return null;
+  const matched = explanation.matchedRules ?? [];
+  return h("div", { class: "explanation", id: "preview-explanation" },
+    h("h3", {}, "Why"),
+    h("p", { class: "summary" }, explanation.summary),
+    explanation.defaultUsed
+      ? h("p", { class: "default-used" }, "No rule matched this change, so the default level applies.")
+      : h("ul", { class: "matched-rules", "aria-label": "Matched rules" }, matched.map((item) => {
+        const deciding = item.rule === explanation.decidingRule;
+        return h("li", { class: deciding ? "deciding" : null, dataset: { rule: item.rule } },
+          `${item.rule} → ${item.level}`, deciding ? [" ", h("span", { class: "tag" }, "deciding rule")] : null);
+      })));
+}

@@ -1,0 +1,342 @@
+// The change form: collects a PolicyChange, validates it on every keystroke
+// with the engine (previewChange with the rules in force, or validateChange
+// before the rules are known), shows each problem next to its field, shows
+// the approval level and why, and files the request.
+
+import { byId, h, replace, say } from "./dom.js";
+import { describeStages, explanationView } from "./explain.js";
+
+const FIELDS = ["policyId", "policyType", "changeKind", "environment", "title", "justification", "diff", "riskScore", "priority"];
+const LABELS = {
+  policyId: "Policy id",
+  policyType: "Policy type",
+  changeKind: "Change kind",
+  environment: "Environment",
+  title: "Title",
+  justification: "Justification",
+  diff: "Diff",
+  riskScore: "Risk score",
+  priority: "Priority",
+  metadata: "Metadata",
+};
+
+const INTEGER = /^[+-]?\d+$/;
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+let rowCounter = 0;
+
+/**
+ * Wires the form. `ctx` gives `engine()`, `rules()` (the document or null),
+ * `backend()`, `principal()`, `canSubmit()` (null or a reason) and
+ * `created(request)`.
+ */
+export function setupForm(ctx) {
+  const form = byId("change-form");
+  const rowsBox = byId("metadata-rows");
+  const summary = byId("validation-summary");
+  const levelPanel = byId("level-panel");
+  const status = byId("submit-status");
+  const touched = new Set();
+  let showAll = false;
+  let lastAttempt = null; // { body, key }: a retry of the same body reuses its Idempotency-Key
+
+  function control(name) {
+    return form.elements.namedItem(name);
+  }
+
+  function addRow({ key = "", type = "string", value = "" } = {}) {
+    rowCounter += 1;
+    const id = `m${rowCounter}`;
+    const keyInput = h("input", { id: `${id}-key`, class: "meta-key", autocomplete: "off", spellcheck: "false", "aria-describedby": `${id}-err` });
+    keyInput.value = key;
+    const typeSelect = h("select", { id: `${id}-type`, class: "meta-type" },
+      h("option", { value: "string" }, "text"),
+      h("option", { value: "number" }, "number"),
+      h("option", { value: "boolean" }, "true/false"));
+    typeSelect.value = type;
+    const valueBox = h("div", { class: "field" });
+    const row = h("div", { class: "meta-row", dataset: { row: id } },
+      h("div", { class: "field" }, h("label", { for: `${id}-key` }, "Key"), keyInput),
+      h("div", { class: "field" }, h("label", { for: `${id}-type` }, "Type"), typeSelect),
+      valueBox,
+      h("button", {
+        type: "button",
+        class: "secondary remove-row",
+        "aria-label": "Remove this metadata row",
+        onclick: () => {
+          const next = row.nextElementSibling ?? row.previousElementSibling;
+          row.remove();
+          validate();
+          (next?.querySelector(".meta-key") ?? byId("add-metadata")).focus();
+        },
+      }, "Remove"),
+      h("ul", { class: "field-error", id: `${id}-err` }));
+    const renderValue = (current) => {
+      const attrs = { id: `${id}-value`, class: "meta-value", "aria-describedby": `${id}-err` };
+      let input;
+      if (typeSelect.value === "boolean") {
+        input = h("select", attrs, h("option", { value: "true" }, "true"), h("option", { value: "false" }, "false"));
+        input.value = current === "false" ? "false" : "true";
+      } else {
+        input = h("input", { ...attrs, autocomplete: "off", inputmode: typeSelect.value === "number" ? "decimal" : null });
+        input.value = current;
+      }
+      replace(valueBox, h("label", { for: `${id}-value` }, "Value"), input);
+    };
+    renderValue(String(value));
+    typeSelect.addEventListener("change", () => renderValue(row.querySelector(".meta-value").value));
+    rowsBox.append(row);
+    return row;
+  }
+
+  function rows() {
+    return [...rowsBox.querySelectorAll(".meta-row")].map((row) => ({
+      row,
+      key: row.querySelector(".meta-key").value,
+      type: row.querySelector(".meta-type").value,
+      value: row.querySelector(".meta-value").value,
+    }));
+  }
+
+  /** The change as the form holds it; empty optional fields are left out. */
+  function collect() {
+    const change = {};
+    for (const name of ["policyId", "policyType", "changeKind", "environment", "title", "justification", "diff"]) {
+      const value = control(name).value;
+      if (value !== "") change[name] = value;
+    }
+    const risk = control("riskScore").value.trim();
+    if (risk !== "") change.riskScore = INTEGER.test(risk) ? Number(risk) : risk;
+    change.priority = control("priority").value;
+    const filled = rows().filter((row) => row.key !== "" || row.value !== "");
+    if (filled.length > 0) {
+      change.metadata = {};
+      for (const row of filled) {
+        let value = row.value;
+        if (row.type === "number") value = NUMBER.test(value.trim()) ? Number(value) : value;
+        if (row.type === "boolean") value = value === "true";
+        change.metadata[row.key] = value;
+      }
+    }
+    return change;
+  }
+
+  /** Problems the engine cannot see: a key given twice would be lost in JSON. */
+  function localProblems() {
+    const seen = new Map();
+    const problems = [];
+    for (const { row, key } of rows()) {
+      if (key === "") continue;
+      if (seen.has(key)) {
+        problems.push({ row, item: { path: `metadata.${key}`, code: "duplicate", message: `the key \`${key}\` is already used above` } });
+      }
+      seen.set(key, row);
+    }
+    return problems;
+  }
+
+  function rowForKey(key) {
+    // The last row with a key is the one whose value is sent.
+    const matching = rows().filter((row) => row.key === key);
+    return matching.at(-1)?.row ?? null;
+  }
+
+  function clearErrors() {
+    for (const list of form.querySelectorAll(".field-error")) list.replaceChildren();
+    for (const element of form.querySelectorAll("[aria-invalid]")) element.removeAttribute("aria-invalid");
+  }
+
+  function errorItem(item) {
+    return h("li", { dataset: { code: item.code, path: item.path } }, item.message);
+  }
+
+  /**
+   * Shows `items` next to their fields. Returns the control of the first
+   * problem, for focus. Untouched fields stay quiet unless `everything`.
+   */
+  function showErrors(items, extra, everything) {
+    clearErrors();
+    let first = null;
+    const mark = (element) => {
+      element?.setAttribute("aria-invalid", "true");
+      first ??= element;
+    };
+    for (const { row, item } of extra) {
+      row.querySelector(".field-error").append(errorItem(item));
+      mark(row.querySelector(".meta-key"));
+    }
+    for (const item of items) {
+      const path = item.path ?? "";
+      const top = path.split(/[.[]/)[0];
+      if (path.startsWith("metadata.")) {
+        const row = rowForKey(path.slice("metadata.".length));
+        if (row) {
+          if (!everything && !touched.has("metadata")) continue;
+          row.querySelector(".field-error").append(errorItem(item));
+          mark(row.querySelector(item.code === "invalid_format" ? ".meta-key" : ".meta-value"));
+          continue;
+        }
+      }
+      if (FIELDS.includes(top) || top === "metadata") {
+        if (!everything && !touched.has(top)) continue;
+        byId(`e-${top}`).append(errorItem(item));
+        mark(top === "metadata" ? rowsBox.querySelector("input") ?? byId("add-metadata") : control(top));
+      } else {
+        byId("e-form").append(errorItem({ ...item, message: path ? `${path}: ${item.message}` : item.message }));
+      }
+    }
+    return first;
+  }
+
+  function summarize(items, extra, level) {
+    const all = [...extra.map((entry) => entry.item), ...items];
+    if (all.length === 0) {
+      summary.className = "validation-summary ok";
+      replace(summary, level ? `Valid. This change needs the approval level ${level}.` : "Valid.");
+      return;
+    }
+    summary.className = "validation-summary bad";
+    replace(summary,
+      all.length === 1 ? "1 problem to fix:" : `${all.length} problems to fix:`,
+      h("ul", {}, all.map((item) => {
+        const top = (item.path ?? "").split(/[.[]/)[0];
+        const label = item.path?.startsWith("metadata.") ? `Metadata ${item.path.slice(9)}` : LABELS[top] ?? (item.path || "Change");
+        return h("li", { dataset: { code: item.code, path: item.path } }, `${label}: ${item.message}`);
+      })));
+  }
+
+  function showLevel(result, rules) {
+    if (!result.valid || !result.level) {
+      replace(levelPanel, h("p", { class: "muted" }, rules
+        ? "The approval level shows here once the change is valid."
+        : "Sign in (or use local mode) to load the rules: the approval level shows here once they are known."));
+      return;
+    }
+    const level = (rules?.levels ?? []).find((item) => item.name === result.level);
+    replace(levelPanel,
+      h("p", {}, "Approval level ", h("span", { class: "level-name", id: "preview-level" }, result.level)),
+      level ? describeStages(level) : null,
+      explanationView(result.explanation));
+  }
+
+  /** Validates the form now; returns `{ valid, first }`. */
+  function validate({ everything = showAll } = {}) {
+    const engine = ctx.engine();
+    if (!engine) return { valid: false, first: null };
+    const change = collect();
+    const rules = ctx.rules();
+    let result;
+    try {
+      result = rules
+        ? engine.previewChange(change, rules)
+        : (() => {
+          const errors = engine.validateChange(change);
+          return { valid: errors.length === 0, errors, level: null, explanation: null };
+        })();
+    } catch (error) {
+      result = { valid: false, errors: [{ path: "", code: error.code ?? "internal", message: error.message }], level: null, explanation: null };
+    }
+    const extra = localProblems();
+    const first = showErrors(result.errors ?? [], extra, everything);
+    summarize(result.errors ?? [], extra, result.valid ? result.level : null);
+    showLevel({ ...result, valid: result.valid && extra.length === 0 }, rules);
+    form.dataset.valid = String(result.valid && extra.length === 0);
+    return { valid: result.valid && extra.length === 0, first, change };
+  }
+
+  function touch(event) {
+    const target = event.target;
+    if (target.closest(".meta-row, fieldset.metadata")) touched.add("metadata");
+    else if (target.name) touched.add(target.name);
+  }
+
+  form.addEventListener("input", (event) => {
+    touch(event);
+    validate();
+  });
+  form.addEventListener("change", (event) => {
+    touch(event);
+    validate();
+  });
+  form.addEventListener("focusout", (event) => {
+    // Leaving a field you typed in, or left empty, shows its problems.
+    if (event.target.value !== undefined && event.target.matches("input, textarea, select")) {
+      touch(event);
+      validate();
+    }
+  });
+  byId("add-metadata").addEventListener("click", () => {
+    const row = addRow();
+    row.querySelector(".meta-key").focus();
+    validate();
+  });
+  form.addEventListener("reset", () => {
+    // After the browser resets the controls.
+    setTimeout(() => {
+      rowsBox.replaceChildren();
+      touched.clear();
+      showAll = false;
+      lastAttempt = null;
+      say(status, "");
+      validate();
+    });
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showAll = true;
+    const { valid, first, change } = validate({ everything: true });
+    if (!valid) {
+      say(status, "The change has problems: they are listed next to each field.", "error");
+      (first ?? summary).focus();
+      return;
+    }
+    const blocked = ctx.canSubmit();
+    if (blocked) {
+      say(status, blocked, "error");
+      return;
+    }
+    const body = JSON.stringify(change);
+    if (lastAttempt?.body !== body) lastAttempt = { body, key: crypto.randomUUID() };
+    const button = byId("submit-change");
+    button.disabled = true;
+    say(status, "Filing the request…");
+    try {
+      const request = await ctx.backend().create(change, { idempotencyKey: lastAttempt.key });
+      lastAttempt = null;
+      say(status, "");
+      status.classList.add("ok");
+      replace(status,
+        `Filed: level ${request.level}, status ${request.status}. `,
+        h("a", { href: `#request/${request.id}`, id: "created-link" }, `Open “${request.change.title}”`));
+      ctx.created(request);
+    } catch (error) {
+      const items = error.items ?? [];
+      if (items.length > 0) {
+        const firstBad = showErrors(items, localProblems(), true);
+        summarize(items, [], null);
+        firstBad?.focus();
+      }
+      const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
+      say(status, `The request was not filed: ${error.message} (${error.code}).${wait}`, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  return {
+    validate,
+    addRow,
+    /** Fills the form from a change object (used to try an example). */
+    fill(change) {
+      for (const name of FIELDS) {
+        if (change[name] !== undefined) control(name).value = String(change[name]);
+      }
+      rowsBox.replaceChildren();
+      for (const [key, value] of Object.entries(change.metadata ?? {})) {
+        addRow({ key, value, type: typeof value === "number" ? "number" : typeof value === "boolean" ? "boolean" : "string" });
+      }
+      validate();
+    },
+  };
+}

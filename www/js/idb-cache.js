@@ -1,0 +1,208 @@
+// The cache contract of signoff (SPEC section 6) over IndexedDB, for the
+// editor's local mode: the JS `ApprovalManager` keeps its requests, rate
+// buckets and ordered indexes here, so the whole workflow runs in the browser.
+//
+// Layout (one database):
+//   values   key -> { value: Uint8Array, version, expiresAt? }
+//   indexes  [index, sortKey bytes, member bytes] -> { sortKey, member }
+//   meta     "lastVersion" -> number (versions only ever grow)
+//
+// Sort keys and members are stored as UTF-8 bytes inside the key, because
+// IndexedDB compares binary keys byte by byte: the order is exactly the
+// contract's "compared as bytes; ties break by member". A commit reads its
+// checks and writes its changes in one readwrite transaction over the three
+// stores, so it is all or nothing, also across tabs.
+
+const VALUES = "values";
+const INDEXES = "indexes";
+const META = "meta";
+const LAST_VERSION = "lastVersion";
+
+const encoder = new TextEncoder();
+
+function bytes(text) {
+  return encoder.encode(String(text));
+}
+
+/** The value bytes of a put, whatever array-like form the caller uses. */
+function toBytes(value) {
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value.slice(0));
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength));
+  }
+  if (Array.isArray(value)) return Uint8Array.from(value);
+  if (typeof value === "string") return encoder.encode(value);
+  throw new TypeError("a cache value must be bytes");
+}
+
+function toNumber(version) {
+  return typeof version === "bigint" ? Number(version) : version;
+}
+
+function entryOf(item) {
+  // Accept both `{ index, entry: { sortKey, member } }` and a flat form.
+  const entry = item.entry ?? item;
+  return { index: item.index, sortKey: String(entry.sortKey), member: String(entry.member) };
+}
+
+function promised(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Opens (and on first use creates) the database called `name`. */
+export function openDatabase(name) {
+  const request = indexedDB.open(name, 1);
+  request.onupgradeneeded = () => {
+    const db = request.result;
+    db.createObjectStore(VALUES);
+    db.createObjectStore(INDEXES);
+    db.createObjectStore(META);
+  };
+  return promised(request);
+}
+
+/**
+ * A signoff cache over IndexedDB. `clock` returns epoch milliseconds and is
+ * used for TTLs; a value past its TTL reads as absent (and a check expecting
+ * absence passes); it stays on disk until a later put replaces it or the
+ * local data is erased.
+ */
+export class IndexedDbCache {
+  /** Opens the cache stored in the database `name`. */
+  static async open(name = "signoff-local", { clock = Date.now } = {}) {
+    return new IndexedDbCache(await openDatabase(name), clock);
+  }
+
+  constructor(db, clock = Date.now) {
+    this.db = db;
+    this.clock = clock;
+  }
+
+  /** Closes the database connection. */
+  close() {
+    this.db.close();
+  }
+
+  live(stored) {
+    return stored !== undefined && (stored.expiresAt === undefined || this.clock() < stored.expiresAt);
+  }
+
+  /** `{ value, version }` for `key`, or null when absent or past its TTL. */
+  async get(key) {
+    const tx = this.db.transaction(VALUES, "readonly");
+    const stored = await promised(tx.objectStore(VALUES).get(String(key)));
+    if (!this.live(stored)) return null;
+    return { value: new Uint8Array(stored.value), version: stored.version };
+  }
+
+  /**
+   * Applies `batch` atomically when every check holds: `checks` ({ key,
+   * version } where a null version means "absent"), then `deletes`, `puts`
+   * ({ key, value, ttlMs? }), `indexRemoves` and `indexAdds` ({ index, entry:
+   * { sortKey, member } }). Resolves to "committed" or "conflict".
+   */
+  commit(batch) {
+    const checks = batch.checks ?? [];
+    const puts = (batch.puts ?? []).map((put) => ({
+      key: String(put.key),
+      value: toBytes(put.value),
+      ttlMs: put.ttlMs ?? put.ttl_ms ?? null,
+    }));
+    const deletes = (batch.deletes ?? []).map(String);
+    const indexAdds = (batch.indexAdds ?? batch.index_adds ?? []).map(entryOf);
+    const indexRemoves = (batch.indexRemoves ?? batch.index_removes ?? []).map(entryOf);
+    const now = this.clock();
+
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction([VALUES, INDEXES, META], "readwrite");
+      const values = tx.objectStore(VALUES);
+      const indexes = tx.objectStore(INDEXES);
+      const meta = tx.objectStore(META);
+      let outcome = "committed";
+      tx.oncomplete = () => resolve(outcome);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => (tx.error ? reject(tx.error) : resolve(outcome));
+
+      // Every read is issued at once; IndexedDB answers them in order inside
+      // this transaction, and the writes are issued from the last answer, so
+      // nothing else can come between the checks and the writes.
+      const found = new Array(checks.length);
+      let lastVersion = 0;
+      let pending = checks.length + 1;
+      const answered = () => {
+        pending -= 1;
+        if (pending > 0) return;
+        const holds = checks.every((check, position) => {
+          const stored = found[position];
+          const current = this.live(stored) ? stored.version : null;
+          const expected = check.version === undefined || check.version === null ? null : toNumber(check.version);
+          return current === expected;
+        });
+        if (!holds) {
+          outcome = "conflict";
+          return; // nothing written; the transaction completes empty
+        }
+        for (const key of deletes) values.delete(key);
+        for (const put of puts) {
+          lastVersion += 1;
+          const stored = { value: put.value, version: lastVersion };
+          if (put.ttlMs !== null) stored.expiresAt = now + toNumber(put.ttlMs);
+          values.put(stored, put.key);
+        }
+        meta.put(lastVersion, LAST_VERSION);
+        for (const { index, sortKey, member } of indexRemoves) {
+          indexes.delete([index, bytes(sortKey), bytes(member)]);
+        }
+        for (const { index, sortKey, member } of indexAdds) {
+          indexes.put({ sortKey, member }, [index, bytes(sortKey), bytes(member)]);
+        }
+      };
+      const versionRequest = meta.get(LAST_VERSION);
+      versionRequest.onsuccess = () => {
+        lastVersion = versionRequest.result ?? 0;
+        answered();
+      };
+      checks.forEach((check, position) => {
+        const request = values.get(String(check.key));
+        request.onsuccess = () => {
+          found[position] = request.result;
+          answered();
+        };
+      });
+    });
+  }
+
+  /**
+   * Up to `limit` entries `{ sortKey, member }` of `index` strictly after
+   * `after` ({ sortKey, member }, which need not be in the index any more),
+   * in (sortKey, member) byte order.
+   */
+  async range(index, after, limit) {
+    const name = String(index);
+    // Arrays sort after binary keys, so [name, []] is above every entry of
+    // the index; [name] alone is below all of them.
+    const upper = [name, []];
+    const range = after
+      ? IDBKeyRange.bound([name, bytes(after.sortKey), bytes(after.member)], upper, true, true)
+      : IDBKeyRange.bound([name], upper, false, true);
+    const tx = this.db.transaction(INDEXES, "readonly");
+    const count = Math.max(0, Math.min(Number(limit) || 0, 2 ** 32 - 1));
+    if (count === 0) return [];
+    const rows = await promised(tx.objectStore(INDEXES).getAll(range, count));
+    return rows.map((row) => ({ sortKey: row.sortKey, member: row.member }));
+  }
+
+  /** Removes every value, index entry and version counter. */
+  async clear() {
+    const tx = this.db.transaction([VALUES, INDEXES, META], "readwrite");
+    for (const store of [VALUES, INDEXES, META]) tx.objectStore(store).clear();
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+  }
+}

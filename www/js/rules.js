@@ -1,0 +1,170 @@
+// The rules view: the document in force with its digest, and an editor that
+// validates the JSON with the engine on every keystroke, lists every problem
+// (path, code, message), and saves with If-Match so that nobody overwrites a
+// change they have not seen.
+
+import { byId, h, replace, say } from "./dom.js";
+import { formatSeconds, whoMayApprove } from "./explain.js";
+
+function conditionText(when) {
+  const parts = [];
+  if (when.policyTypes) parts.push(`type is ${when.policyTypes.join(" or ")}`);
+  if (when.changeKinds) parts.push(`kind is ${when.changeKinds.join(" or ")}`);
+  if (when.environments) parts.push(`environment is ${when.environments.join(" or ")}`);
+  if (when.policyIdPrefix !== undefined && when.policyIdPrefix !== null) parts.push(`policy id starts with “${when.policyIdPrefix}”`);
+  if (when.riskScoreAtLeast !== undefined && when.riskScoreAtLeast !== null) parts.push(`risk score ≥ ${when.riskScoreAtLeast}`);
+  if (when.priorities) parts.push(`priority is ${when.priorities.join(" or ")}`);
+  for (const [key, value] of Object.entries(when.metadata ?? {})) parts.push(`metadata ${key} = ${JSON.stringify(value)}`);
+  return parts.length ? parts.join(" and ") : "every change";
+}
+
+/** The rules document in words and tables. */
+export function rulesSummary(rules, digest) {
+  return h("div", { class: "panel", id: "rules-in-force" },
+    h("p", {}, "Digest ", h("code", { id: "rules-digest" }, digest ?? "(not reported)")),
+    h("p", {}, "Default level: ", h("strong", {}, rules.defaultLevel),
+      rules.policyTypes ? [" · allowed policy types: ", rules.policyTypes.map((type, i) => [i ? ", " : "", h("code", {}, type)])] : null,
+      rules.rateLimit
+        ? ` · at most ${rules.rateLimit.requests} new requests per ${formatSeconds(rules.rateLimit.perSeconds)} per requester${rules.rateLimit.burst ? ` (bursts of ${rules.rateLimit.burst})` : ""}`
+        : null),
+    h("table", {},
+      h("caption", {}, "Levels, least to most strict"),
+      h("thead", {}, h("tr", {}, ["Level", "Pending for", "Stages"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, rules.levels.map((level) => h("tr", {},
+        h("th", { scope: "row" }, level.name),
+        h("td", {}, formatSeconds(level.ttlSeconds)),
+        h("td", {}, level.stages.length === 0
+          ? "approved at once"
+          : h("ol", {}, level.stages.map((stage) => h("li", {}, h("strong", {}, stage.name), ` — ${whoMayApprove(stage)}`)))))))),
+    h("table", {},
+      h("caption", {}, "Rules (the strictest matching level wins)"),
+      h("thead", {}, h("tr", {}, ["Rule", "When", "Level"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, (rules.rules ?? []).map((rule) => h("tr", {},
+        h("th", { scope: "row" }, rule.name),
+        h("td", {}, conditionText(rule.when ?? {})),
+        h("td", {}, rule.level))))),
+    h("details", {}, h("summary", {}, "The document as JSON"), h("pre", { class: "diff" }, JSON.stringify(rules, null, 2))));
+}
+
+/**
+ * `ctx` gives `engine()`, `backend()`, `principal()`, `rulesState()` ({ rules,
+ * digest } or null), `reloadRules()` and `rulesSaved(state)`.
+ */
+export function setupRules(ctx) {
+  const current = byId("rules-current");
+  const status = byId("rules-status");
+  const text = byId("rules-text");
+  const problems = byId("rules-problems");
+  const save = byId("rules-save");
+  const reason = byId("rules-save-reason");
+  const saveStatus = byId("rules-save-status");
+  let dirty = false;
+
+  /** Parses and validates the editor's text: `{ document, items }`. */
+  function check() {
+    let document;
+    try {
+      document = JSON.parse(text.value);
+    } catch (error) {
+      return { document: null, items: [{ path: "", code: "invalid_type", message: `is not JSON: ${error.message}` }] };
+    }
+    const engine = ctx.engine();
+    if (!engine) return { document, items: [] };
+    try {
+      return { document, items: engine.validateRules(document) };
+    } catch (error) {
+      return { document, items: [{ path: "", code: error.code ?? "internal", message: error.message }] };
+    }
+  }
+
+  function showProblems(items) {
+    text.setAttribute("aria-invalid", items.length ? "true" : "false");
+    if (items.length === 0) {
+      replace(problems, h("p", { class: "notice ok" }, "No problems: this document can be saved."));
+      return;
+    }
+    replace(problems, h("table", { id: "rules-problem-list" },
+      h("caption", {}, items.length === 1 ? "1 problem" : `${items.length} problems`),
+      h("thead", {}, h("tr", {}, ["Path", "Code", "Message"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, items.map((item) => h("tr", { dataset: { code: item.code, path: item.path } },
+        h("td", {}, item.path || "(document)"), h("td", {}, h("code", {}, item.code)), h("td", {}, item.message))))));
+  }
+
+  function updateSave() {
+    const principal = ctx.principal();
+    const state = ctx.rulesState();
+    let why = "";
+    if (!principal) why = "Sign in as an admin to save rules.";
+    else if (!(principal.roles ?? []).includes("admin")) why = `Saving rules needs the admin role; ${principal.id} holds ${(principal.roles ?? []).join(", ") || "no role"}.`;
+    else if (!state) why = "Load the rules in force first.";
+    if (why) {
+      save.setAttribute("aria-disabled", "true");
+      reason.textContent = why;
+    } else {
+      save.removeAttribute("aria-disabled");
+      reason.textContent = "";
+    }
+  }
+
+  function fillEditor(force = false) {
+    const state = ctx.rulesState();
+    if (state && (force || !dirty)) {
+      text.value = JSON.stringify(state.rules, null, 2);
+      dirty = false;
+      showProblems(check().items);
+    }
+  }
+
+  text.addEventListener("input", () => {
+    dirty = true;
+    say(saveStatus, "");
+    showProblems(check().items);
+  });
+  byId("rules-revert").addEventListener("click", () => {
+    fillEditor(true);
+    say(saveStatus, "");
+  });
+  byId("rules-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (save.getAttribute("aria-disabled") === "true") return;
+    const { document, items } = check();
+    showProblems(items);
+    if (items.length > 0) {
+      say(saveStatus, "Fix the problems listed above first.", "error");
+      text.focus();
+      return;
+    }
+    save.setAttribute("aria-disabled", "true");
+    say(saveStatus, "Saving…");
+    try {
+      const state = await ctx.backend().putRules(document, ctx.rulesState()?.digest);
+      dirty = false;
+      ctx.rulesSaved(state);
+      say(saveStatus, `Saved. The new digest is ${state.digest ?? "(not reported)"}.`, "ok");
+    } catch (error) {
+      if (error.items?.length) showProblems(error.items);
+      const hint = error.code === "precondition_failed"
+        ? " Someone changed the rules since you loaded them: revert to see theirs, then apply your edit again."
+        : "";
+      say(saveStatus, `Not saved: ${error.message} (${error.code}).${hint}`, "error");
+    } finally {
+      updateSave();
+    }
+  });
+
+  return {
+    /** Shows the rules in force (as the app last loaded them). */
+    render() {
+      const state = ctx.rulesState();
+      if (state) {
+        say(status, "");
+        replace(current, rulesSummary(state.rules, state.digest));
+      } else {
+        replace(current);
+        say(status, ctx.backend().kind === "server" ? "Sign in to see the rules in force." : "Loading the local rules…");
+      }
+      fillEditor();
+      updateSave();
+    },
+  };
+}
