@@ -5,6 +5,7 @@
 //! WebAssembly builds and every test suite. `cargo xtask serve` builds what the
 //! server needs and starts it in development mode.
 
+mod browser;
 mod tools;
 
 use std::process::ExitCode;
@@ -16,8 +17,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
+        Some("browser") => browser::test(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | wasm-targets>");
+            eprintln!("usage: cargo xtask <ci | wasm-targets | browser>");
             return ExitCode::from(2);
         }
     };

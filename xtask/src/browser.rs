@@ -1,0 +1,46 @@
+//! The browser tests of the policy editor (`www/`): Playwright (`playwright-core`
+//! from npm) drives Debian's chromium against the real server, which the tests
+//! start on a free loopback port with `signoff serve --dev`, and against the
+//! editor served as static files for local mode.
+
+use std::process::Command;
+
+use crate::tools::{self, Result, cargo, root, run};
+
+/// Installs chromium and the npm packages when missing, builds the server,
+/// then runs `node --test` in `www/tests`. The JS package must already be in
+/// `wasm/pkg/web` (`cargo xtask js` builds it; `ci` runs that step earlier).
+pub fn test() -> Result {
+    tools::ensure_apt("chromium", &["chromium", "chromium-driver"])?;
+    let tests = root().join("www").join("tests");
+    let install = if tests.join("package-lock.json").is_file() {
+        "ci"
+    } else {
+        "install"
+    };
+    run(Command::new("npm")
+        .args([install, "--no-audit", "--no-fund"])
+        .current_dir(&tests))?;
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "signoff-host",
+        "--bin",
+        "signoff",
+    ])?;
+    let package = root()
+        .join("wasm")
+        .join("pkg")
+        .join("web")
+        .join("signoff.js");
+    if !package.is_file() {
+        return Err(format!(
+            "{} is missing: build the JS package with `cargo xtask js` first",
+            package.display()
+        ));
+    }
+    run(Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .current_dir(&tests))
+}
