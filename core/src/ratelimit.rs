@@ -38,25 +38,28 @@ pub fn take(limit: &RateLimit, stored: Option<Bucket>, now: Timestamp) -> Decisi
     let capacity = u128::from(limit.capacity()) * SCALE;
     let per_ms = u128::from(limit.per_seconds) * 1000;
     let requests = u128::from(limit.requests);
-    let tokens = match stored {
-        None => capacity,
-        Some(bucket) => {
-            let held = u128::from(bucket.micro_tokens).min(capacity);
-            let elapsed = u128::try_from(now.as_millis().saturating_sub(bucket.at)).unwrap_or(0);
-            let refill = elapsed.saturating_mul(requests).saturating_mul(SCALE) / per_ms;
-            held.saturating_add(refill).min(capacity)
-        }
+    let (held, elapsed) = match stored {
+        None => (capacity, 0),
+        Some(bucket) => (
+            u128::from(bucket.micro_tokens).min(capacity),
+            u128::try_from(now.as_millis().saturating_sub(bucket.at)).unwrap_or(0),
+        ),
     };
+    let refill = elapsed.saturating_mul(requests).saturating_mul(SCALE) / per_ms;
+    let tokens = held.saturating_add(refill).min(capacity);
     if tokens >= SCALE {
         Decision::Allowed(Bucket {
             micro_tokens: u64::try_from(tokens - SCALE).unwrap_or(u64::MAX),
             at: now.as_millis(),
         })
     } else {
-        // Milliseconds until one token, rounded up, then seconds rounded up.
-        let missing = SCALE - tokens;
+        // The exact milliseconds until one token, from the stored state rather
+        // than from the truncated refill (which would add a spurious second
+        // when the token is due on a whole second), then seconds rounded up.
+        // `held < SCALE` here, and the exact wait is positive.
         let rate = requests * SCALE;
-        let wait_ms = (missing * per_ms).div_ceil(rate);
+        let since_stored_ms = ((SCALE - held) * per_ms).div_ceil(rate);
+        let wait_ms = since_stored_ms.saturating_sub(elapsed);
         let seconds = u64::try_from(wait_ms.div_ceil(1000)).unwrap_or(u64::MAX);
         Decision::Limited {
             retry_after_seconds: seconds.max(1),
@@ -123,6 +126,29 @@ mod tests {
         );
         assert!(matches!(
             take(&limit, bucket, at(30_000)),
+            Decision::Allowed(_)
+        ));
+    }
+
+    #[test]
+    fn a_token_due_on_a_whole_second_is_not_rounded_past_it() {
+        // One token an hour, asked 2 s after the last one: due in exactly 3598 s.
+        let limit = limit(1, 3600, None);
+        let bucket = drain(&limit, None, at(0), 1);
+        assert_eq!(
+            take(&limit, bucket, at(2_000)),
+            Decision::Limited {
+                retry_after_seconds: 3598
+            }
+        );
+        assert_eq!(
+            take(&limit, bucket, at(2_001)),
+            Decision::Limited {
+                retry_after_seconds: 3598
+            }
+        );
+        assert!(matches!(
+            take(&limit, bucket, at(3_600_000)),
             Decision::Allowed(_)
         ));
     }
