@@ -363,7 +363,8 @@ impl Rules {
     }
 
     /// The lowercase hex SHA-256 of the document's canonical JSON: keys sorted,
-    /// no whitespace, absent and `null` fields omitted, defaults filled in.
+    /// no whitespace, absent and `null` fields omitted, defaults filled in,
+    /// whole numbers written as integers.
     pub fn digest(&self) -> String {
         let value = serde_json::to_value(self).unwrap_or(Value::Null);
         let mut canonical = String::new();
@@ -412,7 +413,22 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::Number(number) => out.push_str(&canonical_number(number)),
         scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// A number as the canonical form writes it: a whole float within the range
+/// where every integer is exact (|n| < 2^53) is written as an integer. A
+/// JavaScript caller cannot tell `5` from `5.0`, so neither may a digest or an
+/// idempotency comparison, or the builds would disagree.
+fn canonical_number(number: &serde_json::Number) -> String {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match number.as_f64() {
+        Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < EXACT => {
+            format!("{}", float as i64)
+        }
+        _ => number.to_string(),
     }
 }
 
@@ -878,6 +894,23 @@ mod tests {
         let mut changed = sample();
         changed["defaultLevel"] = json!("auto");
         assert_ne!(Rules::parse(&changed).unwrap().digest(), a.digest());
+    }
+
+    #[test]
+    fn canonical_json_writes_whole_numbers_as_integers() {
+        assert_eq!(
+            canonical_json(&json!({ "b": 5.0, "a": [1, -0.0, 2.5, 1e300] })),
+            canonical_json(&json!({ "a": [1.0, 0, 2.5, 1e300], "b": 5 }))
+        );
+        assert_eq!(canonical_json(&json!({ "n": 5.0 })), r#"{"n":5}"#);
+        let mut whole = sample();
+        whole["rules"][2]["when"]["metadata"] = json!({ "tier": 1.0 });
+        let mut integer = sample();
+        integer["rules"][2]["when"]["metadata"] = json!({ "tier": 1 });
+        assert_eq!(
+            Rules::parse(&whole).unwrap().digest(),
+            Rules::parse(&integer).unwrap().digest()
+        );
     }
 
     #[test]
