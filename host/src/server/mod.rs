@@ -1,1 +1,312 @@
 //! The HTTP API (section 7 of the specification) and the editor.
+//!
+//! [`run`] serves a [`Config`] on a listener until a shutdown future
+//! completes, so tests bind `127.0.0.1:0` and the `signoff` binary is a thin
+//! wrapper. The layers, from the outside in: a panic guard answering a generic
+//! JSON 500, the `x-request-id` (kept from the caller or generated, and echoed
+//! back), logs and metrics of every call, JSON bodies for every error status,
+//! the request timeout, and the bounded body reader. Then the router: the
+//! `/v1` routes, `/metrics`, `/healthz`, `/readyz`, the JS package at `/pkg/`
+//! and the editor's static files at `/`; everything else is a JSON 404, and a
+//! known route called with another method a JSON 405.
+
+mod api;
+pub mod auth;
+mod body;
+pub mod cli;
+pub mod demo;
+pub mod error;
+mod metrics;
+pub mod sweeper;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use signoff_core::{ErrorCode, Rules};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+
+use self::api::AppState;
+pub use self::auth::Principals;
+pub use self::body::MAX_BODY_BYTES;
+use self::error::{ApiError, code_of_status};
+use self::metrics::Metrics;
+pub use self::sweeper::SweepConfig;
+use crate::engine::{Engine, EngineOptions};
+
+/// The editor's files, found at build time; `--www-dir` overrides it.
+pub const DEFAULT_WWW_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
+/// The JS package served at `/pkg/`; `--pkg-dir` overrides it.
+pub const DEFAULT_PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../wasm/pkg/web");
+
+/// Everything the server needs to run.
+#[derive(Debug)]
+pub struct Config {
+    /// The rules in force at start (unless the cache holds newer ones).
+    pub rules: Rules,
+    /// Who may call.
+    pub principals: Principals,
+    /// Redis URL; `None` for the embedded in-memory cache.
+    pub redis_url: Option<String>,
+    /// Prefix of every cache key.
+    pub key_prefix: String,
+    /// The editor's static files, served at `/`.
+    pub www_dir: PathBuf,
+    /// The JS package, served at `/pkg/`.
+    pub pkg_dir: PathBuf,
+    /// The longest a call may take before it is answered `503 unavailable`.
+    pub request_timeout: Duration,
+    /// The expiry sweeper's pace.
+    pub sweep: SweepConfig,
+}
+
+impl Config {
+    /// A configuration with the defaults: in-memory cache, key prefix
+    /// `signoff:`, 30 s timeout, one sweep a second.
+    pub fn new(rules: Rules, principals: Principals) -> Self {
+        Self {
+            rules,
+            principals,
+            redis_url: None,
+            key_prefix: "signoff:".to_owned(),
+            www_dir: PathBuf::from(DEFAULT_WWW_DIR),
+            pkg_dir: PathBuf::from(DEFAULT_PKG_DIR),
+            request_timeout: Duration::from_secs(30),
+            sweep: SweepConfig::default(),
+        }
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The engine (or its cache) could not start.
+    #[error("the engine could not start: {0}")]
+    Engine(String),
+    /// The listener failed.
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then lets the
+/// calls in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let engine = Engine::start(EngineOptions {
+        redis_url: config.redis_url.clone(),
+        key_prefix: config.key_prefix.clone(),
+        rules: config.rules.clone(),
+    })
+    .await
+    .map_err(|error| ServerError::Engine(format!("{error:#}")))?;
+    let state = AppState {
+        engine: Arc::new(engine),
+        principals: Arc::new(config.principals),
+        metrics: Arc::new(Metrics::new()),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(
+        Arc::clone(&state.engine),
+        Arc::clone(&state.metrics),
+        config.sweep,
+        stopped.clone(),
+    ));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let app = router(
+        state,
+        &config.www_dir,
+        &config.pkg_dir,
+        config.request_timeout,
+    );
+    let mut graceful = stopped;
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "listening");
+    }
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        })
+        .await;
+    let _ = sweeper.await;
+    tracing::info!("stopped");
+    served.map_err(ServerError::Io)
+}
+
+fn router(
+    state: AppState,
+    www_dir: &std::path::Path,
+    pkg_dir: &std::path::Path,
+    timeout: Duration,
+) -> Router {
+    let not_found = || {
+        tower::service_fn(|_request: Request| async {
+            Ok::<_, std::convert::Infallible>(ApiError::no_route().into_response())
+        })
+    };
+    let editor = ServeDir::new(www_dir)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(not_found());
+    let package = ServeDir::new(pkg_dir)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(not_found());
+    let metrics = Arc::clone(&state.metrics);
+    Router::new()
+        .route("/v1/requests", post(api::create).get(api::list))
+        .route("/v1/requests/{id}", get(api::get_request))
+        .route("/v1/requests/{id}/approve", post(api::approve))
+        .route("/v1/requests/{id}/reject", post(api::reject))
+        .route("/v1/requests/{id}/cancel", post(api::cancel))
+        .route("/v1/requests/{id}/comments", post(api::comment))
+        .route("/v1/preview", post(api::preview))
+        .route("/v1/rules", get(api::get_rules).put(api::put_rules))
+        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/v1", axum::routing::any(api::no_route))
+        .route("/v1/{*rest}", axum::routing::any(api::no_route))
+        .nest_service("/pkg", package)
+        .fallback_service(editor)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panicked))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn_with_state(metrics, observe))
+                .layer(middleware::map_response(json_errors))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    timeout,
+                ))
+                .layer(middleware::from_fn(body::buffer)),
+        )
+}
+
+/// The last resort: a panic anywhere answers a generic JSON 500.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!(panic = %detail, "a handler panicked");
+    ApiError::internal().into_response()
+}
+
+/// Gives every error status a JSON error body, whoever produced it (static
+/// files, the timeout, the HTTP stack's own rejections).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|text| text.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = code_of_status(status);
+    let error = match code {
+        ErrorCode::Unavailable => ApiError::new(
+            code,
+            "the request timed out or the server is unavailable; retry later",
+        ),
+        ErrorCode::Internal => ApiError::internal(),
+        ErrorCode::NotFound => ApiError::no_route(),
+        _ => ApiError::new(
+            code,
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned(),
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    let mut fresh = error.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    *fresh.headers_mut() = parts.headers;
+    *fresh.status_mut() = status;
+    fresh.extensions_mut().insert(code);
+    fresh
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Logs and measures every call: one JSON line with the request id, method,
+/// route template, path, status and latency (never a header, so never a
+/// token).
+async fn observe(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    match response.extensions().get::<ErrorCode>() {
+        Some(ErrorCode::RateLimited) => metrics.rate_limited(),
+        Some(ErrorCode::InvalidRequest) => metrics.invalid(),
+        _ => {}
+    }
+    metrics.http(method, &route, status, elapsed.as_secs_f64());
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|code| code.as_str());
+    if status >= 500 {
+        tracing::warn!(
+            request_id, method, route, path, status, latency_ms, code, "request"
+        );
+    } else {
+        tracing::info!(
+            request_id, method, route, path, status, latency_ms, code, "request"
+        );
+    }
+    response
+}

@@ -1,0 +1,410 @@
+//! The handlers of the `/v1` routes, `/metrics` and the health checks.
+//!
+//! Each handler checks in the order of the specification's "which error
+//! wins": it authenticates first, then reads the body (content type, size,
+//! syntax), then lets the engine decide, which checks the body's fields before
+//! it looks at the stored request.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use signoff_core::{
+    ApprovalRequest, Error, ErrorCode, Status, Timestamp, Violation, ViolationCode,
+};
+
+use super::auth::Principals;
+use super::body::Payload;
+use super::error::ApiError;
+use super::metrics::{Metrics, Outcome};
+use crate::engine::{Engine, ReplaceRulesError};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Who may call.
+    pub principals: Arc<Principals>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The role that may replace the rules.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// The query parameters of `GET /v1/requests`.
+const LIST_PARAMETERS: [&str; 4] = ["status", "policyType", "limit", "cursor"];
+
+fn etag(digest: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{digest}\"")).ok()
+}
+
+fn id_of(path: Result<Path<String>, PathRejection>) -> String {
+    // An id that is not even a string cannot name a request: let the engine
+    // answer `not_found` after it has judged the body.
+    path.map(|Path(id)| id).unwrap_or_default()
+}
+
+/// The `Idempotency-Key` header as text; several headers are joined so the
+/// engine refuses them as one malformed key.
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    let values: Vec<String> = headers
+        .get_all("idempotency-key")
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// `POST /v1/requests`.
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    payload: Payload,
+) -> ApiResult {
+    let principal = state.principals.authenticate(&headers)?;
+    let change = payload.required_json(&headers, "the change to file")?;
+    let key = idempotency_key(&headers);
+    let created = state
+        .engine
+        .create(&change, &principal, key.as_deref())
+        .await?;
+    if !created.replayed {
+        state.metrics.created(&created.request);
+    }
+    let mut response = (StatusCode::CREATED, Json(&created.request)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/requests/{}", created.request.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if created.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `GET /v1/requests?status=&policyType=&limit=&cursor=`.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult {
+    state.principals.authenticate(&headers)?;
+    let Ok(Query(pairs)) = query else {
+        return Err(ApiError::invalid_one(
+            "the query string is malformed",
+            "",
+            ViolationCode::InvalidFormat,
+            "is not a valid query string",
+        ));
+    };
+    let mut problems = Vec::new();
+    let mut object = Map::new();
+    for (name, value) in pairs {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            problems.push(Violation::new(
+                name,
+                ViolationCode::UnknownField,
+                "is not a parameter of this listing (status, policyType, limit, cursor)",
+            ));
+        } else if object.contains_key(&name) {
+            problems.push(Violation::new(
+                name,
+                ViolationCode::Duplicate,
+                "is given twice",
+            ));
+        } else if !value.is_empty() {
+            // An empty value (`?status=`) means the parameter is absent.
+            object.insert(name, Value::String(value));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid("the listing query is invalid", problems));
+    }
+    let page = state.engine.list(&Value::Object(object)).await?;
+    Ok(Json(page).into_response())
+}
+
+/// `GET /v1/requests/{id}`.
+pub async fn get_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    state.principals.authenticate(&headers)?;
+    let id = id_of(path);
+    match state.engine.get(&id).await? {
+        Some(request) => Ok(Json(request).into_response()),
+        None => Err(Error::NotFound(id).into()),
+    }
+}
+
+/// The lifecycle actions.
+#[derive(Debug, Clone, Copy)]
+pub enum Act {
+    /// `POST /v1/requests/{id}/approve`.
+    Approve,
+    /// `POST /v1/requests/{id}/reject`.
+    Reject,
+    /// `POST /v1/requests/{id}/cancel`.
+    Cancel,
+    /// `POST /v1/requests/{id}/comments`.
+    Comment,
+}
+
+async fn act(
+    state: AppState,
+    headers: HeaderMap,
+    payload: Payload,
+    path: Result<Path<String>, PathRejection>,
+    action: Act,
+) -> ApiResult {
+    let principal = state.principals.authenticate(&headers)?;
+    let body = payload.json(&headers)?;
+    let id = id_of(path);
+    let engine = &state.engine;
+    let request = match action {
+        Act::Approve => engine.approve(&id, &principal, body.as_ref()).await,
+        Act::Reject => engine.reject(&id, &principal, body.as_ref()).await,
+        Act::Cancel => engine.cancel(&id, &principal, body.as_ref()).await,
+        Act::Comment => engine.comment(&id, &principal, body.as_ref()).await,
+    }?;
+    count_decision(&state.metrics, action, &request);
+    Ok(Json(request).into_response())
+}
+
+fn count_decision(metrics: &Metrics, action: Act, request: &ApprovalRequest) {
+    let outcome = match (action, request.status) {
+        (Act::Approve, Status::Approved) => Outcome::Approved,
+        (Act::Reject, Status::Rejected) => Outcome::Rejected,
+        (Act::Cancel, Status::Cancelled) => Outcome::Cancelled,
+        _ => return,
+    };
+    metrics.decided(outcome, request);
+}
+
+/// `POST /v1/requests/{id}/approve`.
+pub async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Payload,
+) -> ApiResult {
+    act(state, headers, payload, path, Act::Approve).await
+}
+
+/// `POST /v1/requests/{id}/reject`.
+pub async fn reject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Payload,
+) -> ApiResult {
+    act(state, headers, payload, path, Act::Reject).await
+}
+
+/// `POST /v1/requests/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Payload,
+) -> ApiResult {
+    act(state, headers, payload, path, Act::Cancel).await
+}
+
+/// `POST /v1/requests/{id}/comments`.
+pub async fn comment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Payload,
+) -> ApiResult {
+    act(state, headers, payload, path, Act::Comment).await
+}
+
+/// `POST /v1/preview`.
+pub async fn preview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    payload: Payload,
+) -> ApiResult {
+    state.principals.authenticate(&headers)?;
+    let change = payload.required_json(&headers, "the change to preview")?;
+    let preview = state.engine.preview(&change).await?;
+    Ok(Json(preview).into_response())
+}
+
+fn rules_response(document: &Value, digest: &str) -> Response {
+    let mut response = Json(document).into_response();
+    if let Some(tag) = etag(digest) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
+}
+
+/// `GET /v1/rules`.
+pub async fn get_rules(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    state.principals.authenticate(&headers)?;
+    let (document, digest) = state.engine.rules().await;
+    Ok(rules_response(&document, &digest))
+}
+
+fn precondition_failed(message: &str, current: &str) -> ApiError {
+    let error = ApiError::new(ErrorCode::PreconditionFailed, message)
+        .with_details(json!({ "currentDigest": current }));
+    match etag(current) {
+        Some(tag) => error.with_header(header::ETAG, tag),
+        None => error,
+    }
+}
+
+/// What an `If-Match` header asks for.
+enum IfMatch {
+    /// `*`: whatever is in force.
+    Any,
+    /// One of these entity tags (quotes removed; weak tags never match).
+    Tags(Vec<String>),
+}
+
+fn parse_if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    let mut tags = Vec::new();
+    let mut present = false;
+    for value in headers.get_all(header::IF_MATCH) {
+        present = true;
+        let text = value.to_str().ok()?;
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            if item == "*" {
+                return Some(IfMatch::Any);
+            }
+            if let Some(tag) = item
+                .strip_prefix('"')
+                .and_then(|rest| rest.strip_suffix('"'))
+            {
+                tags.push(tag.to_owned());
+            }
+        }
+    }
+    present.then_some(IfMatch::Tags(tags))
+}
+
+/// `PUT /v1/rules`: needs `admin` and an `If-Match`; checks run 401, 403,
+/// 412, then the body.
+pub async fn put_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    payload: Payload,
+) -> ApiResult {
+    let principal = state.principals.authenticate(&headers)?;
+    if !principal.roles.iter().any(|role| role == ADMIN_ROLE) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("replacing the rules needs the `{ADMIN_ROLE}` role"),
+        ));
+    }
+    let (_, current) = state.engine.rules().await;
+    let expected = match parse_if_match(&headers) {
+        None => {
+            return Err(precondition_failed(
+                "replacing the rules needs `If-Match: \"<digest>\"` (from GET /v1/rules) or `If-Match: *`",
+                &current,
+            ));
+        }
+        Some(IfMatch::Any) => None,
+        Some(IfMatch::Tags(tags)) => {
+            if !tags.contains(&current) {
+                return Err(precondition_failed(
+                    "the rules changed since they were read: `If-Match` is not the digest in force",
+                    &current,
+                ));
+            }
+            Some(current)
+        }
+    };
+    let document = payload.required_json(&headers, "the rules document")?;
+    match state
+        .engine
+        .replace_rules(&document, expected.as_deref())
+        .await
+    {
+        Ok(_) => {
+            let (document, digest) = state.engine.rules().await;
+            tracing::info!(actor = %principal.id, digest = %digest, "rules replaced");
+            Ok(rules_response(&document, &digest))
+        }
+        Err(ReplaceRulesError::PreconditionFailed { current }) => Err(precondition_failed(
+            "the rules changed since they were read: `If-Match` is not the digest in force",
+            &current,
+        )),
+        Err(ReplaceRulesError::Invalid(problems)) => {
+            Err(ApiError::invalid("the rules document is invalid", problems))
+        }
+        Err(ReplaceRulesError::Unavailable(detail)) => {
+            tracing::warn!(error = %detail, "rules replacement failed: cache unavailable");
+            Err(ApiError::unavailable())
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text (OpenMetrics when asked for).
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let stats = state.engine.stats().await.map_err(|error| {
+        tracing::warn!(error = %error, "metrics: pending figures unavailable");
+    });
+    let (rules, _) = state.engine.rules().await;
+    let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+    state.metrics.set_stats(stats, now, &rules);
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /readyz`: the cache answers.
+pub async fn readyz(State(state): State<AppState>) -> ApiResult {
+    if state.engine.ready().await {
+        Ok(Json(json!({ "status": "ready" })).into_response())
+    } else {
+        Err(ApiError::unavailable())
+    }
+}
+
+/// Any route that does not exist.
+pub async fn no_route() -> ApiError {
+    ApiError::no_route()
+}
+
+/// A route that exists, called with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not serve that method",
+    )
+}

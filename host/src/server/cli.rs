@@ -1,0 +1,296 @@
+//! The command line of the `signoff` binary: `signoff serve`.
+//!
+//! Every flag has an environment variable of the same meaning. Without
+//! `--dev`, the server refuses to start unless it is given `--rules` and
+//! `--principals`; with `--dev` it listens on loopback only, fills what is
+//! missing with the demo set-up of [`super::demo`] and prints the demo
+//! tokens.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use signoff_core::{Rules, Violation};
+use tokio::net::TcpListener;
+
+use super::auth::Principals;
+use super::{Config, DEFAULT_PKG_DIR, DEFAULT_WWW_DIR, ServerError, demo};
+
+/// signoff: approvals for policy changes.
+#[derive(Debug, Parser)]
+#[command(name = "signoff", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (and the editor).
+    Serve(ServeArgs),
+}
+
+/// The flags of `signoff serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SIGNOFF_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Redis URL (`redis://host:port`, or comma-separated cluster nodes);
+    /// absent: an embedded in-memory cache.
+    #[arg(long, env = "SIGNOFF_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The rules document (JSON) in force at start.
+    #[arg(long, env = "SIGNOFF_RULES", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// The principals file: a JSON array of `{ id, roles, tokenSha256 }`.
+    #[arg(long, env = "SIGNOFF_PRINCIPALS", value_name = "FILE")]
+    pub principals: Option<PathBuf>,
+    /// Demo mode: loopback only, demo rules and principals (tokens printed).
+    #[arg(long, env = "SIGNOFF_DEV")]
+    pub dev: bool,
+    /// The editor's static files, served at `/`.
+    #[arg(long, env = "SIGNOFF_WWW_DIR", value_name = "DIR", default_value = DEFAULT_WWW_DIR)]
+    pub www_dir: PathBuf,
+    /// The JS package, served at `/pkg/`.
+    #[arg(long, env = "SIGNOFF_PKG_DIR", value_name = "DIR", default_value = DEFAULT_PKG_DIR)]
+    pub pkg_dir: PathBuf,
+}
+
+/// Why `signoff serve` would not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No principals and no `--dev`.
+    #[error(
+        "refusing to start without principals: pass --principals FILE (a JSON array of \
+         {{ \"id\", \"roles\": [..], \"tokenSha256\": \"<hex sha256 of the token>\" }}), \
+         or --dev for the demo principals"
+    )]
+    NoPrincipals,
+    /// No rules and no `--dev`.
+    #[error(
+        "refusing to start without rules: pass --rules FILE (a JSON rules document), or --dev for the demo rules"
+    )]
+    NoRules,
+    /// A file could not be read.
+    #[error("cannot read `{path}`: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A file is invalid.
+    #[error("`{path}` is not a valid {what}:\n{problems}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Rules or principals.
+        what: &'static str,
+        /// One line per problem.
+        problems: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on `{address}`: {error}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// `--dev` with an address another machine could reach.
+    #[error(
+        "--dev serves well-known demo tokens and listens on loopback only; `{0}` is not a loopback address"
+    )]
+    DevNotLoopback(String),
+    /// The server failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+fn problems_text(problems: &[Violation]) -> String {
+    problems
+        .iter()
+        .map(|item| {
+            let path = if item.path.is_empty() {
+                "(document)"
+            } else {
+                item.path.as_str()
+            };
+            format!("  - {path}: {} ({})", item.message, code_name(item))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn code_name(item: &Violation) -> String {
+    serde_json::to_value(item.code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<String, StartError> {
+    std::fs::read_to_string(path).map_err(|error| StartError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// Loads the rules file named by `path`.
+pub fn load_rules(path: &Path) -> Result<Rules, StartError> {
+    Rules::parse_str(&read(path)?).map_err(|problems| StartError::Invalid {
+        path: path.to_owned(),
+        what: "rules document",
+        problems: problems_text(&problems),
+    })
+}
+
+/// Loads the principals file named by `path`.
+pub fn load_principals(path: &Path) -> Result<Principals, StartError> {
+    Principals::parse_str(&read(path)?).map_err(|problems| StartError::Invalid {
+        path: path.to_owned(),
+        what: "principals file",
+        problems: problems_text(&problems),
+    })
+}
+
+impl ServeArgs {
+    /// The configuration these flags describe, and whether the demo
+    /// principals are in use (their tokens are then printed).
+    pub fn config(&self) -> Result<(Config, bool), StartError> {
+        let rules = match (&self.rules, self.dev) {
+            (Some(path), _) => load_rules(path)?,
+            (None, true) => demo::rules().map_err(|problems| StartError::Invalid {
+                path: PathBuf::from("host/demo/rules.json"),
+                what: "rules document",
+                problems: problems_text(&problems),
+            })?,
+            (None, false) => return Err(StartError::NoRules),
+        };
+        let (principals, demo_principals) = match (&self.principals, self.dev) {
+            (Some(path), _) => (load_principals(path)?, false),
+            (None, true) => (demo::principals(), true),
+            (None, false) => return Err(StartError::NoPrincipals),
+        };
+        let mut config = Config::new(rules, principals);
+        config.redis_url = self.redis_url.clone().filter(|url| !url.trim().is_empty());
+        config.www_dir = self.www_dir.clone();
+        config.pkg_dir = self.pkg_dir.clone();
+        Ok((config, demo_principals))
+    }
+}
+
+/// Installs the JSON log subscriber (level from `RUST_LOG`, default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_span_list(false)
+        .try_init();
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: finishing the calls in flight"),
+        () = terminate => tracing::info!("SIGTERM: finishing the calls in flight"),
+    }
+}
+
+/// `signoff serve`: loads the configuration, binds, and serves until a
+/// signal.
+pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
+    let (config, demo_principals) = args.config()?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|error| StartError::Listen {
+            address: args.listen.clone(),
+            error,
+        })?;
+    let address = listener.local_addr().map_err(|error| StartError::Listen {
+        address: args.listen.clone(),
+        error,
+    })?;
+    if args.dev && !address.ip().is_loopback() {
+        return Err(StartError::DevNotLoopback(address.to_string()));
+    }
+    init_logging();
+    if args.dev {
+        let mut banner = demo::banner(&address.to_string());
+        if !demo_principals {
+            banner = format!(
+                "signoff is running in demo mode (--dev) on http://{address} with the principals of --principals\n"
+            );
+        }
+        eprint!("{banner}");
+    }
+    super::run(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["signoff", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(args) => args,
+        }
+    }
+
+    #[test]
+    fn without_dev_rules_and_principals_are_required() {
+        assert!(matches!(args(&[]).config(), Err(StartError::NoRules)));
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/rules.json");
+        assert!(matches!(
+            args(&["--rules", rules]).config(),
+            Err(StartError::NoPrincipals)
+        ));
+        let principals = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/principals.json");
+        let (config, demo) = args(&["--rules", rules, "--principals", principals])
+            .config()
+            .unwrap();
+        assert!(!demo);
+        assert_eq!(config.principals.len(), 5);
+        let (config, demo) = args(&["--dev"]).config().unwrap();
+        assert!(demo);
+        assert_eq!(config.redis_url, None);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_every_problem() {
+        let dir = std::env::temp_dir().join(format!("signoff-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("principals.json");
+        std::fs::write(&file, r#"[{ "id": "", "tokenSha256": "zz" }]"#).unwrap();
+        let error = load_principals(&file).unwrap_err().to_string();
+        assert!(error.contains("[0].id"), "{error}");
+        assert!(error.contains("[0].tokenSha256"), "{error}");
+        let missing = load_rules(&dir.join("absent.json")).unwrap_err();
+        assert!(matches!(missing, StartError::Read { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,384 @@
+//! Prometheus metrics, served at `/metrics`.
+//!
+//! Built on `prometheus-client`, the Prometheus project's own Rust client: it
+//! is maintained under the Prometheus organisation, follows OpenMetrics, has
+//! typed label sets and no global registry. Counters move as the handlers and
+//! the sweeper act; the gauges of pending work are read from the engine at
+//! scrape time, so every server sharing one Redis reports the same figures.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use signoff_core::{ApprovalRequest, Timestamp};
+
+use crate::engine::Stats;
+
+/// At most this many distinct `policy_type` label values; the others are
+/// counted as `_other` so a client cannot blow up the series count.
+const MAX_POLICY_TYPE_LABELS: usize = 256;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CreatedLabels {
+    level: String,
+    policy_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LevelLabels {
+    level: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn http_buckets() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 16,
+    ))
+}
+
+fn decision_buckets() -> Histogram {
+    Histogram::new([
+        60.0,
+        300.0,
+        900.0,
+        3600.0,
+        14_400.0,
+        43_200.0,
+        86_400.0,
+        259_200.0,
+        604_800.0,
+        2_592_000.0,
+        31_536_000.0,
+    ])
+}
+
+/// A decision that ended a request's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The last stage was met.
+    Approved,
+    /// An approver rejected it.
+    Rejected,
+    /// The requester withdrew it.
+    Cancelled,
+    /// The sweeper found it past its deadline.
+    Expired,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    created: Family<CreatedLabels, Counter>,
+    decisions: Family<OutcomeLabels, Counter>,
+    decision_seconds: HistogramFamily<OutcomeLabels>,
+    rate_limited: Counter,
+    invalid: Counter,
+    http: HistogramFamily<HttpLabels>,
+    pending: Gauge,
+    oldest_pending_age: Gauge<f64, AtomicU64>,
+    level_ttl: Family<LevelLabels, Gauge>,
+    sweeps: Counter,
+    sweep_failures: Counter,
+    stats_failures: Counter,
+    policy_types: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("signoff");
+        let metrics = Self {
+            created: Family::default(),
+            decisions: Family::default(),
+            decision_seconds: Family::new_with_constructor(decision_buckets),
+            rate_limited: Counter::default(),
+            invalid: Counter::default(),
+            http: Family::new_with_constructor(http_buckets),
+            pending: Gauge::default(),
+            oldest_pending_age: Gauge::default(),
+            level_ttl: Family::default(),
+            sweeps: Counter::default(),
+            sweep_failures: Counter::default(),
+            stats_failures: Counter::default(),
+            policy_types: Mutex::new(HashSet::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests_created",
+            "Change requests created, by approval level and policy type",
+            metrics.created.clone(),
+        );
+        registry.register(
+            "decisions",
+            "Requests that reached a terminal state through an action or the sweeper, by outcome",
+            metrics.decisions.clone(),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time from a request's creation to its decision, by outcome",
+            metrics.decision_seconds.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Creates refused by the requester's rate limit",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "invalid_requests",
+            "Calls answered 400 invalid_request",
+            metrics.invalid.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP latency, by method, route template and status",
+            metrics.http.clone(),
+        );
+        registry.register(
+            "pending_requests",
+            "Requests pending now (read from the cache at scrape time)",
+            metrics.pending.clone(),
+        );
+        registry.register(
+            "oldest_pending_age_seconds",
+            "Age of the oldest pending request (0 when none)",
+            metrics.oldest_pending_age.clone(),
+        );
+        registry.register(
+            "level_ttl_seconds",
+            "How long a request of each level of the rules in force may stay pending",
+            metrics.level_ttl.clone(),
+        );
+        registry.register(
+            "sweeps",
+            "Batches run by the expiry sweeper",
+            metrics.sweeps.clone(),
+        );
+        registry.register(
+            "sweep_failures",
+            "Sweeper batches that failed (the cache was unavailable)",
+            metrics.sweep_failures.clone(),
+        );
+        registry.register(
+            "stats_failures",
+            "Scrapes whose pending figures could not be read from the cache",
+            metrics.stats_failures.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    fn policy_type_label(&self, policy_type: &str) -> String {
+        let Ok(mut seen) = self.policy_types.lock() else {
+            return "_other".to_owned();
+        };
+        if seen.contains(policy_type) {
+            return policy_type.to_owned();
+        }
+        if seen.len() < MAX_POLICY_TYPE_LABELS {
+            seen.insert(policy_type.to_owned());
+            return policy_type.to_owned();
+        }
+        "_other".to_owned()
+    }
+
+    /// Counts a created request.
+    pub fn created(&self, request: &ApprovalRequest) {
+        let labels = CreatedLabels {
+            level: request.level.clone(),
+            policy_type: self.policy_type_label(&request.change.policy_type),
+        };
+        self.created.get_or_create(&labels).inc();
+    }
+
+    /// Counts a decision made by an action, with the request as decided.
+    pub fn decided(&self, outcome: Outcome, request: &ApprovalRequest) {
+        let labels = OutcomeLabels {
+            outcome: outcome.as_str().to_owned(),
+        };
+        self.decisions.get_or_create(&labels).inc();
+        let millis = request
+            .updated_at
+            .as_millis()
+            .saturating_sub(request.created_at.as_millis());
+        let seconds = millis.max(0) as f64 / 1000.0;
+        self.decision_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    /// Counts requests the sweeper expired.
+    pub fn expired(&self, count: u32) {
+        let labels = OutcomeLabels {
+            outcome: Outcome::Expired.as_str().to_owned(),
+        };
+        self.decisions
+            .get_or_create(&labels)
+            .inc_by(u64::from(count));
+    }
+
+    /// Counts one sweeper batch, and whether it failed.
+    pub fn swept(&self, failed: bool) {
+        self.sweeps.inc();
+        if failed {
+            self.sweep_failures.inc();
+        }
+    }
+
+    /// Counts a rate-limited create.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// Counts an `invalid_request` answer.
+    pub fn invalid(&self) {
+        self.invalid.inc();
+    }
+
+    /// Records one HTTP call.
+    pub fn http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let labels = HttpLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status,
+        };
+        self.http.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Sets the gauges from the engine's figures, read at scrape time.
+    pub fn set_stats(&self, stats: Result<Stats, ()>, now: Timestamp, rules: &Value) {
+        match stats {
+            Ok(stats) => {
+                self.pending
+                    .set(i64::try_from(stats.pending).unwrap_or(i64::MAX));
+                let age_ms = stats.oldest_pending_created_at.map_or(0, |created| {
+                    now.as_millis().saturating_sub(created.as_millis())
+                });
+                let age = age_ms.max(0) as f64 / 1000.0;
+                self.oldest_pending_age.set(age);
+            }
+            Err(()) => {
+                self.stats_failures.inc();
+            }
+        }
+        self.level_ttl.clear();
+        if let Some(levels) = rules.get("levels").and_then(Value::as_array) {
+            for level in levels {
+                if let (Some(name), Some(ttl)) = (
+                    level.get("name").and_then(Value::as_str),
+                    level.get("ttlSeconds").and_then(Value::as_i64),
+                ) {
+                    self.level_ttl
+                        .get_or_create(&LevelLabels {
+                            level: name.to_owned(),
+                        })
+                        .set(ttl);
+                }
+            }
+        }
+    }
+
+    /// The exposition text (OpenMetrics, which Prometheus also reads as its
+    /// classic text format).
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn gauges_and_counters_render() {
+        let metrics = Metrics::new();
+        metrics.rate_limited();
+        metrics.invalid();
+        metrics.expired(3);
+        metrics.http("GET", "/healthz", 200, 0.001);
+        metrics.set_stats(
+            Ok(Stats {
+                pending: 4,
+                oldest_pending_created_at: Some(Timestamp::from_millis(1_000)),
+            }),
+            Timestamp::from_millis(61_000),
+            &json!({ "levels": [{ "name": "peer", "ttlSeconds": 60, "stages": [] }] }),
+        );
+        let text = metrics.render();
+        for line in [
+            "signoff_rate_limited_total 1",
+            "signoff_invalid_requests_total 1",
+            "signoff_decisions_total{outcome=\"expired\"} 3",
+            "signoff_pending_requests 4",
+            "signoff_oldest_pending_age_seconds 60.0",
+            "signoff_level_ttl_seconds{level=\"peer\"} 60",
+            "signoff_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn policy_type_labels_are_bounded() {
+        let metrics = Metrics::new();
+        for index in 0..MAX_POLICY_TYPE_LABELS {
+            assert_eq!(
+                metrics.policy_type_label(&format!("t{index}")),
+                format!("t{index}")
+            );
+        }
+        assert_eq!(metrics.policy_type_label("one-more"), "_other");
+        assert_eq!(metrics.policy_type_label("t0"), "t0");
+    }
+}
