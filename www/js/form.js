@@ -38,6 +38,8 @@ export function setupForm(ctx) {
   const status = byId("submit-status");
   const touched = new Set();
   let showAll = false;
+  let lastShown = null;
+  let lastRules = null;
   let lastAttempt = null; // { body, key }: a retry of the same body reuses its Idempotency-Key
 
   function control(name) {
@@ -238,8 +240,16 @@ export function setupForm(ctx) {
     }
     const extra = localProblems();
     const first = showErrors(result.errors ?? [], extra, everything);
-    summarize(result.errors ?? [], extra, result.valid ? result.level : null);
-    showLevel({ ...result, valid: result.valid && extra.length === 0 }, rules);
+    // Re-render the summary and the level only when they change: an
+    // unchanged live region is not announced again, and the page does not
+    // jump under the pointer.
+    const shown = JSON.stringify([result, extra.map((entry) => entry.item), Boolean(rules)]);
+    if (shown !== lastShown || rules !== lastRules) {
+      lastShown = shown;
+      lastRules = rules;
+      summarize(result.errors ?? [], extra, result.valid ? result.level : null);
+      showLevel({ ...result, valid: result.valid && extra.length === 0 }, rules);
+    }
     form.dataset.valid = String(result.valid && extra.length === 0);
     return { valid: result.valid && extra.length === 0, first, change };
   }
@@ -315,6 +325,7 @@ export function setupForm(ctx) {
       if (items.length > 0) {
         const firstBad = showErrors(items, localProblems(), true);
         summarize(items, [], null);
+        lastShown = null;
         firstBad?.focus();
       }
       const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";

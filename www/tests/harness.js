@@ -1,0 +1,201 @@
+// Test harness of the policy editor: the real signoff server on a free
+// loopback port, a static file server for local mode, and Debian's chromium
+// driven by playwright-core. Nothing here skips: a missing browser, binary or
+// package fails the test that needs it.
+
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { createServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { extname, join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+export const WWW = join(ROOT, "www");
+export const PKG = join(ROOT, "wasm", "pkg", "web");
+export const RESULTS = join(WWW, "test-results");
+export const SERVER_BINARY = join(ROOT, "target", "release", "signoff");
+
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  const server = createNetServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+async function waitFor(check, { timeoutMs, what }) {
+  const deadline = Date.now() + timeoutMs;
+  let last = null;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+/**
+ * Parses the demo principals the server prints at start, lines such as
+ * `  alice  roles engineer  Authorization: Bearer dev-alice`.
+ */
+export function parseTokens(output) {
+  const principals = {};
+  for (const line of output.split("\n")) {
+    const match = /^\s*(\S+)\s+roles\s+(\S*)\s+Authorization: Bearer (\S+)\s*$/.exec(line);
+    if (match) principals[match[1]] = { id: match[1], roles: match[2].split(",").filter(Boolean), token: match[3] };
+  }
+  return principals;
+}
+
+/** Starts `signoff serve --dev` on a free port; resolves once it is ready. */
+export async function startServer() {
+  await stat(SERVER_BINARY).catch(() => {
+    throw new Error(`${SERVER_BINARY} is missing: cargo build --release -p signoff-host --bin signoff`);
+  });
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", `127.0.0.1:${port}`], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk) => { stdout += chunk; });
+  child.stderr.setEncoding("utf8").on("data", (chunk) => { stderr += chunk; });
+  let exited = null;
+  child.on("exit", (code, signal) => { exited = { code, signal }; });
+  try {
+    await waitFor(async () => {
+      if (exited) throw new Error(`the server exited (${JSON.stringify(exited)}): ${stderr.slice(-2000)}`);
+      const principals = parseTokens(stdout);
+      if (Object.keys(principals).length === 0) return false;
+      const response = await fetch(`${url}/healthz`);
+      return response.ok;
+    }, { timeoutMs: 30_000, what: `the server at ${url}` });
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw new Error(`${error.message}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`);
+  }
+  return {
+    url,
+    principals: parseTokens(stdout),
+    async stop() {
+      if (exited) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await once(child, "exit").catch(() => {});
+      clearTimeout(timer);
+    },
+  };
+}
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+  ".png": "image/png",
+};
+
+/**
+ * Serves www/ at `/` and the JS package at `/pkg/` as plain files (no API),
+ * the way the editor is used without a server.
+ */
+export async function startStaticServer() {
+  const server = createServer(async (request, response) => {
+    const path = decodeURIComponent(new URL(request.url, "http://x").pathname);
+    const [base, rest] = path.startsWith("/pkg/") ? [PKG, path.slice(5)] : [WWW, path === "/" ? "index.html" : path.slice(1)];
+    const file = normalize(join(base, rest));
+    const info = file.startsWith(base + sep) ? await stat(file).catch(() => null) : null;
+    if (!info?.isFile() || file.includes(`${sep}tests${sep}`)) {
+      response.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
+      return;
+    }
+    response.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream" });
+    createReadStream(file).pipe(response);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    async stop() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, "close");
+    },
+  };
+}
+
+/** Chromium in a fresh profile; fails (never skips) when it cannot start. */
+export async function launchBrowser() {
+  await stat(CHROMIUM).catch(() => {
+    throw new Error(`${CHROMIUM} is missing: apt-get install chromium chromium-driver`);
+  });
+  const profile = await mkdtemp(join(tmpdir(), "signoff-www-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A page that records uncaught errors and console errors. Failed API calls
+ * the test provokes on purpose (4xx from /v1/ or /healthz) are expected and
+ * filtered; anything else fails `assertClean`.
+ */
+export async function openPage(context, url) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() !== "error") return;
+    const where = message.location()?.url ?? "";
+    const expected = /Failed to load resource: the server responded with a status of 4\d\d/.test(message.text())
+      && /\/(v1\/|healthz)/.test(where);
+    if (!expected) problems.push(`console: ${message.text()} (${where})`);
+  });
+  await page.goto(url);
+  await page.waitForFunction(() => document.documentElement.dataset.ready, null, { timeout: 20_000 });
+  const ready = await page.evaluate(() => document.documentElement.dataset.ready);
+  if (ready !== "true") throw new Error(`the editor did not become ready: ${await page.locator("#banner").textContent()}`);
+  page.problems = problems;
+  return page;
+}
+
+let shot = 0;
+/** Saves a full-page screenshot as www/test-results/NN-name.png. */
+export async function screenshot(page, name) {
+  await mkdir(RESULTS, { recursive: true });
+  shot += 1;
+  const path = join(RESULTS, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
