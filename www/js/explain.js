@@ -34,10 +34,10 @@ export function describeStages(level) {
 }
 
 /** Matched rules, the deciding rule, or that the default applied. */
-export function explanationView(explanation) {
+export function explanationView(explanation, id = "preview-explanation") {
   if (!explanation) return null;
   const matched = explanation.matchedRules ?? [];
-  return h("div", { class: "explanation", id: "preview-explanation" },
+  return h("div", { class: "explanation", id },
     h("h3", {}, "Why"),
     h("p", { class: "summary" }, explanation.summary),
     explanation.defaultUsed

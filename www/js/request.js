@@ -171,7 +171,7 @@ export function setupRequestView(ctx) {
         h("div", {},
           h("section", { class: "panel", "aria-labelledby": "level-heading" },
             h("h2", { id: "level-heading" }, "Approval level ", h("span", { class: "level-name", id: "request-level" }, request.level)),
-            explanationView(request.levelExplanation),
+            explanationView(request.levelExplanation, "request-explanation"),
             h("h3", {}, "Stages"),
             stagesView(),
             request.rejection

@@ -17,7 +17,9 @@ import { chromium } from "playwright-core";
 
 export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 export const WWW = join(ROOT, "www");
-export const PKG = join(ROOT, "wasm", "pkg", "web");
+// The JS package under test; SIGNOFF_TEST_PKG points elsewhere (e.g. a build
+// in progress). Both the signoff server and the static server serve it.
+export const PKG = resolve(process.env.SIGNOFF_TEST_PKG ?? join(ROOT, "wasm", "pkg", "web"));
 export const RESULTS = join(WWW, "test-results");
 export const SERVER_BINARY = join(ROOT, "target", "release", "signoff");
 
@@ -72,7 +74,10 @@ export async function startServer() {
   });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", `127.0.0.1:${port}`], {
+  await stat(join(PKG, "signoff.js")).catch(() => {
+    throw new Error(`${join(PKG, "signoff.js")} is missing: build the JS package with cargo xtask js`);
+  });
+  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", `127.0.0.1:${port}`, "--www-dir", WWW, "--pkg-dir", PKG], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -85,7 +90,8 @@ export async function startServer() {
   try {
     await waitFor(async () => {
       if (exited) throw new Error(`the server exited (${JSON.stringify(exited)}): ${stderr.slice(-2000)}`);
-      const principals = parseTokens(stdout);
+      // The banner goes to stdout or stderr, depending on the server's build.
+      const principals = parseTokens(stdout + stderr);
       if (Object.keys(principals).length === 0) return false;
       const response = await fetch(`${url}/healthz`);
       return response.ok;
@@ -96,7 +102,7 @@ export async function startServer() {
   }
   return {
     url,
-    principals: parseTokens(stdout),
+    principals: parseTokens(stdout + stderr),
     async stop() {
       if (exited) return;
       child.kill("SIGTERM");
@@ -197,5 +203,11 @@ export async function screenshot(page, name) {
   shot += 1;
   const path = join(RESULTS, `${String(shot).padStart(2, "0")}-${name}.png`);
   await page.screenshot({ path, fullPage: true });
+  // A full-page capture resizes the viewport and back; until the next frame
+  // the page can scroll under the pointer of the following click. Settle it.
+  await page.evaluate(() => new Promise((done) => {
+    scrollTo(0, 0);
+    requestAnimationFrame(() => done());
+  }));
   return path;
 }

@@ -1,27 +1,92 @@
 //! The engine: every decision the server makes goes through here.
 //!
-//! NOTE FOR THE ENGINE'S OWNER: this first version runs the core natively over
-//! an in-memory cache so the HTTP layer can be written against the final API.
-//! Replace the internals with the wasmtime component (and Redis / memory
-//! cache backends); keep the public signatures.
+//! Each call instantiates the core's WebAssembly component (`wasm/wit/`, built
+//! by `host/build.rs` and embedded in the binary) in wasmtime and runs one
+//! operation of the core's manager in it. The component reaches storage
+//! through its `cache` import, which this engine serves from a
+//! [`CacheBackend`] (Redis or the embedded in-memory cache), and reads the
+//! clock, fresh ids and the rules in force through its `host` import. So the
+//! server decides with the same compiled core as every other build, and the
+//! host holds no decision logic: it converts values ([`convert`]) and keeps
+//! the rules document in force, shared through the cache ([`rules`]).
+
+mod convert;
+mod rules;
+mod runtime;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use serde_json::Value;
 use signoff_core::{
-    ApprovalRequest, Created, Error, ExpireReport, ListQuery, Manager, MemoryCache, Page, Preview,
-    Principal, Rules, Timestamp, Violation, input,
+    ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport, Page, Preview,
+    Principal, Put, Rules, Status, Timestamp, Violation,
 };
-use tokio::sync::RwLock;
+
+pub use self::rules::RULES_KEY;
+pub use self::runtime::{ClockFn, IdFn, Limits, LoadError};
+
+use self::rules::{RulesInForce, RulesRecord};
+use self::runtime::{Runtime, State};
+use crate::cache::{CacheBackend, RedisOptions};
+
+/// The engine component as built from this repository: the guest's core
+/// module for `wasm32-unknown-unknown`, made a component when loaded.
+pub const ENGINE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/signoff_engine.wasm"));
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Redis (or Redis Cluster, comma-separated nodes) URL; `None` for the
-    /// embedded in-memory cache.
+    /// Redis URL; `None` for the embedded in-memory cache. A cluster is named
+    /// by `redis+cluster://host:port,host:port` or by several comma-separated
+    /// `redis://` URLs.
     pub redis_url: Option<String>,
-    /// Prefix of every cache key.
+    /// Prefix of every cache key (the Redis hash tag `{prefix}`).
     pub key_prefix: String,
     /// The rules in force at start (unless the cache holds newer ones).
     pub rules: Rules,
+}
+
+/// Everything else, with defaults fit for the server.
+#[derive(Clone)]
+pub struct EngineSettings {
+    /// The engine's wasm: a component, or the guest's core module.
+    pub wasm: Arc<[u8]>,
+    /// Bounds on the guest and on concurrency.
+    pub limits: Limits,
+    /// How the Redis backend connects.
+    pub redis: RedisOptions,
+    /// How often the rules are reloaded from the cache.
+    pub rules_refresh: Duration,
+    /// The clock (the wall clock by default); it also times the memory
+    /// cache's TTLs.
+    pub clock: ClockFn,
+    /// New request ids (random version 4 UUIDs by default).
+    pub ids: IdFn,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            wasm: Arc::from(ENGINE_WASM),
+            limits: Limits::default(),
+            redis: RedisOptions::default(),
+            rules_refresh: Duration::from_secs(1),
+            clock: Arc::new(|| Timestamp::from_millis(chrono::Utc::now().timestamp_millis())),
+            ids: Arc::new(uuid::Uuid::new_v4),
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSettings")
+            .field("wasm_bytes", &self.wasm.len())
+            .field("limits", &self.limits)
+            .field("redis", &self.redis)
+            .field("rules_refresh", &self.rules_refresh)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Figures for metrics and alerting.
@@ -47,69 +112,176 @@ pub enum ReplaceRulesError {
     Unavailable(String),
 }
 
-type NativeManager = Manager<MemoryCache, fn() -> Timestamp, fn() -> uuid::Uuid>;
+/// How many times a rules replacement retries against a concurrent one.
+const RULES_ATTEMPTS: usize = 16;
 
-fn wall_clock() -> Timestamp {
-    Timestamp::from_millis(chrono::Utc::now().timestamp_millis())
+struct Inner {
+    runtime: Runtime,
+    cache: CacheBackend,
+    rules: std::sync::RwLock<Arc<RulesInForce>>,
+    clock: ClockFn,
+    ids: IdFn,
 }
 
 /// The engine shared by every HTTP handler.
 pub struct Engine {
-    manager: RwLock<NativeManager>,
-    rules_document: RwLock<Value>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json_text(value: &Value) -> String {
+    value.to_string()
 }
 
 impl Engine {
-    /// Starts the engine.
+    /// Starts the engine with the default settings.
     pub async fn start(options: EngineOptions) -> anyhow::Result<Self> {
-        anyhow::ensure!(options.redis_url.is_none(), "redis is not wired yet");
-        let cache = MemoryCache::with_clock(std::sync::Arc::new(|| wall_clock().as_millis()));
-        let document = serde_json::to_value(&options.rules)?;
-        Ok(Self {
-            manager: RwLock::new(Manager::new(
-                cache,
-                wall_clock,
-                uuid::Uuid::new_v4,
-                options.rules,
-            )),
-            rules_document: RwLock::new(document),
-        })
+        Self::start_with(options, EngineSettings::default()).await
+    }
+
+    /// Starts the engine: loads the component, opens the cache (an
+    /// unreachable Redis is not an error here: calls answer `unavailable`
+    /// until it answers, see [`Engine::ready`]) and adopts the rules the
+    /// cache holds, or publishes `options.rules` there.
+    pub async fn start_with(
+        options: EngineOptions,
+        settings: EngineSettings,
+    ) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(&settings.wasm, settings.limits)?;
+        let cache = match options.redis_url.as_deref() {
+            Some(url) => CacheBackend::redis(url, &options.key_prefix, settings.redis)?,
+            None => {
+                let clock = settings.clock.clone();
+                CacheBackend::memory_with_clock(Arc::new(move || clock().as_millis()))
+            }
+        };
+        let placeholder = Arc::new(RulesInForce {
+            document: Value::Null,
+            text: Arc::from(""),
+            digest: String::new(),
+        });
+        let inner = Arc::new(Inner {
+            runtime,
+            cache,
+            rules: std::sync::RwLock::new(placeholder),
+            clock: settings.clock,
+            ids: settings.ids,
+        });
+        let initial = serde_json::to_string(&options.rules)?;
+        let initial = inner
+            .validate_rules(&initial)
+            .await?
+            .map_err(|violations| {
+                anyhow::anyhow!("the initial rules are invalid: {violations:?}")
+            })?;
+        inner.set_rules(initial);
+        if let Err(error) = inner.sync_rules().await {
+            tracing::warn!(%error, "cannot read the rules from the cache yet");
+        }
+        if matches!(inner.cache, CacheBackend::Redis(_)) {
+            spawn_rules_refresher(Arc::downgrade(&inner), settings.rules_refresh);
+        }
+        Ok(Self { inner })
+    }
+
+    /// The cache behind the engine.
+    pub fn cache(&self) -> &CacheBackend {
+        &self.inner.cache
     }
 
     /// The rules document in force and its digest.
     pub async fn rules(&self) -> (Value, String) {
-        let digest = self.manager.read().await.rules_digest().to_owned();
-        (self.rules_document.read().await.clone(), digest)
+        let rules = self.inner.rules_in_force();
+        (rules.document.clone(), rules.digest.clone())
     }
 
     /// Replaces the rules if `expected_digest` (when given) is the digest in
-    /// force; returns the new digest.
+    /// force; returns the new digest. The precondition is checked against the
+    /// cache, so it holds across servers.
     pub async fn replace_rules(
         &self,
         document: &Value,
         expected_digest: Option<&str>,
     ) -> Result<String, ReplaceRulesError> {
-        let mut manager = self.manager.write().await;
-        if let Some(expected) = expected_digest {
-            if expected != manager.rules_digest() {
-                return Err(ReplaceRulesError::PreconditionFailed {
-                    current: manager.rules_digest().to_owned(),
-                });
+        let unavailable = |error: Error| ReplaceRulesError::Unavailable(error.to_string());
+        let mut validated: Option<RulesInForce> = None;
+        for _ in 0..RULES_ATTEMPTS {
+            let stored = self
+                .inner
+                .cache
+                .get(RULES_KEY)
+                .await
+                .map_err(|error| unavailable(error.into()))?;
+            let current = match &stored {
+                Some(entry) => decode_record(&entry.value)
+                    .map(|record| record.digest)
+                    .unwrap_or_default(),
+                None => self.inner.rules_in_force().digest.clone(),
+            };
+            if let Some(expected) = expected_digest
+                && expected != current
+            {
+                return Err(ReplaceRulesError::PreconditionFailed { current });
+            }
+            let next = match validated.take() {
+                Some(next) => next,
+                None => self
+                    .inner
+                    .validate_rules(&json_text(document))
+                    .await
+                    .map_err(unavailable)?
+                    .map_err(ReplaceRulesError::Invalid)?,
+            };
+            let record = RulesRecord {
+                digest: next.digest.clone(),
+                document: next.document.clone(),
+            };
+            let value = serde_json::to_vec(&record)
+                .map_err(|error| ReplaceRulesError::Unavailable(error.to_string()))?;
+            let batch = Batch {
+                checks: vec![Check {
+                    key: RULES_KEY.to_owned(),
+                    version: stored.map(|entry| entry.version),
+                }],
+                puts: vec![Put {
+                    key: RULES_KEY.to_owned(),
+                    value,
+                    ttl_ms: None,
+                }],
+                ..Batch::default()
+            };
+            match self.inner.cache.commit(batch).await {
+                Ok(CommitOutcome::Committed) => {
+                    let digest = next.digest.clone();
+                    self.inner.set_rules(next);
+                    return Ok(digest);
+                }
+                Ok(CommitOutcome::Conflict) => validated = Some(next),
+                Err(error) => return Err(unavailable(error.into())),
             }
         }
-        let rules = Rules::parse(document).map_err(ReplaceRulesError::Invalid)?;
-        let normalized = serde_json::to_value(&rules).unwrap_or(Value::Null);
-        manager.set_rules(rules);
-        *self.rules_document.write().await = normalized;
-        Ok(manager.rules_digest().to_owned())
+        Err(ReplaceRulesError::Unavailable(
+            "the rules kept changing concurrently; retry".to_owned(),
+        ))
     }
 
     /// Validates a change and determines its level; stores nothing.
     pub async fn preview(&self, change: &Value) -> Result<Preview, Error> {
-        Ok(signoff_core::preview(
-            change,
-            self.manager.read().await.rules(),
-        ))
+        let change = json_text(change);
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_preview(&mut session.store, &change)
+            .await;
+        self.inner.answer(answer).map(convert::preview)
     }
 
     /// Files a change for `principal`.
@@ -119,23 +291,39 @@ impl Engine {
         principal: &Principal,
         idempotency_key: Option<&str>,
     ) -> Result<Created, Error> {
-        self.manager
-            .read()
-            .await
-            .create(change, principal, idempotency_key)
-            .await
+        let change = json_text(change);
+        let principal = convert::principal(principal);
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_create(&mut session.store, &change, &principal, idempotency_key)
+            .await;
+        convert::created(self.inner.answer(answer)?)
     }
 
     /// The request with `id`, or `None`.
     pub async fn get(&self, id: &str) -> Result<Option<ApprovalRequest>, Error> {
-        self.manager.read().await.get(id).await
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_get(&mut session.store, id)
+            .await;
+        self.inner.answer(answer)?.map(convert::request).transpose()
     }
 
     /// One page of requests; `query` is `{ status?, policyType?, limit?, cursor? }`
     /// (`limit` may be a decimal string, as query strings carry it).
     pub async fn list(&self, query: &Value) -> Result<Page, Error> {
-        let query = ListQuery::parse(Some(query))?;
-        self.manager.read().await.list(&query).await
+        let query = json_text(query);
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_list(&mut session.store, &query)
+            .await;
+        convert::page(self.inner.answer(answer)?)
     }
 
     /// Approves with the body `{ comment? }` (absent body allowed).
@@ -145,12 +333,7 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        let comment = input::parse_approve(body)?;
-        self.manager
-            .read()
-            .await
-            .approve(id, principal, comment)
-            .await
+        self.act(Act::Approve, id, principal, body).await
     }
 
     /// Rejects with the body `{ reason }`.
@@ -160,12 +343,7 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        let reason = input::parse_reject(body)?;
-        self.manager
-            .read()
-            .await
-            .reject(id, principal, reason)
-            .await
+        self.act(Act::Reject, id, principal, body).await
     }
 
     /// Cancels (requester only); the body must be absent or `{}`.
@@ -175,8 +353,7 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        input::parse_cancel(body)?;
-        self.manager.read().await.cancel(id, principal).await
+        self.act(Act::Cancel, id, principal, body).await
     }
 
     /// Comments with the body `{ text }`.
@@ -186,29 +363,209 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        let text = input::parse_comment(body)?;
-        self.manager.read().await.comment(id, principal, text).await
+        self.act(Act::Comment, id, principal, body).await
+    }
+
+    async fn act(
+        &self,
+        act: Act,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<ApprovalRequest, Error> {
+        let principal = convert::principal(principal);
+        let body = body.map(json_text);
+        let body = body.as_deref();
+        let mut session = self.inner.session().await?;
+        let manager = session.engine.signoff_engine_manager();
+        let store = &mut session.store;
+        let answer = match act {
+            Act::Approve => manager.call_approve(store, id, &principal, body).await,
+            Act::Reject => manager.call_reject(store, id, &principal, body).await,
+            Act::Cancel => manager.call_cancel(store, id, &principal, body).await,
+            Act::Comment => manager.call_comment(store, id, &principal, body).await,
+        };
+        convert::request(self.inner.answer(answer)?)
     }
 
     /// Expires up to `limit` due requests.
     pub async fn expire_due(&self, limit: u32) -> Result<ExpireReport, Error> {
-        self.manager.read().await.expire_due(limit).await
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_expire_due(&mut session.store, limit)
+            .await;
+        convert::expire_report(self.inner.answer(answer)?)
     }
 
     /// Pending count and oldest pending age.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        let manager = self.manager.read().await;
-        let pending = manager.cache().index_len(&signoff_core::keys::status_index(
-            signoff_core::Status::Pending,
-        ));
+        let pending = self
+            .inner
+            .cache
+            .index_len(&signoff_core::keys::status_index(Status::Pending))
+            .await?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_oldest_pending(&mut session.store)
+            .await;
         Ok(Stats {
-            pending: u64::try_from(pending).unwrap_or(u64::MAX),
-            oldest_pending_created_at: manager.oldest_pending().await?,
+            pending,
+            oldest_pending_created_at: self.inner.answer(answer)?.map(Timestamp::from_millis),
         })
     }
 
     /// Whether the cache answers.
     pub async fn ready(&self) -> bool {
-        true
+        self.inner.cache.ping().await.is_ok()
     }
+}
+
+#[derive(Clone, Copy)]
+enum Act {
+    Approve,
+    Reject,
+    Cancel,
+    Comment,
+}
+
+fn decode_record(bytes: &[u8]) -> Option<RulesRecord> {
+    serde_json::from_slice(bytes).ok()
+}
+
+impl Inner {
+    fn rules_in_force(&self) -> Arc<RulesInForce> {
+        self.rules
+            .read()
+            .map(|rules| Arc::clone(&rules))
+            .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
+    }
+
+    fn set_rules(&self, rules: RulesInForce) {
+        let rules = Arc::new(rules);
+        match self.rules.write() {
+            Ok(mut slot) => *slot = rules,
+            Err(poisoned) => *poisoned.into_inner() = rules,
+        }
+    }
+
+    async fn session(&self) -> Result<runtime::Session<'_>, Error> {
+        let state = State {
+            cache: self.cache.clone(),
+            rules: Arc::clone(&self.rules_in_force().text),
+            clock: Arc::clone(&self.clock),
+            ids: Arc::clone(&self.ids),
+        };
+        self.runtime.session(state).await
+    }
+
+    fn answer<T>(
+        &self,
+        answer: wasmtime::Result<Result<T, runtime::generated::signoff::engine::types::Error>>,
+    ) -> Result<T, Error> {
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(convert::error(error)),
+            Err(error) => Err(self.runtime.failure(&error)),
+        }
+    }
+
+    /// Validates a rules document in the guest.
+    async fn validate_rules(
+        &self,
+        document: &str,
+    ) -> Result<Result<RulesInForce, Vec<Violation>>, Error> {
+        let mut session = self.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_validate_rules(&mut session.store, document)
+            .await
+            .map_err(|error| self.runtime.failure(&error))?;
+        Ok(match answer {
+            Ok(info) => {
+                let parsed: Value = serde_json::from_str(&info.document).map_err(|error| {
+                    Error::Internal(format!("the engine normalized rules badly: {error}"))
+                })?;
+                Ok(RulesInForce {
+                    document: parsed,
+                    text: Arc::from(info.document),
+                    digest: info.digest,
+                })
+            }
+            Err(violations) => Err(convert::violations(violations)),
+        })
+    }
+
+    /// Adopts the rules the cache holds when they differ from ours, or
+    /// publishes ours when it holds none.
+    async fn sync_rules(&self) -> Result<(), Error> {
+        match self.cache.get(RULES_KEY).await? {
+            Some(entry) => {
+                let Some(record) = decode_record(&entry.value) else {
+                    tracing::warn!("the rules stored in the cache do not decode; keeping ours");
+                    return Ok(());
+                };
+                if record.digest == self.rules_in_force().digest {
+                    return Ok(());
+                }
+                match self.validate_rules(&json_text(&record.document)).await? {
+                    Ok(rules) => {
+                        tracing::info!(digest = %rules.digest, "adopted the rules from the cache");
+                        self.set_rules(rules);
+                    }
+                    Err(violations) => tracing::warn!(
+                        problems = violations.len(),
+                        "the rules stored in the cache are invalid; keeping ours"
+                    ),
+                }
+            }
+            None => {
+                let rules = self.rules_in_force();
+                let record = RulesRecord {
+                    digest: rules.digest.clone(),
+                    document: rules.document.clone(),
+                };
+                let value = serde_json::to_vec(&record)
+                    .map_err(|error| Error::Internal(error.to_string()))?;
+                let batch = Batch {
+                    checks: vec![Check {
+                        key: RULES_KEY.to_owned(),
+                        version: None,
+                    }],
+                    puts: vec![Put {
+                        key: RULES_KEY.to_owned(),
+                        value,
+                        ttl_ms: None,
+                    }],
+                    ..Batch::default()
+                };
+                // A conflict means another server published first; the next
+                // sync adopts its rules.
+                self.cache.commit(batch).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reloads the rules every `period` until the engine is dropped.
+fn spawn_rules_refresher(inner: Weak<Inner>, period: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let Some(inner) = inner.upgrade() else {
+                break;
+            };
+            if let Err(error) = inner.sync_rules().await {
+                tracing::debug!(%error, "cannot reload the rules from the cache");
+            }
+        }
+    });
 }

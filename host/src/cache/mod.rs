@@ -1,0 +1,155 @@
+//! The storage behind the engine's `cache` import: the cache contract of
+//! SPEC section 6 over an embedded in-memory store or Redis.
+//!
+//! [`CacheBackend`] is the one type the engine talks to. Both backends give
+//! the same answers: versions change on every put and are never reused for a
+//! key, `commit` is all or nothing, and `range` is O(log N + limit). A failure
+//! of the store is a [`CacheError`], which the core reports as `unavailable`.
+
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signoff_core::memory::MillisClock;
+use signoff_core::{Batch, Cache, CacheError, CommitOutcome, Entry, IndexEntry, MemoryCache};
+
+pub use self::redis::{RedisCache, RedisSetupError};
+
+/// The most index entries one `range` returns, whatever the caller asks.
+///
+/// The core asks for at most a page plus one (501) when listing; a sweep asks
+/// for its own limit, and simply runs again when it got fewer than it asked.
+pub const MAX_RANGE: u32 = 1000;
+
+/// How the Redis backend connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// How long one command may wait for its answer.
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The store behind the cache contract.
+#[derive(Clone, Debug)]
+pub enum CacheBackend {
+    /// The embedded in-memory cache; TTLs lapse on the wall clock.
+    Memory(MemoryCache),
+    /// Redis or Redis Cluster.
+    Redis(Arc<RedisCache>),
+}
+
+fn wall_clock_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl CacheBackend {
+    /// The embedded in-memory cache.
+    pub fn memory() -> Self {
+        Self::memory_with_clock(Arc::new(wall_clock_ms))
+    }
+
+    /// The embedded in-memory cache, its TTLs lapsing on `clock` (epoch ms).
+    pub fn memory_with_clock(clock: MillisClock) -> Self {
+        Self::Memory(MemoryCache::with_clock(clock))
+    }
+
+    /// A Redis backend for `url` (see [`RedisCache::open`] for the forms it
+    /// takes); every key starts with the hash tag `{key_prefix}`. Nothing is
+    /// connected yet: the first call connects, and calls after a failure
+    /// reconnect by themselves.
+    pub fn redis(
+        url: &str,
+        key_prefix: &str,
+        options: RedisOptions,
+    ) -> Result<Self, RedisSetupError> {
+        RedisCache::open(url, key_prefix, options).map(|cache| Self::Redis(Arc::new(cache)))
+    }
+
+    /// Memory when `url` is `None`, else Redis.
+    pub fn open(
+        url: Option<&str>,
+        key_prefix: &str,
+        options: RedisOptions,
+    ) -> Result<Self, RedisSetupError> {
+        match url {
+            None => Ok(Self::memory()),
+            Some(url) => Self::redis(url, key_prefix, options),
+        }
+    }
+
+    /// The value at `key` with its version.
+    pub async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        match self {
+            Self::Memory(cache) => Ok(cache.get_now(key)),
+            Self::Redis(cache) => cache.get(key).await,
+        }
+    }
+
+    /// Applies `batch` atomically if its checks hold.
+    pub async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
+        match self {
+            Self::Memory(cache) => Ok(cache.commit_now(batch)),
+            Self::Redis(cache) => cache.commit(batch).await,
+        }
+    }
+
+    /// Up to `limit` (at most [`MAX_RANGE`]) entries of `index` after `after`.
+    pub async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError> {
+        let limit = limit.min(MAX_RANGE);
+        match self {
+            Self::Memory(cache) => Ok(cache.range_now(index, after, limit)),
+            Self::Redis(cache) => cache.range(index, after, limit).await,
+        }
+    }
+
+    /// The number of entries of `index`.
+    pub async fn index_len(&self, index: &str) -> Result<u64, CacheError> {
+        match self {
+            Self::Memory(cache) => Ok(u64::try_from(cache.index_len(index)).unwrap_or(u64::MAX)),
+            Self::Redis(cache) => cache.index_len(index).await,
+        }
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(cache) => cache.ping().await,
+        }
+    }
+}
+
+impl Cache for CacheBackend {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        CacheBackend::get(self, key).await
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
+        CacheBackend::commit(self, batch).await
+    }
+
+    async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError> {
+        CacheBackend::range(self, index, after, limit).await
+    }
+}
