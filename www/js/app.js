@@ -13,7 +13,7 @@ const SESSION_KEY = "signoff.session";
 const MODE_KEY = "signoff.mode";
 // The package sits at /pkg/ on the server; for static use, copy or link
 // wasm/pkg/web to www/pkg.
-const PACKAGE_URL = new URL("../pkg/signoff.js", import.meta.url);
+const PACKAGE_URL = new URL("../pkg/index.js", import.meta.url);
 
 const state = {
   engine: null,

@@ -74,8 +74,8 @@ export async function startServer() {
   });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  await stat(join(PKG, "signoff.js")).catch(() => {
-    throw new Error(`${join(PKG, "signoff.js")} is missing: build the JS package with cargo xtask js`);
+  await stat(join(PKG, "index.js")).catch(() => {
+    throw new Error(`${join(PKG, "index.js")} is missing: build the JS package with cargo xtask js`);
   });
   const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", `127.0.0.1:${port}`, "--www-dir", WWW, "--pkg-dir", PKG], {
     cwd: ROOT,

@@ -29,11 +29,7 @@ pub fn test() -> Result {
         "--bin",
         "signoff",
     ])?;
-    let package = root()
-        .join("wasm")
-        .join("pkg")
-        .join("web")
-        .join("signoff.js");
+    let package = root().join("wasm").join("pkg").join("web").join("index.js");
     if !package.is_file() {
         return Err(format!(
             "{} is missing: build the JS package with `cargo xtask js` first",
