@@ -71,6 +71,10 @@ const form = setupForm({
     return null;
   },
   created: (request) => learned(request, "create"),
+  async refreshRules() {
+    await loadRules();
+    afterRulesChanged();
+  },
 });
 
 const queue = setupQueue({ backend });

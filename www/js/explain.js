@@ -39,9 +39,9 @@ export function explanationView(explanation, id = "preview-explanation") {
   const matched = explanation.matchedRules ?? [];
   return h("div", { class: "explanation", id },
     h("h3", {}, "Why"),
-    h("p", { class: "summary" }, explanation.summary),
+    h("p", { class: explanation.defaultUsed ? "summary default-used" : "summary" }, explanation.summary),
     explanation.defaultUsed
-      ? h("p", { class: "default-used" }, "No rule matched this change, so the default level applies.")
+      ? null
       : h("ul", { class: "matched-rules", "aria-label": "Matched rules" }, matched.map((item) => {
         const deciding = item.rule === explanation.decidingRule;
         return h("li", { class: deciding ? "deciding" : null, dataset: { rule: item.rule } },

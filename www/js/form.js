@@ -323,10 +323,14 @@ export function setupForm(ctx) {
     } catch (error) {
       const items = error.items ?? [];
       if (items.length > 0) {
+        // The server judged with the rules in force there, which may be newer
+        // than the ones this page holds: show its items, then catch up.
         const firstBad = showErrors(items, localProblems(), true);
         summarize(items, [], null);
+        showLevel({ valid: false }, ctx.rules());
         lastShown = null;
         firstBad?.focus();
+        await ctx.refreshRules();
       }
       const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
       say(status, `The request was not filed: ${error.message} (${error.code}).${wait}`, "error");

@@ -383,6 +383,10 @@ describe("policy editor against the signoff server", () => {
     await form.click("#submit-change");
     await form.locator('#e-policyType li[data-code="not_allowed"]').waitFor();
     assert.match(await form.locator("#submit-status").textContent(), /was not filed.*invalid_request/);
+    // The page caught up with the new rules: no stale level is left on show.
+    await form.locator("#validation-summary").filter({ hasText: "1 problem" }).waitFor();
+    assert.equal(await form.locator("#preview-level").count(), 0);
+    assert.match(await form.locator("#policy-types").innerHTML(), /value="docs"/);
     await screenshot(form, "server-error-at-field");
 
     // Put the demo rules back.
