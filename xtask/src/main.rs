@@ -70,5 +70,6 @@ fn ci() -> Result {
     step("native tests", || {
         cargo(&["test", "--release", "--workspace"])
     })?;
+    step("browser tests", browser::test)?;
     Ok(())
 }
