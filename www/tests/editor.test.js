@@ -423,6 +423,82 @@ describe("policy editor against the signoff server", () => {
   });
 });
 
+describe("the IndexedDB cache of local mode", () => {
+  it("keeps the cache contract: versions, atomic commits, ordered ranges, TTLs", async () => {
+    const files = await startStaticServer();
+    try {
+      const page = await openPage(browser.context, `${files.url}/`);
+      const result = await page.evaluate(async () => {
+        const { IndexedDbCache } = await import("/js/idb-cache.js");
+        let now = 1_000_000;
+        const cache = await IndexedDbCache.open(`contract-${Math.random()}`, { clock: () => now });
+        const bytes = (text) => new TextEncoder().encode(text);
+        const text = (entry) => entry && new TextDecoder().decode(entry.value);
+        const out = {};
+        out.absent = await cache.get("a");
+        out.create = await cache.commit({ checks: [{ key: "a", version: null }], puts: [{ key: "a", value: bytes("one") }] });
+        const first = await cache.get("a");
+        out.first = text(first);
+        out.recreate = await cache.commit({ checks: [{ key: "a", version: null }], puts: [{ key: "a", value: bytes("two") }] });
+        // A failed check writes nothing, not even the parts whose checks held.
+        out.partial = await cache.commit({
+          checks: [{ key: "a", version: first.version }, { key: "b", version: 42 }],
+          puts: [{ key: "a", value: bytes("three") }, { key: "c", value: bytes("c") }],
+          indexAdds: [{ index: "i", sortKey: "x", member: "m" }],
+        });
+        out.afterPartial = [text(await cache.get("a")), await cache.get("c"), await cache.range("i", null, 10)];
+        out.update = await cache.commit({ checks: [{ key: "a", version: first.version }], puts: [{ key: "a", value: bytes("four") }] });
+        const second = await cache.get("a");
+        out.versionMoved = second.version > first.version;
+        out.stale = await cache.commit({ checks: [{ key: "a", version: first.version }], deletes: ["a"] });
+        out.delete = await cache.commit({ checks: [{ key: "a", version: second.version }], deletes: ["a"] });
+        out.deleted = await cache.get("a");
+        // Ordered indexes: byte order of UTF-8 sort keys, ties by member,
+        // strictly after a position that is no longer there.
+        const adds = [["b", "2"], ["b", "1"], ["a", "9"], ["\u00e9", "1"], ["\uffff", "1"], ["\u{1F600}", "1"], ["c", "1"]]
+          .map(([sortKey, member]) => ({ index: "idx", sortKey, member }));
+        await cache.commit({ indexAdds: adds });
+        await cache.commit({ indexAdds: [{ index: "other", sortKey: "a", member: "x" }] });
+        out.all = (await cache.range("idx", null, 100)).map((e) => `${e.sortKey}/${e.member}`);
+        out.page = (await cache.range("idx", { sortKey: "b", member: "1" }, 2)).map((e) => `${e.sortKey}/${e.member}`);
+        await cache.commit({ indexRemoves: [{ index: "idx", sortKey: "b", member: "2" }] });
+        out.afterGone = (await cache.range("idx", { sortKey: "b", member: "2" }, 1)).map((e) => `${e.sortKey}/${e.member}`);
+        // TTL: gone once its time has passed, and absent for checks.
+        await cache.commit({ puts: [{ key: "t", value: bytes("ttl"), ttlMs: 500 }] });
+        out.beforeTtl = text(await cache.get("t"));
+        now += 500;
+        out.afterTtl = await cache.get("t");
+        out.recreateExpired = await cache.commit({ checks: [{ key: "t", version: null }], puts: [{ key: "t", value: bytes("new") }] });
+        cache.close();
+        return out;
+      });
+      assert.deepEqual(result, {
+        absent: null,
+        create: "committed",
+        first: "one",
+        recreate: "conflict",
+        partial: "conflict",
+        afterPartial: ["one", null, []],
+        update: "committed",
+        versionMoved: true,
+        stale: "conflict",
+        delete: "committed",
+        deleted: null,
+        all: ["a/9", "b/1", "b/2", "c/1", "\u00e9/1", "\uffff/1", "\u{1F600}/1"],
+        page: ["b/2", "c/1"],
+        afterGone: ["c/1"],
+        beforeTtl: "ttl",
+        afterTtl: null,
+        recreateExpired: "committed",
+      });
+      assertClean(page);
+      await page.close();
+    } finally {
+      await files.stop();
+    }
+  });
+});
+
 describe("local mode, with the server stopped", () => {
   it("runs the whole workflow in the browser over IndexedDB", async () => {
     await server.stop();
