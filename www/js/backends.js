@@ -217,7 +217,9 @@ export class LocalBackend {
   async putRules(rules) {
     const problems = this.engine.validateRules(rules);
     if (problems.length > 0) throw new SignoffError("invalid_request", "the rules are invalid", { details: problems });
+    const previous = this.manager;
     this.manager = this.makeManager(rules);
+    previous.free?.();
     this.currentRules = rules;
     localStorage.setItem(RULES_KEY, JSON.stringify(rules));
     return { rules, digest: this.digest() };
@@ -228,7 +230,9 @@ export class LocalBackend {
     localStorage.removeItem(RULES_KEY);
     await this.cache.clear();
     this.currentRules = structuredClone(DEMO_RULES);
+    const previous = this.manager;
     this.manager = this.makeManager(this.currentRules);
+    previous.free?.();
   }
 
   create(change, { idempotencyKey } = {}) {

@@ -557,6 +557,24 @@ describe("local mode, with the server stopped", () => {
       await page.locator("#cancel-button").waitFor();
       await page.click("#cancel-button");
       await page.locator('#request-status[data-status="cancelled"]').waitFor();
+
+      // One more, rejected by a peer: a reason is required first.
+      await page.goto(`${files.url}/#new`);
+      await fillValidChange(page, { policyType: "config", title: "Offline: config change" });
+      await expectLevel(page, "peer", null);
+      await page.click("#submit-change");
+      await page.locator("#created-link").click();
+      await page.locator("#reject-button").waitFor();
+      await page.selectOption("#local-principal", "alice");
+      await page.locator("#reject-button:not([aria-disabled])").waitFor();
+      await page.click("#reject-button");
+      await page.locator("#reject-status").filter({ hasText: "A reason is required" }).waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement.id), "reject-text");
+      await page.fill("#reject-text", "Config changes go through the weekly window.");
+      await page.click("#reject-button");
+      await page.locator('#request-status[data-status="rejected"]').waitFor();
+      assert.match(await page.locator("#rejection").textContent(), /Rejected by alice at stage peer-review: “Config changes go through the weekly window.”/);
+      await screenshot(page, "local-request-rejected");
       assertClean(page);
       await page.close();
     } finally {
