@@ -269,7 +269,14 @@ async function route({ focus = false } = {}) {
   if (focus) byId(`${view}-heading`).focus();
   if (view === "queue") await queue.load();
   if (view === "request") await requestView.show(rest.join("/"));
-  if (view === "rules") rulesView.render();
+  if (view === "rules") {
+    // Show the rules in force now, not the ones loaded at sign-in.
+    rulesView.render();
+    if (state.mode === "server" && state.session) {
+      await loadRules();
+      afterRulesChanged();
+    }
+  }
 }
 
 window.addEventListener("hashchange", () => route({ focus: true }));
