@@ -208,6 +208,21 @@ impl Metrics {
             "Scrapes whose pending figures could not be read from the cache",
             metrics.stats_failures.clone(),
         );
+        // Every outcome is exported from the start, at zero.
+        for outcome in [
+            Outcome::Approved,
+            Outcome::Rejected,
+            Outcome::Cancelled,
+            Outcome::Expired,
+        ] {
+            let labels = OutcomeLabels {
+                outcome: outcome.as_str().to_owned(),
+            };
+            drop(metrics.decisions.get_or_create(&labels));
+            if outcome != Outcome::Expired {
+                drop(metrics.decision_seconds.get_or_create(&labels));
+            }
+        }
         Self {
             registry,
             ..metrics
