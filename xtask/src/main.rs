@@ -67,6 +67,7 @@ fn ci() -> Result {
             "wasm32-wasip2",
         ])
     })?;
+    tools::ensure_apt("redis-server", &["redis-server"])?;
     step("native tests", || {
         cargo(&["test", "--release", "--workspace"])
     })?;
