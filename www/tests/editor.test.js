@@ -575,6 +575,34 @@ describe("local mode, with the server stopped", () => {
       await page.locator('#request-status[data-status="rejected"]').waitFor();
       assert.match(await page.locator("#rejection").textContent(), /Rejected by alice at stage peer-review: “Config changes go through the weekly window.”/);
       await screenshot(page, "local-request-rejected");
+
+      // Local rules: the admin shortens the peer level to 2 s; a request at
+      // that level counts down and expires on its own.
+      await page.selectOption("#local-principal", "admin");
+      await page.goto(`${files.url}/#rules`);
+      await page.locator("#rules-digest").waitFor();
+      const before = await page.locator("#rules-digest").textContent();
+      const rules = JSON.parse(await page.inputValue("#rules-text"));
+      rules.levels.find((level) => level.name === "peer").ttlSeconds = 2;
+      await page.fill("#rules-text", JSON.stringify(rules, null, 2));
+      await page.locator("#rules-problems").filter({ hasText: "No problems" }).waitFor();
+      await page.click("#rules-save");
+      await page.locator("#rules-save-status").filter({ hasText: "Saved" }).waitFor();
+      assert.notEqual(await page.locator("#rules-digest").textContent(), before);
+      await page.selectOption("#local-principal", "bob");
+      await page.goto(`${files.url}/#new`);
+      await fillValidChange(page, { policyType: "config", title: "Offline: short-lived change" });
+      await expectLevel(page, "peer", null);
+      assert.match(await page.locator("#level-panel").textContent(), /pending for 2 s/);
+      await page.click("#submit-change");
+      await page.locator("#created-link").click();
+      await page.locator("#countdown").waitFor();
+      assert.match(await page.locator("#countdown").textContent(), /^expires in 00:00:0[12]$/);
+      await page.locator('#request-status[data-status="expired"]').waitFor({ timeout: 10_000 });
+      assert.equal(await page.getAttribute("#cancel-button", "data-blocked"), "expired");
+      const history = await page.locator("#history li").evaluateAll((items) => items.map((item) => item.dataset.action));
+      assert.deepEqual(history, ["create", "expire"]);
+      await screenshot(page, "local-request-expired");
       assertClean(page);
       await page.close();
     } finally {
