@@ -4,7 +4,7 @@
 // Screenshots of every step land in www/test-results/.
 
 import assert from "node:assert/strict";
-import { writeFile, mkdir } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -58,6 +58,8 @@ function assertClean(page) {
 }
 
 before(async () => {
+  // Screenshots are numbered per run: start from an empty folder.
+  await rm(RESULTS, { recursive: true, force: true });
   server = await startServer();
   browser = await launchBrowser();
 });
