@@ -34,6 +34,12 @@ use crate::cache::{CacheBackend, RedisOptions};
 /// module for `wasm32-unknown-unknown`, made a component when loaded.
 pub const ENGINE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/signoff_engine.wasm"));
 
+/// [`ENGINE_WASM`], shared.
+fn embedded_wasm() -> Arc<[u8]> {
+    static EMBEDDED: std::sync::OnceLock<Arc<[u8]>> = std::sync::OnceLock::new();
+    Arc::clone(EMBEDDED.get_or_init(|| Arc::from(ENGINE_WASM)))
+}
+
 /// How the engine is set up.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -68,7 +74,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
-            wasm: Arc::from(ENGINE_WASM),
+            wasm: embedded_wasm(),
             limits: Limits::default(),
             redis: RedisOptions::default(),
             rules_refresh: Duration::from_secs(1),
@@ -116,7 +122,7 @@ pub enum ReplaceRulesError {
 const RULES_ATTEMPTS: usize = 16;
 
 struct Inner {
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     cache: CacheBackend,
     rules: std::sync::RwLock<Arc<RulesInForce>>,
     clock: ClockFn,
@@ -146,7 +152,8 @@ impl Engine {
         Self::start_with(options, EngineSettings::default()).await
     }
 
-    /// Starts the engine: loads the component, opens the cache (an
+    /// Starts the engine: loads the component (compiled once per process
+    /// for the same bytes and limits), opens the cache (an
     /// unreachable Redis is not an error here: calls answer `unavailable`
     /// until it answers, see [`Engine::ready`]) and adopts the rules the
     /// cache holds, or publishes `options.rules` there.
@@ -154,7 +161,7 @@ impl Engine {
         options: EngineOptions,
         settings: EngineSettings,
     ) -> anyhow::Result<Self> {
-        let runtime = Runtime::new(&settings.wasm, settings.limits)?;
+        let runtime = Runtime::shared(&settings.wasm, settings.limits)?;
         let cache = match options.redis_url.as_deref() {
             Some(url) => CacheBackend::redis(url, &options.key_prefix, settings.redis)?,
             None => {
@@ -189,6 +196,16 @@ impl Engine {
             spawn_rules_refresher(Arc::downgrade(&inner), settings.rules_refresh);
         }
         Ok(Self { inner })
+    }
+
+    /// Validates a rules document in the engine without putting it in
+    /// force: its digest, or every problem.
+    pub async fn validate_rules(
+        &self,
+        document: &Value,
+    ) -> Result<Result<String, Vec<Violation>>, Error> {
+        let validated = self.inner.validate_rules(&json_text(document)).await?;
+        Ok(validated.map(|rules| rules.digest))
     }
 
     /// The cache behind the engine.

@@ -181,7 +181,30 @@ fn componentize(bytes: &[u8]) -> anyhow::Result<std::borrow::Cow<'_, [u8]>> {
     Ok(std::borrow::Cow::Owned(encoded))
 }
 
+/// Components compiled in this process, by bytes and limits.
+type Compiled = Vec<(Arc<[u8]>, Limits, Arc<Runtime>)>;
+
+static COMPILED: std::sync::Mutex<Compiled> = std::sync::Mutex::new(Vec::new());
+
 impl Runtime {
+    /// The runtime for `wasm` under `limits`, compiled once per process:
+    /// engines started with the same bytes and limits share the compiled
+    /// component, its instance pool and its concurrency bound.
+    pub fn shared(wasm: &Arc<[u8]>, limits: Limits) -> Result<Arc<Self>, LoadError> {
+        let mut compiled = COMPILED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = compiled.iter().find(|(bytes, compiled_limits, _)| {
+            *compiled_limits == limits && (Arc::ptr_eq(bytes, wasm) || **bytes == **wasm)
+        });
+        if let Some((_, _, runtime)) = found {
+            return Ok(Arc::clone(runtime));
+        }
+        let runtime = Arc::new(Self::new(wasm, limits)?);
+        compiled.push((Arc::clone(wasm), limits, Arc::clone(&runtime)));
+        Ok(runtime)
+    }
+
     /// Compiles `wasm` (a component, or the guest's core module) under `limits`.
     pub fn new(wasm: &[u8], limits: Limits) -> Result<Self, LoadError> {
         let slots = limits.max_instances.max(1);
