@@ -11,3 +11,5 @@
 
 #[cfg(feature = "component")]
 mod component;
+#[cfg(feature = "js")]
+mod js;

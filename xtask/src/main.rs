@@ -6,6 +6,7 @@
 //! server needs and starts it in development mode.
 
 mod browser;
+mod js;
 mod tools;
 
 use std::process::ExitCode;
@@ -18,8 +19,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
         Some("browser") => browser::test(),
+        Some("js") => step("js package", js::build).and_then(|()| step("js tests", js::test)),
         _ => {
-            eprintln!("usage: cargo xtask <ci | wasm-targets | browser>");
+            eprintln!("usage: cargo xtask <ci | wasm-targets | browser | js>");
             return ExitCode::from(2);
         }
     };
@@ -67,10 +69,12 @@ fn ci() -> Result {
             "wasm32-wasip2",
         ])
     })?;
+    step("js package", js::build)?;
     tools::ensure_apt("redis-server", &["redis-server"])?;
     step("native tests", || {
         cargo(&["test", "--release", "--workspace"])
     })?;
+    step("js tests", js::test)?;
     step("browser tests", browser::test)?;
     Ok(())
 }

@@ -1,0 +1,468 @@
+//! The core's [`Cache`] over a JavaScript object, and the in-memory cache
+//! exported to JavaScript.
+//!
+//! A JS cache is any object with `get(key)`, `commit(batch)` and
+//! `range(index, after, limit)` (shapes in `types.rs` and `wasm/README.md`).
+//! Each method may answer with a plain value or a Promise (any thenable). A
+//! method that throws, rejects, or answers outside the contract fails the
+//! operation with `unavailable`; the core retries a `conflict` by itself.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use js_sys::{Array, Function, Reflect, Uint8Array};
+use signoff_core::{Batch, Cache, CacheError, CommitOutcome, Entry, IndexEntry};
+use signoff_core::{Violation, ViolationCode};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::wire;
+
+/// The largest integer a JS number holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A cache implemented in JavaScript.
+pub struct JsCache {
+    target: JsValue,
+    get: Function,
+    commit: Function,
+    range: Function,
+}
+
+fn method(target: &JsValue, name: &str, out: &mut Vec<Violation>) -> Option<Function> {
+    let found = Reflect::get(target, &JsValue::from_str(name)).ok();
+    match found.and_then(|value| value.dyn_into::<Function>().ok()) {
+        Some(function) => Some(function),
+        None => {
+            out.push(Violation::new(
+                format!("cache.{name}"),
+                ViolationCode::InvalidType,
+                "must be a function",
+            ));
+            None
+        }
+    }
+}
+
+/// A readable description of a thrown value.
+pub fn describe_thrown(value: &JsValue) -> String {
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(error.message());
+    }
+    value
+        .as_string()
+        .unwrap_or_else(|| String::from("a value that is not an Error"))
+}
+
+fn broken(name: &str, contract: &str) -> CacheError {
+    CacheError(format!("cache.{name} broke the contract: {contract}"))
+}
+
+/// Awaits `result` if it is a thenable, and turns a throw or a rejection into
+/// a [`CacheError`].
+async fn settle(name: &str, result: Result<JsValue, JsValue>) -> Result<JsValue, CacheError> {
+    let value = result.map_err(|thrown| {
+        CacheError(format!("cache.{name} threw: {}", describe_thrown(&thrown)))
+    })?;
+    let thenable = value.is_object()
+        && Reflect::get(&value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function());
+    if !thenable {
+        return Ok(value);
+    }
+    JsFuture::from(js_sys::Promise::resolve(&value))
+        .await
+        .map_err(|thrown| {
+            CacheError(format!(
+                "cache.{name} was rejected: {}",
+                describe_thrown(&thrown)
+            ))
+        })
+}
+
+fn field(value: &JsValue, name: &str) -> JsValue {
+    Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn version_of(value: &JsValue) -> Option<u64> {
+    if let Some(number) = value.as_f64() {
+        return (number.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER).contains(&number))
+            .then_some(number as u64);
+    }
+    if value.is_bigint() {
+        return u64::try_from(value.clone()).ok();
+    }
+    None
+}
+
+fn bytes_of(value: &JsValue) -> Option<Vec<u8>> {
+    if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        return Some(array.to_vec());
+    }
+    value
+        .dyn_ref::<js_sys::ArrayBuffer>()
+        .map(|buffer| Uint8Array::new(buffer).to_vec())
+}
+
+fn position_of(value: &JsValue) -> Option<IndexEntry> {
+    Some(IndexEntry {
+        sort_key: field(value, "sortKey").as_string()?,
+        member: field(value, "member").as_string()?,
+    })
+}
+
+impl JsCache {
+    /// Wraps `target`, which must have the three methods.
+    pub fn new(target: &JsValue) -> Result<Self, Vec<Violation>> {
+        let mut out = Vec::new();
+        if !target.is_object() {
+            out.push(Violation::new(
+                "cache",
+                ViolationCode::InvalidType,
+                "must be an object with get, commit and range methods",
+            ));
+            return Err(out);
+        }
+        let get = method(target, "get", &mut out);
+        let commit = method(target, "commit", &mut out);
+        let range = method(target, "range", &mut out);
+        match (get, commit, range) {
+            (Some(get), Some(commit), Some(range)) => Ok(Self {
+                target: target.clone(),
+                get,
+                commit,
+                range,
+            }),
+            _ => Err(out),
+        }
+    }
+}
+
+impl Cache for JsCache {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        let answer = settle("get", self.get.call1(&self.target, &JsValue::from_str(key))).await?;
+        if answer.is_null() || answer.is_undefined() {
+            return Ok(None);
+        }
+        let contract = "it must answer { value: Uint8Array, version: number } or null";
+        if !answer.is_object() {
+            return Err(broken("get", contract));
+        }
+        let value = bytes_of(&field(&answer, "value")).ok_or_else(|| broken("get", contract))?;
+        let version =
+            version_of(&field(&answer, "version")).ok_or_else(|| broken("get", contract))?;
+        Ok(Some(Entry { value, version }))
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
+        let argument = batch_to_js(&batch);
+        let answer = settle("commit", self.commit.call1(&self.target, &argument)).await?;
+        match (answer.as_bool(), answer.as_string().as_deref()) {
+            (Some(true), _) | (_, Some("committed")) => Ok(CommitOutcome::Committed),
+            (Some(false), _) | (_, Some("conflict")) => Ok(CommitOutcome::Conflict),
+            _ => Err(broken(
+                "commit",
+                "it must answer true or \"committed\", false or \"conflict\"",
+            )),
+        }
+    }
+
+    async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError> {
+        let after_js = match after {
+            Some(entry) => position_to_js(&entry.sort_key, &entry.member),
+            None => JsValue::NULL,
+        };
+        let answer = settle(
+            "range",
+            self.range.call3(
+                &self.target,
+                &JsValue::from_str(index),
+                &after_js,
+                &JsValue::from(limit),
+            ),
+        )
+        .await?;
+        let contract = "it must answer an array of { sortKey, member } strings";
+        let items = answer
+            .dyn_into::<Array>()
+            .map_err(|_| broken("range", contract))?;
+        if items.length() > limit {
+            return Err(broken(
+                "range",
+                &format!(
+                    "it answered {} entries for a limit of {limit}",
+                    items.length()
+                ),
+            ));
+        }
+        let mut entries: Vec<IndexEntry> = Vec::with_capacity(items.length() as usize);
+        for item in items.iter() {
+            let entry = position_of(&item).ok_or_else(|| broken("range", contract))?;
+            let previous = entries.last().or(after);
+            if previous.is_some_and(|previous| *previous >= entry) {
+                return Err(broken(
+                    "range",
+                    "entries must come in (sortKey, member) order, strictly after `after`",
+                ));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+/// A plain object with `fields`.
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let object = js_sys::Object::new();
+    for (name, value) in fields {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = Reflect::set(&object, &JsValue::from_str(name), value);
+    }
+    object.into()
+}
+
+fn position_to_js(sort_key: &str, member: &str) -> JsValue {
+    object(&[
+        ("sortKey", JsValue::from_str(sort_key)),
+        ("member", JsValue::from_str(member)),
+    ])
+}
+
+fn array(items: impl Iterator<Item = JsValue>) -> JsValue {
+    items.collect::<Array>().into()
+}
+
+fn index_changes(changes: &[signoff_core::IndexChange]) -> JsValue {
+    array(changes.iter().map(|change| {
+        object(&[
+            ("index", JsValue::from_str(&change.index)),
+            ("sortKey", JsValue::from_str(&change.entry.sort_key)),
+            ("member", JsValue::from_str(&change.entry.member)),
+        ])
+    }))
+}
+
+/// The batch as `types::CacheBatch` declares it.
+fn batch_to_js(batch: &Batch) -> JsValue {
+    let checks = array(batch.checks.iter().map(|check| {
+        let version = check
+            .version
+            .map_or(JsValue::NULL, |version| JsValue::from_f64(version as f64));
+        object(&[("key", JsValue::from_str(&check.key)), ("version", version)])
+    }));
+    let puts = array(batch.puts.iter().map(|put| {
+        let mut fields = vec![
+            ("key", JsValue::from_str(&put.key)),
+            ("value", Uint8Array::from(put.value.as_slice()).into()),
+        ];
+        if let Some(ttl) = put.ttl_ms {
+            fields.push(("ttlMs", JsValue::from_f64(ttl as f64)));
+        }
+        object(&fields)
+    }));
+    let deletes = array(batch.deletes.iter().map(|key| JsValue::from_str(key)));
+    object(&[
+        ("checks", checks),
+        ("puts", puts),
+        ("deletes", deletes),
+        ("indexAdds", index_changes(&batch.index_adds)),
+        ("indexRemoves", index_changes(&batch.index_removes)),
+    ])
+}
+
+/// The cache of a manager: the built-in memory cache, or a JS object.
+pub enum AnyCache {
+    /// A [`MemoryCache`] made in JavaScript, used without crossing the boundary.
+    Memory(signoff_core::MemoryCache),
+    /// Any object with `get`, `commit` and `range`.
+    Js(JsCache),
+}
+
+impl AnyCache {
+    /// The cache behind `value`.
+    pub fn from_js(value: &JsValue) -> Result<Self, Vec<Violation>> {
+        let handle = Reflect::get(value, &JsValue::from_str(HANDLE_METHOD))
+            .ok()
+            .and_then(|method| method.dyn_into::<Function>().ok())
+            .and_then(|method| method.call0(value).ok())
+            .and_then(|handle| {
+                <MemoryCacheHandle as wasm_bindgen::convert::TryFromJsValue>::try_from_js_value(
+                    handle,
+                )
+                .ok()
+            });
+        match handle {
+            Some(handle) => Ok(Self::Memory(handle.inner)),
+            None => JsCache::new(value).map(Self::Js),
+        }
+    }
+}
+
+impl Cache for AnyCache {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
+        match self {
+            Self::Memory(cache) => cache.get(key).await,
+            Self::Js(cache) => cache.get(key).await,
+        }
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
+        match self {
+            Self::Memory(cache) => cache.commit(batch).await,
+            Self::Js(cache) => cache.commit(batch).await,
+        }
+    }
+
+    async fn range(
+        &self,
+        index: &str,
+        after: Option<&IndexEntry>,
+        limit: u32,
+    ) -> Result<Vec<IndexEntry>, CacheError> {
+        match self {
+            Self::Memory(cache) => cache.range(index, after, limit).await,
+            Self::Js(cache) => cache.range(index, after, limit).await,
+        }
+    }
+}
+
+/// The method a [`MemoryCache`] hands its store out by.
+const HANDLE_METHOD: &str = "__signoffMemoryCache";
+
+/// A throwaway JS object carrying a memory cache's store to a manager.
+#[wasm_bindgen(skip_typescript)]
+pub struct MemoryCacheHandle {
+    inner: signoff_core::MemoryCache,
+}
+
+thread_local! {
+    /// The JS clocks of memory caches, by slot; a closure over a slot number
+    /// is `Send + Sync` where one over a JS function could not be.
+    static CLOCKS: RefCell<Vec<Option<Function>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A slot of [`CLOCKS`], emptied when its cache is freed.
+struct ClockSlot(usize);
+
+impl Drop for ClockSlot {
+    fn drop(&mut self) {
+        CLOCKS.with(|clocks| {
+            if let Some(slot) = clocks.borrow_mut().get_mut(self.0) {
+                *slot = None;
+            }
+        });
+    }
+}
+
+fn epoch_millis(clock: Option<&Function>) -> Option<i64> {
+    let value = match clock {
+        Some(clock) => clock.call0(&JsValue::UNDEFINED).ok()?.as_f64()?,
+        None => js_sys::Date::now(),
+    };
+    (value.is_finite() && value.abs() <= 8.64e15).then(|| value.floor() as i64)
+}
+
+/// An in-memory cache for JavaScript: the core's `MemoryCache`, with TTLs
+/// measured on `clock` (default `Date.now`).
+#[wasm_bindgen]
+pub struct MemoryCache {
+    inner: signoff_core::MemoryCache,
+    _clock: Option<ClockSlot>,
+}
+
+#[wasm_bindgen]
+impl MemoryCache {
+    /// A new, empty cache. `options.clock` returns epoch milliseconds and
+    /// measures TTLs (idempotency keys, rate-limit buckets); give it the
+    /// manager's clock when that clock is not `Date.now`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        options: Option<tsify::Ts<super::types::MemoryCacheOptions>>,
+    ) -> Result<MemoryCache, JsValue> {
+        let clock = match options.map(|options| options.js_value()) {
+            None => None,
+            Some(options) if options.is_null() || options.is_undefined() => None,
+            Some(options) => memory_cache_clock(&options)?,
+        };
+        let (slot, reader): (Option<ClockSlot>, signoff_core::memory::MillisClock) = match clock {
+            None => (None, Arc::new(|| epoch_millis(None).unwrap_or_default())),
+            Some(clock) => {
+                let slot = CLOCKS.with(|clocks| {
+                    let mut clocks = clocks.borrow_mut();
+                    clocks.push(Some(clock));
+                    clocks.len() - 1
+                });
+                let reader = move || {
+                    CLOCKS
+                        .with(|clocks| epoch_millis(clocks.borrow().get(slot)?.as_ref()))
+                        .or_else(|| epoch_millis(None))
+                        .unwrap_or_default()
+                };
+                (Some(ClockSlot(slot)), Arc::new(reader))
+            }
+        };
+        Ok(MemoryCache {
+            inner: signoff_core::MemoryCache::with_clock(reader),
+            _clock: slot,
+        })
+    }
+
+    /// The number of live values stored.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> u32 {
+        u32::try_from(self.inner.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Hands the store to a manager (internal).
+    #[wasm_bindgen(js_name = "__signoffMemoryCache", skip_typescript)]
+    pub fn handle(&self) -> MemoryCacheHandle {
+        MemoryCacheHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+fn memory_cache_clock(options: &JsValue) -> Result<Option<Function>, JsValue> {
+    let mut out = Vec::new();
+    let clock = if options.is_object() {
+        let keys = js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>());
+        for key in keys.iter().filter_map(|key| key.as_string()) {
+            if key != "clock" {
+                out.push(Violation::new(
+                    key.clone(),
+                    ViolationCode::UnknownField,
+                    format!("unknown field `{key}`"),
+                ));
+            }
+        }
+        let clock = field(options, "clock");
+        match clock.dyn_into::<Function>() {
+            Ok(clock) => Some(clock),
+            Err(other) if other.is_null() || other.is_undefined() => None,
+            Err(_) => {
+                out.push(Violation::new(
+                    "clock",
+                    ViolationCode::InvalidType,
+                    "must be a function returning epoch milliseconds",
+                ));
+                None
+            }
+        }
+    } else {
+        out.push(Violation::new(
+            "",
+            ViolationCode::InvalidType,
+            "must be an object",
+        ));
+        None
+    };
+    if out.is_empty() {
+        Ok(clock)
+    } else {
+        Err(wire::invalid("the memory cache options are invalid", out))
+    }
+}

@@ -1,0 +1,101 @@
+// The JavaScript half of the binding: the error class, and the check that an
+// argument is plain JSON data before its text crosses into WebAssembly.
+//
+// wasm-bindgen copies this file into the package (`snippets/`). It decides
+// nothing about changes, rules or requests: the Rust core does.
+
+/** The longest JSON text of one argument, in UTF-16 units (1 MiB, like HTTP bodies). */
+const MAX_JSON_UNITS = 1 << 20;
+
+/**
+ * Every failure of signoff: `code` is the stable snake_case code, `details`
+ * the validation items (`invalid_request`) or `{ retryAfterSeconds }`
+ * (`rate_limited`).
+ */
+export class SignoffError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    this.name = "SignoffError";
+    this.code = code;
+    if (details !== undefined && details !== null) {
+      this.details = details;
+    }
+  }
+}
+
+export function makeError(code, message, details) {
+  return new SignoffError(code, message, details === null ? undefined : details);
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  const type = typeof value;
+  if (type !== "object") return type;
+  const proto = Object.getPrototypeOf(value);
+  const name = proto && proto.constructor && proto.constructor.name;
+  return name ? `a ${name}` : "object";
+}
+
+function join(path, key, inArray) {
+  if (inArray) return `${path}[${key}]`;
+  return path === "" ? key : `${path}.${key}`;
+}
+
+/**
+ * The JSON text of `value`, `undefined` when `value` is `undefined`, or an
+ * array of problems (`{ path, code, message }`) listing every value that is
+ * not plain JSON data: non-finite numbers, bigints, functions, symbols, and
+ * objects other than plain objects and arrays (Map, Date, class instances...),
+ * cycles, and texts over 1 MiB. Paths start at `prefix`; `what` names the
+ * argument in messages.
+ */
+export function toJsonText(value, prefix, what) {
+  const problems = [];
+  const paths = new Map();
+  let text;
+  try {
+    text = JSON.stringify(value, function (key, converted) {
+      let path = prefix;
+      if (paths.has(this)) {
+        path = join(paths.get(this), key, Array.isArray(this));
+      }
+      const raw = this[key];
+      switch (typeof raw) {
+        case "number":
+          if (!Number.isFinite(raw)) {
+            problems.push({ path, code: "invalid_type", message: `must be a finite number, got ${raw}` });
+            return undefined;
+          }
+          return raw;
+        case "bigint":
+        case "function":
+        case "symbol":
+          problems.push({ path, code: "invalid_type", message: `must be JSON data, got a ${typeof raw}` });
+          return undefined;
+        case "object": {
+          if (raw === null) return null;
+          const proto = Object.getPrototypeOf(raw);
+          if (!Array.isArray(raw) && proto !== Object.prototype && proto !== null) {
+            problems.push({ path, code: "invalid_type", message: `must be a plain object, got ${describe(raw)}` });
+            return undefined;
+          }
+          paths.set(raw, path);
+          return raw;
+        }
+        default:
+          return converted;
+      }
+    });
+  } catch (error) {
+    // Cycles, and nesting too deep for the engine's stack, end up here.
+    return [{ path: prefix, code: "invalid_type", message: `the ${what} is not JSON data: ${error && error.message}` }];
+  }
+  if (problems.length > 0) {
+    return problems;
+  }
+  if (text !== undefined && text.length > MAX_JSON_UNITS) {
+    return [{ path: prefix, code: "too_large", message: `the ${what} must be at most ${MAX_JSON_UNITS} characters of JSON` }];
+  }
+  return text;
+}

@@ -1,0 +1,466 @@
+//! The JavaScript package (SPEC section 8): `ApprovalManager`, `MemoryCache`,
+//! `validateChange`, `previewChange` and `validateRules`, plus the
+//! `SignoffError` class of `glue.js`.
+//!
+//! Every function here only converts: JS values to the JSON the core parses,
+//! the core's answers back to JS, and its errors to `SignoffError`s. Every
+//! decision is the core's.
+
+mod cache;
+mod types;
+mod wire;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Reflect};
+use signoff_core::ViolationCode;
+use signoff_core::input::{
+    ListQuery, parse_approve, parse_comment, parse_expire_limit, parse_reject,
+};
+use signoff_core::{Clock, IdSource, Manager, PolicyChange, Rules, Timestamp, Violation};
+use tsify::Ts;
+use uuid::Uuid;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use cache::AnyCache;
+use types::{
+    ApproveOptions, CommentOptions, CreateOptions, ExpireOptions, ListOptions, ManagerOptions,
+    Preview, RejectOptions,
+};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID, catch)]
+    fn random_uuid() -> Result<String, JsValue>;
+}
+
+/// The manager's clock: a JS function returning epoch milliseconds, or
+/// `Date.now`. The core's clock cannot fail, so each operation first reads
+/// the clock and fails cleanly if it is broken; a read that fails later in the
+/// operation reuses the last good reading.
+#[derive(Clone)]
+struct JsClock(Rc<ClockState>);
+
+struct ClockState {
+    source: Option<Function>,
+    last: Cell<i64>,
+}
+
+impl JsClock {
+    fn read(&self) -> Option<i64> {
+        let millis = match &self.0.source {
+            Some(source) => source.call0(&JsValue::UNDEFINED).ok()?.as_f64()?,
+            None => js_sys::Date::now(),
+        };
+        let millis =
+            (millis.is_finite() && millis.abs() <= 8.64e15).then(|| millis.floor() as i64)?;
+        self.0.last.set(millis);
+        Some(millis)
+    }
+
+    fn probe(&self) -> Result<(), JsValue> {
+        match self.read() {
+            Some(_) => Ok(()),
+            None => Err(config_error(
+                "clock",
+                "must return the current time in epoch milliseconds",
+            )),
+        }
+    }
+}
+
+impl Clock for JsClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.read().unwrap_or_else(|| self.0.last.get()))
+    }
+}
+
+/// The manager's id source: a JS function returning UUID strings, or
+/// `crypto.randomUUID`. The binding draws the id before each create (so that
+/// a broken source fails cleanly) and the core takes it from here.
+#[derive(Clone)]
+struct JsIds(Rc<IdState>);
+
+struct IdState {
+    source: Option<Function>,
+    next: Cell<Option<Uuid>>,
+}
+
+impl JsIds {
+    fn draw(&self) -> Result<(), JsValue> {
+        let text = match &self.0.source {
+            Some(source) => source
+                .call0(&JsValue::UNDEFINED)
+                .ok()
+                .and_then(|value| value.as_string()),
+            None => random_uuid().ok(),
+        };
+        let id = text
+            .and_then(|text| Uuid::parse_str(&text).ok())
+            .ok_or_else(|| config_error("ids", "must return a new UUID string"))?;
+        self.0.next.set(Some(id));
+        Ok(())
+    }
+}
+
+impl IdSource for JsIds {
+    fn new_id(&self) -> Uuid {
+        self.0.next.take().unwrap_or_else(Uuid::nil)
+    }
+}
+
+fn config_error(path: &str, message: &str) -> JsValue {
+    wire::invalid(
+        &format!("the manager's `{path}` {message}"),
+        vec![Violation::new(path, ViolationCode::InvalidType, message)],
+    )
+}
+
+struct Inner {
+    manager: Manager<AnyCache, JsClock, JsIds>,
+    clock: JsClock,
+    ids: JsIds,
+}
+
+/// The approval engine over a cache (SPEC section 8).
+#[wasm_bindgen]
+pub struct ApprovalManager {
+    inner: Rc<Inner>,
+}
+
+fn optional_function(options: &JsValue, name: &str, out: &mut Vec<Violation>) -> Option<Function> {
+    let value = Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+    if value.is_null() || value.is_undefined() {
+        return None;
+    }
+    match value.dyn_into::<Function>() {
+        Ok(function) => Some(function),
+        Err(_) => {
+            out.push(Violation::new(
+                name,
+                ViolationCode::InvalidType,
+                "must be a function",
+            ));
+            None
+        }
+    }
+}
+
+/// Parses a rules document, or throws `invalid_request` with its problems.
+fn parse_rules(value: &JsValue) -> Result<Rules, JsValue> {
+    let document = wire::json(value, "", "rules")?;
+    Rules::parse(&document).map_err(|details| wire::invalid("the rules are invalid", details))
+}
+
+/// Runs `body` as a Promise; every error is already a `SignoffError`.
+fn promise(body: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    future_to_promise(body)
+}
+
+fn core_error(error: signoff_core::Error) -> JsValue {
+    wire::error(&error)
+}
+
+#[wasm_bindgen]
+impl ApprovalManager {
+    /// A manager deciding with `options.rules` over `options.cache`. Throws a
+    /// `SignoffError` (`invalid_request`) listing every problem of the
+    /// options or the rules.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: Ts<ManagerOptions>) -> Result<ApprovalManager, JsValue> {
+        let options = options.js_value();
+        let mut out = Vec::new();
+        if !options.is_object() {
+            out.push(Violation::new(
+                "",
+                ViolationCode::InvalidType,
+                "must be an object { rules, cache, clock?, ids? }",
+            ));
+            return Err(wire::invalid("the manager options are invalid", out));
+        }
+        for key in js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>())
+            .iter()
+            .filter_map(|key| key.as_string())
+        {
+            if !["rules", "cache", "clock", "ids"].contains(&key.as_str()) {
+                out.push(Violation::new(
+                    key.clone(),
+                    ViolationCode::UnknownField,
+                    format!("unknown field `{key}`"),
+                ));
+            }
+        }
+        let cache_value = Reflect::get(&options, &JsValue::from_str("cache")).unwrap_or_default();
+        let cache = if cache_value.is_null() || cache_value.is_undefined() {
+            out.push(Violation::new(
+                "cache",
+                ViolationCode::Required,
+                "is required",
+            ));
+            None
+        } else {
+            AnyCache::from_js(&cache_value)
+                .map_err(|problems| out.extend(problems))
+                .ok()
+        };
+        let clock = optional_function(&options, "clock", &mut out);
+        let ids = optional_function(&options, "ids", &mut out);
+        let rules_value = Reflect::get(&options, &JsValue::from_str("rules")).unwrap_or_default();
+        if rules_value.is_null() || rules_value.is_undefined() {
+            out.push(Violation::new(
+                "rules",
+                ViolationCode::Required,
+                "is required",
+            ));
+        }
+        let (Some(cache), true) = (cache, out.is_empty()) else {
+            return Err(wire::invalid("the manager options are invalid", out));
+        };
+        let rules = parse_rules(&rules_value)?;
+        let clock = JsClock(Rc::new(ClockState {
+            source: clock,
+            last: Cell::new(0),
+        }));
+        clock.probe()?;
+        let ids = JsIds(Rc::new(IdState {
+            source: ids,
+            next: Cell::new(None),
+        }));
+        Ok(ApprovalManager {
+            inner: Rc::new(Inner {
+                manager: Manager::new(cache, clock.clone(), ids.clone(), rules),
+                clock,
+                ids,
+            }),
+        })
+    }
+
+    /// The digest of the rules in force (recorded on every request).
+    #[wasm_bindgen(getter, js_name = rulesDigest)]
+    pub fn rules_digest(&self) -> String {
+        self.inner.manager.rules_digest().to_owned()
+    }
+
+    /// Validates, rate-limits, decides and stores a change filed by
+    /// `principal`. With `idempotencyKey`, a repeat of the same change answers
+    /// the first request; another change under the same key is `conflict`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn create(
+        &self,
+        change: Ts<types::PolicyChange>,
+        principal: Ts<types::Principal>,
+        options: Option<Ts<CreateOptions>>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let (change, principal) = (change.js_value(), principal.js_value());
+        let options = options.map(|options| options.js_value());
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let key = wire::create_options(options)?;
+            let change = wire::json(&change, "", "change")?;
+            inner.clock.probe()?;
+            inner.ids.draw()?;
+            let created = inner
+                .manager
+                .create(&change, &principal, key.as_deref())
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&created.request)
+        })
+    }
+
+    /// The request with `id`, brought up to date with the clock; `null` when
+    /// unknown.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest | null>")]
+    pub fn get(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let id = wire::id(&id)?;
+            inner.clock.probe()?;
+            match inner.manager.get(&id).await.map_err(core_error)? {
+                Some(request) => wire::to_js(&request),
+                None => Ok(JsValue::NULL),
+            }
+        })
+    }
+
+    /// One page of requests: `{ items, nextCursor? }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Page>")]
+    pub fn list(&self, options: Option<Ts<ListOptions>>) -> Promise {
+        let inner = self.inner.clone();
+        let options = options.map(|options| options.js_value());
+        promise(async move {
+            let options = wire::options(options, "listing query")?;
+            let query = ListQuery::parse(options.as_ref()).map_err(core_error)?;
+            inner.clock.probe()?;
+            let page = inner.manager.list(&query).await.map_err(core_error)?;
+            wire::to_js(&page)
+        })
+    }
+
+    /// Counts an approval by `principal`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn approve(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<types::Principal>,
+        options: Option<Ts<ApproveOptions>>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let principal = principal.js_value();
+        let options = options.map(|options| options.js_value());
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let id = wire::id(&id)?;
+            let body = wire::options(options, "approval")?;
+            let comment = parse_approve(body.as_ref()).map_err(core_error)?;
+            inner.clock.probe()?;
+            let request = inner
+                .manager
+                .approve(&id, &principal, comment)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&request)
+        })
+    }
+
+    /// Rejects the request; `reason` is required.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn reject(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<types::Principal>,
+        options: Ts<RejectOptions>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let (principal, options) = (principal.js_value(), options.js_value());
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let id = wire::id(&id)?;
+            let body = wire::json(&options, "", "rejection")?;
+            let reason = parse_reject(Some(&body)).map_err(core_error)?;
+            inner.clock.probe()?;
+            let request = inner
+                .manager
+                .reject(&id, &principal, reason)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&request)
+        })
+    }
+
+    /// Cancels the request (its requester only).
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn cancel(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<types::Principal>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let principal = principal.js_value();
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let id = wire::id(&id)?;
+            inner.clock.probe()?;
+            let request = inner
+                .manager
+                .cancel(&id, &principal)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&request)
+        })
+    }
+
+    /// Appends a comment, in any state.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn comment(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<types::Principal>,
+        options: Ts<CommentOptions>,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let (principal, options) = (principal.js_value(), options.js_value());
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let id = wire::id(&id)?;
+            let body = wire::json(&options, "", "comment")?;
+            let text = parse_comment(Some(&body)).map_err(core_error)?;
+            inner.clock.probe()?;
+            let request = inner
+                .manager
+                .comment(&id, &principal, text)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&request)
+        })
+    }
+
+    /// Expires up to `limit` (default 100) pending requests past their
+    /// `expiresAt`.
+    #[wasm_bindgen(js_name = expireDue, unchecked_return_type = "Promise<ExpireReport>")]
+    pub fn expire_due(&self, options: Option<Ts<ExpireOptions>>) -> Promise {
+        let inner = self.inner.clone();
+        let options = options.map(|options| options.js_value());
+        promise(async move {
+            let body = wire::options(options, "expiry sweep")?;
+            let limit = parse_expire_limit(body.as_ref()).map_err(core_error)?;
+            inner.clock.probe()?;
+            let report = inner.manager.expire_due(limit).await.map_err(core_error)?;
+            wire::to_js(&report)
+        })
+    }
+}
+
+/// Every problem of `change` (empty when valid), checked against `rules`
+/// when given (which then must be valid).
+#[wasm_bindgen(js_name = validateChange, unchecked_return_type = "Violation[]")]
+pub fn validate_change(
+    change: Ts<types::PolicyChange>,
+    rules: Option<Ts<types::Rules>>,
+) -> Result<JsValue, JsValue> {
+    let rules = match rules.map(|rules| rules.js_value()) {
+        Some(rules) if !rules.is_null() && !rules.is_undefined() => Some(parse_rules(&rules)?),
+        _ => None,
+    };
+    let problems = match wire::json_or_problems(&change.js_value(), "", "change") {
+        Ok(change) => PolicyChange::parse(&change, rules.as_ref())
+            .err()
+            .unwrap_or_default(),
+        Err(problems) => problems,
+    };
+    wire::to_js(&problems)
+}
+
+/// Validation and level of `change` under `rules`, storing nothing:
+/// `{ valid, errors, level, explanation }`. Throws `invalid_request` when the
+/// rules are invalid.
+#[wasm_bindgen(js_name = previewChange)]
+pub fn preview_change(
+    change: Ts<types::PolicyChange>,
+    rules: Ts<types::Rules>,
+) -> Result<Ts<Preview>, JsValue> {
+    let rules = parse_rules(&rules.js_value())?;
+    let preview = match wire::json_or_problems(&change.js_value(), "", "change") {
+        Ok(change) => signoff_core::preview(&change, &rules),
+        Err(errors) => signoff_core::Preview {
+            valid: false,
+            errors,
+            level: None,
+            explanation: None,
+        },
+    };
+    wire::to_js(&preview).map(Ts::new_unchecked)
+}
+
+/// Every problem of a rules document (empty when valid).
+#[wasm_bindgen(js_name = validateRules, unchecked_return_type = "Violation[]")]
+pub fn validate_rules(rules: Ts<types::Rules>) -> Result<JsValue, JsValue> {
+    let problems = match wire::json_or_problems(&rules.js_value(), "", "rules") {
+        Ok(document) => Rules::parse(&document).err().unwrap_or_default(),
+        Err(problems) => problems,
+    };
+    wire::to_js(&problems)
+}

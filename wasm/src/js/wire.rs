@@ -1,0 +1,260 @@
+//! What crosses the boundary: JSON data in, JSON data out, and every failure as
+//! a `SignoffError` with the core's stable code.
+//!
+//! Inputs are turned into JSON text by `glue.js` (which refuses values that
+//! are not plain JSON data, and texts over 1 MiB) and parsed with `serde_json`,
+//! so the core sees exactly what an HTTP body would give it. Outputs go the
+//! other way: `serde_json` text, then `JSON.parse`.
+
+use serde::Serialize;
+use serde_json::Value;
+use signoff_core::validation::{
+    CharPolicy, ObjectReader, TextRule, check_text, expect_array, expect_str, index,
+};
+use signoff_core::{Error, ErrorCode, Principal, Violation, ViolationCode};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/js/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeError)]
+    fn make_error(code: &str, message: &str, details: JsValue) -> JsValue;
+
+    /// A string (the JSON text), `undefined`, or an array of problems.
+    #[wasm_bindgen(js_name = toJsonText)]
+    fn to_json_text(value: &JsValue, prefix: &str, what: &str) -> JsValue;
+}
+
+/// The most characters of an id argument (UTF-16 units) read at all.
+const MAX_ID_UNITS: u32 = 4096;
+
+/// Principal ids and role names: 1..=256 chars, no control or bidi character.
+const PRINCIPAL_TEXT: TextRule = TextRule {
+    min: 1,
+    max: 256,
+    trim: false,
+    chars: CharPolicy::SingleLine,
+};
+
+/// The most roles a principal may hold.
+const MAX_ROLES: usize = 256;
+
+/// A thrown `SignoffError` with `code`, `message` and `details`.
+pub fn js_error(code: ErrorCode, message: &str, details: Option<&Value>) -> JsValue {
+    let details = details
+        .and_then(|details| to_js(details).ok())
+        .unwrap_or(JsValue::UNDEFINED);
+    make_error(code.as_str(), message, details)
+}
+
+/// The core's error as a `SignoffError`.
+pub fn error(error: &Error) -> JsValue {
+    if let Error::InvalidRequest { details, .. } = error {
+        // Items keep their `{ path, code, message }` order.
+        let details = to_js(details).unwrap_or(JsValue::UNDEFINED);
+        return make_error(
+            ErrorCode::InvalidRequest.as_str(),
+            &error.to_string(),
+            details,
+        );
+    }
+    let details = match error {
+        Error::RateLimited {
+            retry_after_seconds,
+        } => to_js(&RetryAfter {
+            retry_after_seconds: *retry_after_seconds,
+        })
+        .unwrap_or(JsValue::UNDEFINED),
+        _ => JsValue::UNDEFINED,
+    };
+    make_error(error.code().as_str(), &error.to_string(), details)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryAfter {
+    retry_after_seconds: u64,
+}
+
+/// An `invalid_request` listing `details`.
+pub fn invalid(message: &str, details: Vec<Violation>) -> JsValue {
+    error(&Error::invalid(message, details))
+}
+
+/// `value` as a JS value, through JSON text.
+pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    // `to_vec`, as the core writes stored values: one serializer per type.
+    let bytes = serde_json::to_vec(value).map_err(|failure| internal(&failure.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|failure| internal(&failure.to_string()))?;
+    js_sys::JSON::parse(&text).map_err(|_| internal("could not parse an answer"))
+}
+
+fn internal(message: &str) -> JsValue {
+    js_error(ErrorCode::Internal, message, None)
+}
+
+/// `value` as JSON data, or every reason it is not (paths start at `prefix`).
+/// `undefined` and `null` both give `Value::Null`.
+pub fn json_or_problems(
+    value: &JsValue,
+    prefix: &str,
+    what: &str,
+) -> Result<Value, Vec<Violation>> {
+    let converted = to_json_text(value, prefix, what);
+    if let Some(text) = converted.as_string() {
+        // `from_slice`, as the core reads stored values: one parser in the module.
+        return serde_json::from_slice(text.as_bytes()).map_err(|failure| {
+            vec![Violation::new(
+                prefix,
+                ViolationCode::InvalidType,
+                format!("is not JSON data: {failure}"),
+            )]
+        });
+    }
+    if converted.is_undefined() {
+        return Ok(Value::Null);
+    }
+    // The problems `glue.js` found: `{ path, code, message }` items.
+    let text = |item: &JsValue, name: &str| {
+        js_sys::Reflect::get(item, &JsValue::from_str(name))
+            .ok()
+            .and_then(|value| value.as_string())
+            .unwrap_or_default()
+    };
+    let problems: Vec<Violation> = js_sys::Array::from(&converted)
+        .iter()
+        .map(|item| {
+            let code = match text(&item, "code").as_str() {
+                "too_large" => ViolationCode::TooLarge,
+                _ => ViolationCode::InvalidType,
+            };
+            Violation::new(text(&item, "path"), code, text(&item, "message"))
+        })
+        .collect();
+    if problems.is_empty() {
+        return Err(vec![Violation::new(
+            prefix,
+            ViolationCode::InvalidType,
+            "is not JSON data",
+        )]);
+    }
+    Err(problems)
+}
+
+/// `value` as JSON data, or an `invalid_request`.
+pub fn json(value: &JsValue, prefix: &str, what: &str) -> Result<Value, JsValue> {
+    json_or_problems(value, prefix, what)
+        .map_err(|problems| invalid(&format!("the {what} is not JSON data"), problems))
+}
+
+/// An optional options object: `undefined` and `null` mean `{}`.
+pub fn options(value: Option<JsValue>, what: &str) -> Result<Option<Value>, JsValue> {
+    match value {
+        None => Ok(None),
+        Some(value) => json(&value, "", what).map(Some),
+    }
+}
+
+/// A request id: a string argument.
+pub fn id(value: &JsValue) -> Result<String, JsValue> {
+    let too_long = value
+        .dyn_ref::<js_sys::JsString>()
+        .is_some_and(|text| text.length() > MAX_ID_UNITS);
+    match value.as_string() {
+        Some(_) if too_long => Err(invalid(
+            "the id is invalid",
+            vec![Violation::new(
+                "id",
+                ViolationCode::TooLong,
+                format!("must be at most {MAX_ID_UNITS} characters"),
+            )],
+        )),
+        Some(id) => Ok(id),
+        None => Err(invalid(
+            "the id is invalid",
+            vec![Violation::new(
+                "id",
+                ViolationCode::InvalidType,
+                "must be a string",
+            )],
+        )),
+    }
+}
+
+/// A principal `{ id, roles }`: the id and each role 1..=256 characters
+/// without control or bidi characters, at most 256 roles.
+pub fn principal(value: &JsValue) -> Result<Principal, JsValue> {
+    let json = json(value, "principal", "principal")?;
+    let mut out = Vec::new();
+    let mut principal = Principal::new(String::new(), &[]);
+    if let Some(mut reader) = ObjectReader::new("principal", &json, &mut out) {
+        if let Some(id) = reader.required_str("id", &mut out) {
+            principal.id = check_text("principal.id", id, PRINCIPAL_TEXT, &mut out);
+        }
+        if let Some(roles) = reader
+            .required("roles", &mut out)
+            .and_then(|roles| expect_array("principal.roles", roles, &mut out))
+        {
+            if roles.len() > MAX_ROLES {
+                out.push(Violation::new(
+                    "principal.roles",
+                    ViolationCode::TooMany,
+                    format!("must hold at most {MAX_ROLES} roles"),
+                ));
+            }
+            for (position, role) in roles.iter().enumerate().take(MAX_ROLES) {
+                let path = index("principal.roles", position);
+                if let Some(role) = expect_str(&path, role, &mut out) {
+                    principal
+                        .roles
+                        .push(check_text(&path, role, PRINCIPAL_TEXT, &mut out));
+                }
+            }
+        }
+        reader.finish(&mut out);
+    }
+    if out.is_empty() {
+        Ok(principal)
+    } else {
+        Err(invalid("the principal is invalid", out))
+    }
+}
+
+/// The options of `create`: `{ idempotencyKey? }`.
+pub fn create_options(value: Option<JsValue>) -> Result<Option<String>, JsValue> {
+    let Some(value) = options(value, "create options")? else {
+        return Ok(None);
+    };
+    if value.is_null() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let mut key = None;
+    if let Some(mut reader) = ObjectReader::new("", &value, &mut out) {
+        key = reader
+            .optional_str("idempotencyKey", &mut out)
+            .map(str::to_owned);
+        reader.finish(&mut out);
+    }
+    if out.is_empty() {
+        Ok(key)
+    } else {
+        Err(invalid("the create options are invalid", out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_details_have_the_core_s_shape() {
+        let error = Error::RateLimited {
+            retry_after_seconds: 9,
+        };
+        let ours = serde_json::to_value(RetryAfter {
+            retry_after_seconds: 9,
+        })
+        .unwrap();
+        assert_eq!(Some(ours), error.details());
+    }
+}

@@ -1,0 +1,98 @@
+// Type-checked by `tsc --noEmit` (see tsconfig.json): uses every export of the
+// package with the declared types, so that a declaration that drifts to `any`
+// or loses a field fails `cargo xtask js`.
+import init, {
+  ApprovalManager,
+  MemoryCache,
+  SignoffError,
+  previewChange,
+  validateChange,
+  validateRules,
+} from "signoff";
+import type {
+  ApprovalRequest,
+  Cache,
+  CacheBatch,
+  CacheEntry,
+  CommitResult,
+  ErrorCode,
+  ExpireReport,
+  IndexPosition,
+  Page,
+  PolicyChange,
+  Preview,
+  Principal,
+  Rules,
+  Status,
+  Violation,
+} from "signoff";
+
+const rules: Rules = {
+  levels: [
+    { name: "peer", ttlSeconds: 86400, stages: [{ name: "review", requiredApprovals: 1, eligibleRoles: ["engineer"] }] },
+  ],
+  defaultLevel: "peer",
+  rules: [{ name: "prod", when: { environments: ["prod"], riskScoreAtLeast: 50 }, level: "peer" }],
+  rateLimit: { requests: 10, perSeconds: 60 },
+};
+const change: PolicyChange = {
+  policyId: "iam/admins",
+  policyType: "iam",
+  changeKind: "update",
+  title: "Add bob",
+  justification: "Bob joins the on-call rotation.",
+  metadata: { ticket: "SEC-1", count: 2, urgent: false },
+  environment: null,
+};
+const alice: Principal = { id: "alice", roles: ["engineer"] };
+
+// A cache whose methods answer synchronously...
+const store = new Map<string, CacheEntry>();
+const syncCache: Cache = {
+  get: (key: string) => store.get(key) ?? null,
+  commit: (batch: CacheBatch) => batch.checks.length >= 0,
+  range: (_index: string, _after: IndexPosition | null, _limit: number): IndexPosition[] => [],
+};
+// ...and one whose methods answer with Promises.
+const asyncCache: Cache = {
+  get: async (key) => store.get(key) ?? null,
+  commit: async (): Promise<CommitResult> => "conflict",
+  range: async () => [],
+};
+
+async function main(): Promise<void> {
+  await init();
+  const manager = new ApprovalManager({ rules, cache: new MemoryCache({ clock: Date.now }), clock: () => 0 });
+  const other = new ApprovalManager({ rules, cache: syncCache, ids: () => crypto.randomUUID() });
+  const third = new ApprovalManager({ rules, cache: asyncCache });
+  const created: ApprovalRequest = await manager.create(change, alice, { idempotencyKey: "k-1" });
+  const found: ApprovalRequest | null = await other.get(created.id);
+  const approved: ApprovalRequest = await manager.approve(created.id, { id: "bob", roles: [] }, { comment: "ok" });
+  const rejected: ApprovalRequest = await manager.reject(created.id, alice, { reason: "no" });
+  const cancelled: ApprovalRequest = await manager.cancel(created.id, alice);
+  const commented: ApprovalRequest = await third.comment(created.id, alice, { text: "hi" });
+  const status: Status = approved.status;
+  const page: Page = await manager.list({ status, policyType: "iam", limit: 50 });
+  const next: string | undefined = page.nextCursor;
+  const report: ExpireReport = await manager.expireDue({ limit: 10 });
+  const preview: Preview = previewChange(change, rules);
+  const level: string | null = preview.level;
+  const problems: Violation[] = validateChange(change, rules).concat(validateRules(rules));
+  const digest: string = manager.rulesDigest;
+  try {
+    await manager.get("unknown");
+  } catch (error) {
+    if (error instanceof SignoffError) {
+      const code: ErrorCode = error.code;
+      const details = error.details;
+      if (details !== undefined && !Array.isArray(details)) {
+        const wait: number = details.retryAfterSeconds;
+        console.log(code, wait);
+      }
+    }
+  }
+  console.log(found?.history.length, rejected.rejection?.reason, cancelled.stage, commented.version);
+  console.log(next, report.expired, level, problems.length, digest, preview.explanation?.summary);
+}
+
+void main;

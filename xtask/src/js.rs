@@ -1,0 +1,262 @@
+//! The JavaScript package: `wasm/pkg/`, the npm package `signoff`.
+//!
+//! `build` compiles `signoff-wasm` with feature `js`, runs wasm-bindgen for the
+//! web (ES module, `init()` fetches the `.wasm`) and for Node (CommonJS that
+//! loads the `.wasm` at require time), writes the package files from
+//! `wasm/package/`, and shrinks both `.wasm` files with `wasm-opt -Oz`.
+//! `test` runs the Rust tests of the binding and the Node test suites of
+//! `wasm/tests/` against that package.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::{Result, cargo, has_program, root, run};
+
+/// The crate's output under `target/wasm32-unknown-unknown/wasm/`.
+const WASM_FILE: &str = "signoff_wasm.wasm";
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
+    let shown = format!("{what} {}", path.display());
+    move |error| format!("{shown}: {error}")
+}
+
+/// The version of the `wasm-bindgen` crate in `Cargo.lock`.
+fn locked_wasm_bindgen() -> Result<String> {
+    let lock_path = root().join("Cargo.lock");
+    let lock = fs::read_to_string(&lock_path).map_err(io("read", &lock_path))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "name = \"wasm-bindgen\"" {
+            let version = lines
+                .next()
+                .and_then(|line| line.trim().strip_prefix("version = \""))
+                .and_then(|rest| rest.strip_suffix('"'));
+            if let Some(version) = version {
+                return Ok(version.to_owned());
+            }
+        }
+    }
+    Err("Cargo.lock names no wasm-bindgen version".into())
+}
+
+/// Installs wasm-bindgen-cli at the locked version unless it is there.
+fn ensure_wasm_bindgen() -> Result {
+    let wanted = locked_wasm_bindgen()?;
+    let installed = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    if installed.as_deref() == Some(format!("wasm-bindgen {wanted}").as_str()) {
+        return Ok(());
+    }
+    // Not `--locked`: the CLI's own lockfile names a crate version the
+    // registry no longer serves (see /work/shared/TOOLCHAIN.md).
+    cargo(&["install", "wasm-bindgen-cli", "--version", &wanted])
+}
+
+/// `npm ci` in `wasm/tests` (binaryen's wasm-opt, typescript) when missing.
+fn ensure_node_modules() -> Result {
+    let dir = root().join("wasm/tests");
+    if dir.join("node_modules/.package-lock.json").exists() {
+        return Ok(());
+    }
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    fs::create_dir_all(to).map_err(io("create", to))?;
+    for entry in fs::read_dir(from).map_err(io("read", from))? {
+        let entry = entry.map_err(io("read", from))?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(io("copy to", &target))?;
+        }
+    }
+    Ok(())
+}
+
+/// The path of `glue.js` inside an output folder, relative to it.
+fn glue_path(out: &Path) -> Result<String> {
+    fn find(dir: &Path) -> Option<PathBuf> {
+        for entry in fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if let Some(found) = find(&path) {
+                    return Some(found);
+                }
+            } else if path.file_name().is_some_and(|name| name == "glue.js") {
+                return Some(path);
+            }
+        }
+        None
+    }
+    let found = find(&out.join("snippets")).ok_or("wasm-bindgen wrote no glue.js snippet")?;
+    let relative = found
+        .strip_prefix(out)
+        .map_err(|error| error.to_string())?
+        .to_string_lossy()
+        .replace('\\', "/");
+    Ok(format!("./{relative}"))
+}
+
+/// The names the Node (CommonJS) glue exports, in order.
+fn node_exports(glue: &str) -> Vec<String> {
+    glue.lines()
+        .filter_map(|line| line.strip_prefix("exports."))
+        .filter_map(|rest| rest.split_once(" = "))
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| !name.starts_with("__") && name != "MemoryCacheHandle")
+        .collect()
+}
+
+fn write(path: &Path, text: &str) -> Result {
+    fs::write(path, text).map_err(io("write", path))
+}
+
+/// Writes the package files around the two wasm-bindgen outputs.
+fn write_package(pkg: &Path) -> Result {
+    let templates = root().join("wasm/package");
+    let template = |name: &str| {
+        let path = templates.join(name);
+        fs::read_to_string(&path).map_err(io("read", &path))
+    };
+    write(&pkg.join("package.json"), &template("package.json")?)?;
+    write(&pkg.join("README.md"), &template("README.md")?)?;
+
+    let web = pkg.join("web");
+    let web_glue = glue_path(&web)?;
+    write(
+        &web.join("index.js"),
+        &template("web.index.js")?.replace("{{GLUE}}", &web_glue),
+    )?;
+    write(&web.join("index.d.ts"), &template("index.d.ts")?)?;
+
+    let node = pkg.join("node");
+    let node_glue = glue_path(&node)?;
+    let cjs_path = node.join("signoff_wasm.js");
+    let cjs = fs::read_to_string(&cjs_path).map_err(io("read", &cjs_path))?;
+    let exports: String = node_exports(&cjs)
+        .iter()
+        .map(|name| format!("export const {name} = bindings.{name};\n"))
+        .collect();
+    write(
+        &node.join("index.mjs"),
+        &template("node.index.mjs")?
+            .replace("{{GLUE}}", &node_glue)
+            .replace("{{EXPORTS}}", &exports),
+    )?;
+    write(&node.join("index.d.ts"), &template("node.index.d.ts")?)?;
+    write(&node.join("package.json"), "{ \"type\": \"commonjs\" }\n")?;
+    write(
+        &node.join("snippets/package.json"),
+        "{ \"type\": \"module\" }\n",
+    )
+}
+
+/// `wasm-opt -Oz` over each `.wasm` of the package, when binaryen is there.
+fn shrink(pkg: &Path) -> Result {
+    let local = root().join("wasm/tests/node_modules/.bin/wasm-opt");
+    let wasm_opt = if local.exists() {
+        local.into_os_string()
+    } else if has_program("wasm-opt") {
+        "wasm-opt".into()
+    } else {
+        eprintln!("wasm-opt not found: the package keeps wasm-bindgen's output");
+        return Ok(());
+    };
+    for flavour in ["web", "node"] {
+        let file = pkg.join(flavour).join("signoff_wasm_bg.wasm");
+        run(Command::new(&wasm_opt)
+            .arg("-Oz")
+            .arg(&file)
+            .arg("-o")
+            .arg(&file))?;
+    }
+    Ok(())
+}
+
+/// Builds `wasm/pkg/`: the `signoff` npm package for browsers, edge runtimes
+/// and Node.
+pub fn build() -> Result {
+    ensure_wasm_bindgen()?;
+    cargo(&[
+        "build",
+        "-p",
+        "signoff-wasm",
+        "--features",
+        "js",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm",
+    ])?;
+    // The component build of the same crate writes the same path: take our
+    // module away at once.
+    let built = target_dir()
+        .join("wasm32-unknown-unknown/wasm")
+        .join(WASM_FILE);
+    let staging = target_dir().join("signoff-js");
+    fs::create_dir_all(&staging).map_err(io("create", &staging))?;
+    let module = staging.join(WASM_FILE);
+    fs::copy(&built, &module).map_err(io("copy", &built))?;
+
+    let pkg = root().join("wasm/pkg");
+    if pkg.exists() {
+        fs::remove_dir_all(&pkg).map_err(io("remove", &pkg))?;
+    }
+    for (flavour, target) in [("web", "web"), ("node", "nodejs")] {
+        let out = staging.join(flavour);
+        if out.exists() {
+            fs::remove_dir_all(&out).map_err(io("remove", &out))?;
+        }
+        run(Command::new("wasm-bindgen")
+            .args(["--target", target, "--out-dir"])
+            .arg(&out)
+            .arg(&module))?;
+        copy_dir(&out, &pkg.join(flavour))?;
+    }
+    write_package(&pkg)?;
+    ensure_node_modules()?;
+    shrink(&pkg)
+}
+
+/// Runs the binding's Rust tests and the Node suites of `wasm/tests/`
+/// against `wasm/pkg/` (built by [`build`]).
+pub fn test() -> Result {
+    cargo(&[
+        "test",
+        "--release",
+        "-p",
+        "signoff-wasm",
+        "--features",
+        "js",
+    ])?;
+    ensure_node_modules()?;
+    let tests = root().join("wasm/tests");
+    run(Command::new("npx")
+        .args(["--no-install", "tsc", "--noEmit", "-p", "."])
+        .current_dir(&tests))?;
+    run(Command::new("node")
+        .args(["--test", "--test-reporter=spec"])
+        .current_dir(&tests))
+}
