@@ -25,6 +25,11 @@ use crate::time::Timestamp;
 /// bounds the contention a single request tolerates.
 pub const MAX_ATTEMPTS: usize = 256;
 
+/// At most this many index entries that no longer belong to the listing
+/// (requests found due and expired on the way) are stepped over in one page,
+/// so that a page is bounded work even when the sweeper is far behind.
+const MAX_SKIPPED_PER_PAGE: usize = 256;
+
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 3600 * 1000;
 
@@ -432,6 +437,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         let mut items: Vec<ApprovalRequest> = Vec::new();
         let mut last_returned: Option<IndexEntry> = None;
         let mut more = false;
+        let mut skipped = 0;
         'pages: loop {
             let want = limit - items.len() + 1;
             let entries = self
@@ -451,8 +457,20 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 if let Some(request) = self.load_listed(&entry, query).await? {
                     items.push(request);
                     last_returned = Some(entry.clone());
+                } else {
+                    skipped += 1;
                 }
                 after = Some(entry);
+                if skipped == MAX_SKIPPED_PER_PAGE {
+                    // Many entries that left the list (say, due requests the
+                    // sweeper has not reached): stop here so that a page stays
+                    // O(limit) work, and go on from the last entry looked at.
+                    // Skipped entries were not in the list, so resuming after
+                    // them keeps the traversal's guarantees.
+                    more = true;
+                    last_returned = after.clone();
+                    break 'pages;
+                }
             }
             if exhausted {
                 break;

@@ -410,3 +410,71 @@ fn a_page_of_50_at_100k_pending_costs_50_gets_and_one_range() {
         "the cost does not grow with the number of requests"
     );
 }
+
+#[test]
+fn a_page_over_many_due_requests_is_bounded_work_and_the_traversal_goes_on() {
+    let rules = Rules::parse(&json!({
+        "levels": [
+            { "name": "short", "ttlSeconds": 60, "stages": [
+                { "name": "review", "requiredApprovals": 1, "eligibleRoles": [] }
+            ]},
+            { "name": "long", "ttlSeconds": 31_536_000, "stages": [
+                { "name": "review", "requiredApprovals": 1, "eligibleRoles": [] }
+            ]}
+        ],
+        "defaultLevel": "long",
+        "rules": [{ "name": "tmp", "when": { "policyTypes": ["tmp"] }, "level": "short" }],
+    }))
+    .unwrap();
+    let counting = CountingCache::default();
+    let now = Arc::new(AtomicI64::new(START_MS));
+    let clock_now = now.clone();
+    let next = AtomicUsize::new(1);
+    let manager = Manager::new(
+        &counting,
+        move || Timestamp::from_millis(clock_now.load(Ordering::SeqCst)),
+        move || Uuid::from_u128(next.fetch_add(1, Ordering::SeqCst) as u128),
+        rules,
+    );
+    let alice = Principal::new("alice", &[]);
+    // 1000 requests that will be due, queued before 10 that will not.
+    for _ in 0..1000 {
+        block_on(manager.create(&change("normal", "tmp"), &alice, None)).unwrap();
+    }
+    let live: BTreeSet<String> = (0..10)
+        .map(|_| {
+            let created = block_on(manager.create(&change("normal", "iam"), &alice, None));
+            created.unwrap().request.id.to_string()
+        })
+        .collect();
+    now.fetch_add(3_600_000, Ordering::SeqCst);
+    let mut seen = BTreeSet::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 10, "the traversal does not end");
+        let query = ListQuery {
+            cursor: cursor.take(),
+            ..ListQuery::default()
+        };
+        counting.reset();
+        let page = block_on(manager.list(&query)).unwrap();
+        let (gets, ranges, commits) = counting.counts();
+        assert!(gets <= 50 + 256, "{gets} gets");
+        assert!(commits <= 256, "{commits} commits");
+        assert!(ranges <= 256 / 51 + 2, "{ranges} ranges");
+        for item in page.items {
+            assert!(seen.insert(item.id.to_string()), "returned twice");
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, live);
+    assert!(
+        pages >= 4,
+        "due requests were stepped over in bounded pages"
+    );
+}
