@@ -277,3 +277,37 @@ impl Server {
         }
     }
 }
+
+pub mod suite;
+
+/// Where a test server keeps its data.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded in-memory cache.
+    Memory,
+    /// A Redis server at this URL; each server gets its own key prefix.
+    Redis(String),
+}
+
+impl Backend {
+    /// A server with the test rules.
+    pub async fn start(&self) -> Server {
+        self.start_config(config()).await
+    }
+
+    /// A server with `rules`.
+    pub async fn start_with(&self, rules: Value) -> Server {
+        self.start_config(config_with(rules)).await
+    }
+
+    /// A server with `config`, on this backend.
+    pub async fn start_config(&self, mut config: Config) -> Server {
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        if let Self::Redis(url) = self {
+            let number = SERVERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            config.redis_url = Some(url.clone());
+            config.key_prefix = format!("http-{}-{number}:", std::process::id());
+        }
+        Server::start(config).await
+    }
+}
