@@ -102,7 +102,16 @@ pub fn parse_comment(input: Option<&Value>) -> Result<String, Error> {
 
 /// Parses a cancel body: nothing, or an empty object.
 pub fn parse_cancel(input: Option<&Value>) -> Result<(), Error> {
-    parse_text_body(input, "reason", false, "cancellation").map(|_| ())
+    let mut out = Vec::new();
+    if let Some(reader) = body(input, &mut out) {
+        // A cancel has no fields: anything sent is reported, not dropped.
+        reader.finish(&mut out);
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid("cancellation", out))
+    }
 }
 
 /// Checks an idempotency key: 1..=255 visible ASCII characters.
@@ -268,7 +277,9 @@ mod tests {
         assert!(parse_comment(Some(&json!({ "text": "hi", "extra": 1 }))).is_err());
         assert!(parse_comment(Some(&json!("text"))).is_err());
         assert!(parse_cancel(None).is_ok());
+        assert!(parse_cancel(Some(&json!({}))).is_ok());
         assert!(parse_cancel(Some(&json!({ "why": 1 }))).is_err());
+        assert!(parse_cancel(Some(&json!({ "reason": "changed my mind" }))).is_err());
     }
 
     #[test]
