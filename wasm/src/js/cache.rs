@@ -274,8 +274,19 @@ fn batch_to_js(batch: &Batch) -> JsValue {
     ])
 }
 
-/// The cache of a manager: the built-in memory cache, or a JS object.
-pub enum AnyCache {
+/// Why a commit storing the request with the nil UUID is refused: the core
+/// got that id because the manager's `ids` failed.
+pub const NIL_ID_REFUSED: &str = "refused to store a request under the nil UUID";
+
+/// The cache of a manager: the built-in memory cache, or a JS object. It
+/// refuses (changing nothing) any commit that stores the request with the nil
+/// UUID, the id the core gets when the JS id source fails.
+pub struct AnyCache {
+    backend: Backend,
+    refused_key: String,
+}
+
+enum Backend {
     /// A [`MemoryCache`] made in JavaScript, used without crossing the boundary.
     Memory(signoff_core::MemoryCache),
     /// Any object with `get`, `commit` and `range`.
@@ -295,25 +306,32 @@ impl AnyCache {
                 )
                 .ok()
             });
-        match handle {
-            Some(handle) => Ok(Self::Memory(handle.inner)),
-            None => JsCache::new(value).map(Self::Js),
-        }
+        let backend = match handle {
+            Some(handle) => Backend::Memory(handle.inner),
+            None => Backend::Js(JsCache::new(value)?),
+        };
+        Ok(Self {
+            backend,
+            refused_key: signoff_core::keys::request(&uuid::Uuid::nil()),
+        })
     }
 }
 
 impl Cache for AnyCache {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
-        match self {
-            Self::Memory(cache) => cache.get(key).await,
-            Self::Js(cache) => cache.get(key).await,
+        match &self.backend {
+            Backend::Memory(cache) => cache.get(key).await,
+            Backend::Js(cache) => cache.get(key).await,
         }
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
-        match self {
-            Self::Memory(cache) => cache.commit(batch).await,
-            Self::Js(cache) => cache.commit(batch).await,
+        if batch.puts.iter().any(|put| put.key == self.refused_key) {
+            return Err(CacheError(NIL_ID_REFUSED.to_owned()));
+        }
+        match &self.backend {
+            Backend::Memory(cache) => cache.commit(batch).await,
+            Backend::Js(cache) => cache.commit(batch).await,
         }
     }
 
@@ -323,9 +341,9 @@ impl Cache for AnyCache {
         after: Option<&IndexEntry>,
         limit: u32,
     ) -> Result<Vec<IndexEntry>, CacheError> {
-        match self {
-            Self::Memory(cache) => cache.range(index, after, limit).await,
-            Self::Js(cache) => cache.range(index, after, limit).await,
+        match &self.backend {
+            Backend::Memory(cache) => cache.range(index, after, limit).await,
+            Backend::Js(cache) => cache.range(index, after, limit).await,
         }
     }
 }

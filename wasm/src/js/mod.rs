@@ -78,37 +78,31 @@ impl Clock for JsClock {
 }
 
 /// The manager's id source: a JS function returning UUID strings, or
-/// `crypto.randomUUID`. The binding draws the id before each create (so that
-/// a broken source fails cleanly) and the core takes it from here.
+/// `crypto.randomUUID`, called when the core asks (once per create whose
+/// change is valid). The core's id source cannot fail: when the JS one does,
+/// the core gets the nil UUID, which the cache refuses to store (see
+/// [`AnyCache`]), and the create fails with [`ids_error`].
 #[derive(Clone)]
-struct JsIds(Rc<IdState>);
-
-struct IdState {
-    source: Option<Function>,
-    next: Cell<Option<Uuid>>,
-}
+struct JsIds(Rc<Option<Function>>);
 
 impl JsIds {
-    fn draw(&self) -> Result<(), JsValue> {
-        let text = match &self.0.source {
-            Some(source) => source
-                .call0(&JsValue::UNDEFINED)
-                .ok()
-                .and_then(|value| value.as_string()),
-            None => random_uuid().ok(),
+    fn generate(&self) -> Option<Uuid> {
+        let text = match self.0.as_ref() {
+            Some(source) => source.call0(&JsValue::UNDEFINED).ok()?.as_string()?,
+            None => random_uuid().ok()?,
         };
-        let id = text
-            .and_then(|text| Uuid::parse_str(&text).ok())
-            .ok_or_else(|| config_error("ids", "must return a new UUID string"))?;
-        self.0.next.set(Some(id));
-        Ok(())
+        Uuid::parse_str(&text).ok().filter(|id| !id.is_nil())
     }
 }
 
 impl IdSource for JsIds {
     fn new_id(&self) -> Uuid {
-        self.0.next.take().unwrap_or_else(Uuid::nil)
+        self.generate().unwrap_or_else(Uuid::nil)
     }
+}
+
+fn ids_error() -> JsValue {
+    config_error("ids", "must return a new UUID string")
 }
 
 fn config_error(path: &str, message: &str) -> JsValue {
@@ -121,7 +115,6 @@ fn config_error(path: &str, message: &str) -> JsValue {
 struct Inner {
     manager: Manager<AnyCache, JsClock, JsIds>,
     clock: JsClock,
-    ids: JsIds,
 }
 
 /// The approval engine over a cache (SPEC section 8).
@@ -223,16 +216,11 @@ impl ApprovalManager {
             source: clock,
             last: Cell::new(0),
         }));
-        clock.probe()?;
-        let ids = JsIds(Rc::new(IdState {
-            source: ids,
-            next: Cell::new(None),
-        }));
+        let ids = JsIds(Rc::new(ids));
         Ok(ApprovalManager {
             inner: Rc::new(Inner {
-                manager: Manager::new(cache, clock.clone(), ids.clone(), rules),
+                manager: Manager::new(cache, clock.clone(), ids, rules),
                 clock,
-                ids,
             }),
         })
     }
@@ -261,12 +249,18 @@ impl ApprovalManager {
             let key = wire::create_options(options)?;
             let change = wire::json(&change, "", "change")?;
             inner.clock.probe()?;
-            inner.ids.draw()?;
             let created = inner
                 .manager
                 .create(&change, &principal, key.as_deref())
                 .await
-                .map_err(core_error)?;
+                .map_err(|error| match error {
+                    signoff_core::Error::Unavailable(message)
+                        if message == cache::NIL_ID_REFUSED =>
+                    {
+                        ids_error()
+                    }
+                    other => core_error(other),
+                })?;
             wire::to_js(&created.request)
         })
     }
