@@ -70,15 +70,18 @@ fn ensure_wasm_bindgen() -> Result {
     cargo(&["install", "wasm-bindgen-cli", "--version", &wanted])
 }
 
-/// `npm ci` in `wasm/tests` (binaryen's wasm-opt, typescript) when missing.
+/// `npm ci` where missing: in `wasm/tests` (binaryen's wasm-opt, typescript,
+/// and the package) and in `wasm/examples` (the package only).
 fn ensure_node_modules() -> Result {
-    let dir = root().join("wasm/tests");
-    if dir.join("node_modules/.package-lock.json").exists() {
-        return Ok(());
+    for dir in ["wasm/tests", "wasm/examples"] {
+        let dir = root().join(dir);
+        if !dir.join("node_modules/.package-lock.json").exists() {
+            run(Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(dir))?;
+        }
     }
-    run(Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir))
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result {
