@@ -7,6 +7,7 @@
 
 mod browser;
 mod js;
+mod load;
 mod tools;
 
 use std::process::ExitCode;
@@ -17,11 +18,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("load") => load::run(&args[1..]),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
         Some("browser") => browser::test(),
         Some("js") => step("js package", js::build).and_then(|()| step("js tests", js::test)),
         _ => {
-            eprintln!("usage: cargo xtask <ci | wasm-targets | browser | js>");
+            eprintln!("usage: cargo xtask <ci | wasm-targets | browser | js | load>");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,454 @@
+//! `cargo xtask load`: a bounded load run of the HTTP server on Redis, next
+//! to `redis-benchmark` on the same Redis at the same concurrency.
+//!
+//! It builds the release server, starts a private `redis-server` on a free
+//! loopback port, starts `signoff serve --dev --redis-url ...` with rules that
+//! need one engineer's approval and no rate limit, and runs `concurrency`
+//! clients, each on one keep-alive connection, looping
+//! create (alice) + approve (bob) + list (20 approved) until `iterations` are
+//! done or `seconds` have passed. Then `redis-benchmark -t set -n N -c C -q`
+//! runs against the same Redis. The report (throughput, p50/p99 per call,
+//! and the ratio to Redis SETs) is printed and written as the `## HTTP
+//! server` section of `docs/PERFORMANCE.md`. Everything stays on loopback.
+//!
+//! The client is plain `std`: HTTP/1.1 over a `TcpStream`, enough for the
+//! server's `Content-Length` answers, so xtask needs no dependency.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::tools::{self, Result};
+
+/// Rules for the run: every change needs one engineer; no rate limit.
+const RULES: &str = r#"{
+  "levels": [{ "name": "peer", "ttlSeconds": 86400, "stages": [
+    { "name": "review", "requiredApprovals": 1, "eligibleRoles": ["engineer"] }
+  ]}],
+  "defaultLevel": "peer"
+}"#;
+
+const CHANGE: &str = r#"{"policyId":"iam/load","policyType":"iam","changeKind":"update","title":"Load test change","justification":"Measuring the server under load."}"#;
+
+/// The options of a run.
+struct Options {
+    iterations: u64,
+    concurrency: u64,
+    seconds: u64,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        iterations: 3000,
+        concurrency: 16,
+        seconds: 60,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?
+            .parse::<u64>()
+            .map_err(|error| format!("{flag}: {error}"))?;
+        match flag.as_str() {
+            "--iterations" => options.iterations = value.clamp(1, 1_000_000),
+            "--concurrency" => options.concurrency = value.clamp(1, 256),
+            "--seconds" => options.seconds = value.clamp(1, 600),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(options)
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| error.to_string())
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("{what} did not start within 30 s"))
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    fn open(port: u16) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Self {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    /// Sends one request and returns the status and body.
+    fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        self.writer.write_all(request.as_bytes())?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// Latencies of one kind of call, in microseconds.
+#[derive(Default)]
+struct Samples(Vec<u64>);
+
+impl Samples {
+    fn percentile(&self, fraction: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let last = sorted.len() - 1;
+        let index = ((last as f64) * fraction).round() as usize;
+        sorted[index.min(last)] as f64 / 1000.0
+    }
+}
+
+#[derive(Default)]
+struct Worker {
+    create: Samples,
+    approve: Samples,
+    list: Samples,
+    errors: u64,
+}
+
+fn worker(port: u16, next: &AtomicU64, options: &Options, deadline: Instant) -> Worker {
+    let mut results = Worker::default();
+    let Ok(mut connection) = Connection::open(port) else {
+        results.errors += 1;
+        return results;
+    };
+    while Instant::now() < deadline && next.fetch_add(1, Ordering::SeqCst) < options.iterations {
+        let started = Instant::now();
+        let created = connection.call("POST", "/v1/requests", "dev-alice", CHANGE);
+        let elapsed = started.elapsed().as_micros() as u64;
+        let id = match created {
+            Ok((201, body)) => body
+                .strip_prefix("{\"id\":\"")
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_owned),
+            _ => None,
+        };
+        let Some(id) = id else {
+            results.errors += 1;
+            continue;
+        };
+        results.create.0.push(elapsed);
+        let started = Instant::now();
+        let approved =
+            connection.call("POST", &format!("/v1/requests/{id}/approve"), "dev-bob", "");
+        match approved {
+            Ok((200, _)) => results.approve.0.push(started.elapsed().as_micros() as u64),
+            _ => results.errors += 1,
+        }
+        let started = Instant::now();
+        let listed = connection.call(
+            "GET",
+            "/v1/requests?status=approved&limit=20",
+            "dev-bob",
+            "",
+        );
+        match listed {
+            Ok((200, _)) => results.list.0.push(started.elapsed().as_micros() as u64),
+            _ => results.errors += 1,
+        }
+    }
+    results
+}
+
+/// `SET: 77041.60 requests per second, p50=0.327 msec` -> (77041.6, 0.327).
+fn parse_redis_benchmark(output: &str) -> Option<(f64, f64)> {
+    let line = output
+        .split(['\r', '\n'])
+        .rfind(|line| line.starts_with("SET:"))?;
+    let rate = line
+        .strip_prefix("SET:")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let p50 = line
+        .split("p50=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(f64::NAN);
+    Some((rate, p50))
+}
+
+/// Runs the load test (see the module docs).
+pub fn run(args: &[String]) -> Result {
+    let options = parse(args)?;
+    tools::ensure_apt("redis-server", &["redis-server"])?;
+    tools::step("release server", || {
+        tools::cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "signoff-host",
+            "--bin",
+            "signoff",
+        ])
+    })?;
+    let root = tools::root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("release").join("signoff");
+    let work = std::env::temp_dir().join(format!("signoff-load-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|error| error.to_string())?;
+    let rules = work.join("rules.json");
+    std::fs::write(&rules, RULES).map_err(|error| error.to_string())?;
+
+    let redis_port = free_port()?;
+    let _redis = Guard(
+        Command::new("redis-server")
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&work)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("redis-server: {error}"))?,
+    );
+    wait_for("redis-server", || {
+        TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
+    })?;
+    let http_port = free_port()?;
+    let _server = Guard(
+        Command::new(&binary)
+            .args([
+                "serve",
+                "--dev",
+                "--listen",
+                &format!("127.0.0.1:{http_port}"),
+            ])
+            .arg("--redis-url")
+            .arg(format!("redis://127.0.0.1:{redis_port}"))
+            .arg("--rules")
+            .arg(&rules)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("{}: {error}", binary.display()))?,
+    );
+    wait_for("signoff serve", || {
+        Connection::open(http_port)
+            .and_then(|mut connection| connection.call("GET", "/readyz", "", ""))
+            .is_ok_and(|(status, _)| status == 200)
+    })?;
+
+    eprintln!(
+        "==> load: {} iterations of create + approve + list, {} clients, at most {} s",
+        options.iterations, options.concurrency, options.seconds
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let options = Arc::new(options);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(options.seconds);
+    let handles: Vec<_> = (0..options.concurrency)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            let options = Arc::clone(&options);
+            std::thread::spawn(move || worker(http_port, &next, &options, deadline))
+        })
+        .collect();
+    let mut total = Worker::default();
+    for handle in handles {
+        let part = handle
+            .join()
+            .map_err(|_| "a load worker panicked".to_owned())?;
+        total.create.0.extend(part.create.0);
+        total.approve.0.extend(part.approve.0);
+        total.list.0.extend(part.list.0);
+        total.errors += part.errors;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let calls = (total.create.0.len() + total.approve.0.len() + total.list.0.len()) as f64;
+    let http_rate = calls / elapsed;
+    let iterations = total.create.0.len() as u64;
+
+    let set_count = (iterations * 3).max(10_000);
+    let output = Command::new("redis-benchmark")
+        .args(["-p", &redis_port.to_string(), "-t", "set"])
+        .args(["-n", &set_count.to_string()])
+        .args(["-c", &options.concurrency.to_string(), "-q"])
+        .output()
+        .map_err(|error| format!("redis-benchmark: {error}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (set_rate, set_p50) = parse_redis_benchmark(&text)
+        .ok_or_else(|| format!("cannot read redis-benchmark's output: {text}"))?;
+
+    let command = format!(
+        "cargo xtask load --iterations {} --concurrency {} --seconds {}",
+        options.iterations, options.concurrency, options.seconds
+    );
+    let mut report = String::from("## HTTP server\n\n");
+    report.push_str(&format!(
+        "`{command}` (release server on a private loopback `redis-server`, \
+         {} clients each on one keep-alive connection; `{}` \
+         on the same Redis at the same concurrency). Each iteration is a create \
+         (alice), an approve (bob, which approves it) and a list of 20 approved \
+         requests.\n\n",
+        options.concurrency,
+        format_args!(
+            "redis-benchmark -t set -n {set_count} -c {} -q",
+            options.concurrency
+        )
+    ));
+    report.push_str("| call | count | p50 ms | p99 ms |\n| --- | --- | --- | --- |\n");
+    for (name, samples) in [
+        ("POST /v1/requests", &total.create),
+        ("POST /v1/requests/{id}/approve", &total.approve),
+        ("GET /v1/requests?status=approved&limit=20", &total.list),
+    ] {
+        report.push_str(&format!(
+            "| `{name}` | {} | {:.2} | {:.2} |\n",
+            samples.0.len(),
+            samples.percentile(0.5),
+            samples.percentile(0.99)
+        ));
+    }
+    report.push_str(&format!(
+        "| `redis-benchmark SET` | {set_count} | {set_p50:.3} | |\n\n\
+         HTTP calls: {calls:.0} in {elapsed:.1} s = **{http_rate:.0} calls/s** \
+         ({:.0} create+approve+list iterations/s), errors: {}. \
+         Redis SET: **{set_rate:.0}/s**. Ratio HTTP calls / Redis SETs: \
+         **{:.3}** (each HTTP call makes several Redis round trips and runs \
+         the core in wasmtime).\n",
+        iterations as f64 / elapsed,
+        total.errors,
+        http_rate / set_rate
+    ));
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    report.push_str(&format!(
+        "\nThe client threads, the server and Redis share this machine's {cores} \
+         cores (load average {load} at the end of the run, other work included).\n"
+    ));
+    println!("{report}");
+    write_section(&root.join("docs").join("PERFORMANCE.md"), &report)?;
+    let _ = std::fs::remove_dir_all(&work);
+    if total.errors > 0 {
+        return Err(format!("{} calls failed during the load run", total.errors));
+    }
+    Ok(())
+}
+
+/// Replaces the `## HTTP server` section of the file (or appends it),
+/// leaving the other sections as they are.
+fn write_section(path: &std::path::Path, section: &str) -> Result {
+    let current = std::fs::read_to_string(path).unwrap_or_else(|_| "# Performance\n".to_owned());
+    let mut out = String::new();
+    let mut lines = current.lines().peekable();
+    let mut replaced = false;
+    while let Some(line) = lines.next() {
+        if line.trim_end() == "## HTTP server" {
+            while lines.peek().is_some_and(|next| !next.starts_with("## ")) {
+                lines.next();
+            }
+            out.push_str(section);
+            if lines.peek().is_some() {
+                out.push('\n');
+            }
+            replaced = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !replaced {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(section);
+    }
+    std::fs::write(path, out).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_benchmark_lines_are_read() {
+        let output = "SET: rps=0.0 (overall: nan) avg_msec=nan\rSET: 77041.60 requests per second, p50=0.327 msec\n";
+        assert_eq!(parse_redis_benchmark(output), Some((77041.6, 0.327)));
+        assert_eq!(parse_redis_benchmark("nothing"), None);
+    }
+
+    #[test]
+    fn percentiles_are_in_milliseconds() {
+        let samples = Samples((1..=100).map(|value| value * 1000).collect());
+        assert_eq!(samples.percentile(0.5), 51.0);
+        assert_eq!(samples.percentile(0.99), 99.0);
+        assert_eq!(Samples::default().percentile(0.5), 0.0);
+    }
+}
