@@ -294,6 +294,9 @@ fn parse_if_match(headers: &HeaderMap) -> Option<IfMatch> {
                 .and_then(|rest| rest.strip_suffix('"'))
             {
                 tags.push(tag.to_owned());
+            } else if !item.starts_with("W/") && !item.contains('"') {
+                // A bare digest is taken as its quoted form.
+                tags.push(item.to_owned());
             }
         }
     }

@@ -656,6 +656,13 @@ pub async fn rules_are_replaced_by_admins_with_a_fresh_etag(backend: &Backend) {
     put("admin", rules_json(), Some(etag.clone()))
         .await
         .expect_error(412, "precondition_failed");
+    let bare = put(
+        "admin",
+        stricter.clone(),
+        Some(new_etag.trim_matches('"').to_owned()),
+    )
+    .await;
+    assert_eq!(bare.expect(200)["defaultLevel"], "security");
     let back = put("admin", rules_json(), Some("*".into())).await;
     back.expect(200);
     assert_eq!(back.headers["etag"].to_str().unwrap(), etag);
