@@ -18,12 +18,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("serve") => serve(&args[1..]),
         Some("load") => load::run(&args[1..]),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
         Some("browser") => browser::test(),
         Some("js") => step("js package", js::build).and_then(|()| step("js tests", js::test)),
         _ => {
-            eprintln!("usage: cargo xtask <ci | wasm-targets | browser | js | load>");
+            eprintln!(
+                "usage: cargo xtask <ci | serve [server flags] | wasm-targets | browser | js | load>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -34,6 +37,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds the JS package the editor imports, then runs `signoff serve --dev`
+/// (the host embeds the core's component, built by its build script) with
+/// any further flags passed through, e.g. `--listen 127.0.0.1:9000`.
+fn serve(extra: &[String]) -> Result {
+    tools::ensure_wasm_targets()?;
+    step("js package", js::build)?;
+    let mut args = vec![
+        "run",
+        "--release",
+        "-p",
+        "signoff-host",
+        "--bin",
+        "signoff",
+        "--",
+        "serve",
+        "--dev",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
 }
 
 /// Every check, in the order that fails fastest.
