@@ -435,6 +435,13 @@ impl Engine {
         })
     }
 
+    /// Instantiates the component and drops the instance without calling
+    /// it: the fixed cost every request pays before its call (for
+    /// benchmarks, and to check that a slot can be had).
+    pub async fn instantiate(&self) -> Result<(), Error> {
+        self.inner.session().await.map(drop)
+    }
+
     /// Whether the cache answers.
     pub async fn ready(&self) -> bool {
         self.inner.cache.ping().await.is_ok()

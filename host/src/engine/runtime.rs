@@ -58,6 +58,11 @@ impl Default for Limits {
     }
 }
 
+/// How much of a slot's memory is reset in place (memset) rather than
+/// returned to the kernel between requests, so a new instance does not
+/// page-fault on what its predecessor touched.
+const KEEP_RESIDENT: usize = 4 << 20;
+
 /// How often the epoch ticks; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -216,7 +221,9 @@ impl Runtime {
             .total_tables(slots.saturating_mul(8))
             .total_memories(slots.saturating_mul(2))
             .total_stacks(slots)
-            .max_memory_size(limits.max_memory_bytes);
+            .max_memory_size(limits.max_memory_bytes)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

@@ -43,15 +43,39 @@ mod export {
 
 type HostManager = Manager<HostCache, HostClock, HostIds>;
 
-/// A manager over the imports, deciding with the rules the host serves.
-fn manager() -> Result<HostManager, Error> {
-    let document = bindings::signoff::engine::host::rules();
-    let rules = Rules::parse_str(&document).map_err(|violations| {
-        Error::Internal(format!(
-            "the rules in force are invalid ({} problems)",
-            violations.len()
-        ))
-    })?;
+/// Which rules an operation needs.
+#[derive(Clone, Copy)]
+enum Needs {
+    /// The rules in force: creating and previewing decide from them.
+    Rules,
+    /// None: every other operation works from what the stored request
+    /// recorded when it was decided (its stages), so the guest skips reading
+    /// and validating the rules document, the largest fixed cost of a call.
+    /// The conformance vectors check these answers against a native manager
+    /// that holds the real rules.
+    Nothing,
+}
+
+/// A manager over the imports.
+fn manager(needs: Needs) -> Result<HostManager, Error> {
+    let rules = match needs {
+        Needs::Rules => {
+            let document = bindings::signoff::engine::host::rules();
+            Rules::parse_str(&document).map_err(|violations| {
+                Error::Internal(format!(
+                    "the rules in force are invalid ({} problems)",
+                    violations.len()
+                ))
+            })?
+        }
+        Needs::Nothing => Rules {
+            levels: Vec::new(),
+            default_level: String::new(),
+            rules: Vec::new(),
+            policy_types: None,
+            rate_limit: None,
+        },
+    };
     Ok(Manager::new(HostCache, HostClock, HostIds, rules))
 }
 
@@ -76,16 +100,18 @@ fn parse_body(body: Option<&str>) -> Result<Option<Value>, Error> {
 
 /// Runs one operation to completion and converts its answer.
 fn run<T, W>(
+    needs: Needs,
     operation: impl AsyncFnOnce(HostManager) -> Result<T, Error>,
     to_wit: impl FnOnce(T) -> W,
 ) -> Result<W, WitError> {
-    let outcome = manager().and_then(|manager| block_on(operation(manager)));
+    let outcome = manager(needs).and_then(|manager| block_on(operation(manager)));
     outcome.map(to_wit).map_err(convert::error)
 }
 
 impl Guest for SignoffEngine {
     fn preview(change: String) -> Result<ChangePreview, WitError> {
         run(
+            Needs::Rules,
             async |manager| {
                 let change = parse_json(&change, "change")?;
                 Ok(signoff_core::preview(&change, manager.rules()))
@@ -121,6 +147,7 @@ impl Guest for SignoffEngine {
     ) -> Result<Created, WitError> {
         let principal = convert::principal(principal);
         run(
+            Needs::Rules,
             async |manager| {
                 let change = parse_json(&change, "change")?;
                 manager
@@ -133,6 +160,7 @@ impl Guest for SignoffEngine {
 
     fn get(id: String) -> Result<Option<ApprovalRequest>, WitError> {
         run(
+            Needs::Nothing,
             async |manager| manager.get(&id).await,
             |request| request.map(convert::request),
         )
@@ -140,6 +168,7 @@ impl Guest for SignoffEngine {
 
     fn list(query: String) -> Result<Page, WitError> {
         run(
+            Needs::Nothing,
             async |manager| {
                 let query = parse_json(&query, "list query")?;
                 let query = ListQuery::parse(Some(&query))?;
@@ -156,6 +185,7 @@ impl Guest for SignoffEngine {
     ) -> Result<ApprovalRequest, WitError> {
         let principal = convert::principal(principal);
         run(
+            Needs::Nothing,
             async |manager| {
                 let comment = input::parse_approve(parse_body(body.as_deref())?.as_ref())?;
                 manager.approve(&id, &principal, comment).await
@@ -171,6 +201,7 @@ impl Guest for SignoffEngine {
     ) -> Result<ApprovalRequest, WitError> {
         let principal = convert::principal(principal);
         run(
+            Needs::Nothing,
             async |manager| {
                 let reason = input::parse_reject(parse_body(body.as_deref())?.as_ref())?;
                 manager.reject(&id, &principal, reason).await
@@ -186,6 +217,7 @@ impl Guest for SignoffEngine {
     ) -> Result<ApprovalRequest, WitError> {
         let principal = convert::principal(principal);
         run(
+            Needs::Nothing,
             async |manager| {
                 input::parse_cancel(parse_body(body.as_deref())?.as_ref())?;
                 manager.cancel(&id, &principal).await
@@ -201,6 +233,7 @@ impl Guest for SignoffEngine {
     ) -> Result<ApprovalRequest, WitError> {
         let principal = convert::principal(principal);
         run(
+            Needs::Nothing,
             async |manager| {
                 let text = input::parse_comment(parse_body(body.as_deref())?.as_ref())?;
                 manager.comment(&id, &principal, text).await
@@ -211,6 +244,7 @@ impl Guest for SignoffEngine {
 
     fn expire_due(limit: u32) -> Result<ExpireReport, WitError> {
         run(
+            Needs::Nothing,
             async |manager| manager.expire_due(limit).await,
             convert::expire_report,
         )
@@ -218,6 +252,7 @@ impl Guest for SignoffEngine {
 
     fn oldest_pending() -> Result<Option<Timestamp>, WitError> {
         run(
+            Needs::Nothing,
             async |manager| manager.oldest_pending().await,
             |oldest| oldest.map(|time| time.as_millis()),
         )
