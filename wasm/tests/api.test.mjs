@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 
 import init, {
   ApprovalManager,
+  CompiledRules,
   MemoryCache,
   initSync,
   previewChange,
@@ -24,6 +25,7 @@ import {
   rejects,
   rules,
   sequentialIds,
+  throws,
   yieldingCache,
 } from "./helpers.mjs";
 
@@ -229,4 +231,20 @@ test("answers are plain JSON data", async () => {
   const created = await manager.create(change, alice);
   assert.deepEqual(JSON.parse(JSON.stringify(created)), created);
   assert.equal(Object.getPrototypeOf(created), Object.prototype);
+});
+
+test("CompiledRules: rules validated once, accepted wherever rules are", async () => {
+  const compiled = new CompiledRules(rules);
+  assert.match(compiled.digest, /^[0-9a-f]{16,}$/);
+  assert.deepEqual(previewChange(change, compiled), previewChange(change, rules));
+  assert.deepEqual(validateChange({ ...change, title: "" }, compiled), validateChange({ ...change, title: "" }, rules));
+  const manager = new ApprovalManager({ rules: compiled, cache: new MemoryCache() });
+  assert.equal(manager.rulesDigest, compiled.digest);
+  assert.equal((await manager.create(change, alice)).rulesDigest, compiled.digest);
+  assert.deepEqual(JSON.parse(JSON.stringify(compiled)).defaultLevel, "peer");
+  assert.deepEqual(validateRules(JSON.parse(JSON.stringify(compiled))), []);
+  const error = throws(() => new CompiledRules({ levels: [], defaultLevel: "none" }), "invalid_request");
+  assert.equal(error.details.length, 2);
+  compiled.free();
+  assert.equal(previewChange(change, rules).level, "peer");
 });

@@ -3,6 +3,7 @@
 // or loses a field fails `cargo xtask js`.
 import init, {
   ApprovalManager,
+  CompiledRules,
   MemoryCache,
   SignoffError,
   previewChange,
@@ -79,6 +80,11 @@ async function main(): Promise<void> {
   const level: string | null = preview.level;
   const problems: Violation[] = validateChange(change, rules).concat(validateRules(rules));
   const digest: string = manager.rulesDigest;
+  const compiled = new CompiledRules(rules);
+  const same: Preview = previewChange(change, compiled);
+  const fromCompiled = new ApprovalManager({ rules: compiled, cache: syncCache });
+  const document: Rules = compiled.toJSON();
+  console.log(same.valid, fromCompiled.rulesDigest === compiled.digest, document.defaultLevel);
   try {
     await manager.get("unknown");
   } catch (error) {

@@ -42,20 +42,45 @@ function join(path, key, inArray) {
   return path === "" ? key : `${path}.${key}`;
 }
 
-/**
- * The JSON text of `value`, `undefined` when `value` is `undefined`, or an
- * array of problems (`{ path, code, message }`) listing every value that is
- * not plain JSON data: non-finite numbers, bigints, functions, symbols, and
- * objects other than plain objects and arrays (Map, Date, class instances...),
- * cycles, and texts over 1 MiB. Paths start at `prefix`; `what` names the
- * argument in messages.
- */
-export function toJsonText(value, prefix, what) {
+/** Deeper nesting than this is left to the slow path (serde_json stops at 128). */
+const MAX_DEPTH = 100;
+
+/** Whether `value` is plain JSON data, checked without allocating. */
+function isPlain(value, depth) {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+    case "undefined":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object": {
+      if (value === null) return true;
+      if (depth > MAX_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!isPlain(value[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (Object.hasOwn(value, key) && !isPlain(value[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Every value of `value` that is not plain JSON data, with its path. */
+function problemsOf(value, prefix, what) {
   const problems = [];
   const paths = new Map();
-  let text;
   try {
-    text = JSON.stringify(value, function (key, converted) {
+    JSON.stringify(value, function (key, converted) {
       let path = prefix;
       if (paths.has(this)) {
         path = join(paths.get(this), key, Array.isArray(this));
@@ -91,9 +116,25 @@ export function toJsonText(value, prefix, what) {
     // Cycles, and nesting too deep for the engine's stack, end up here.
     return [{ path: prefix, code: "invalid_type", message: `the ${what} is not JSON data: ${error && error.message}` }];
   }
-  if (problems.length > 0) {
-    return problems;
+  if (problems.length === 0) {
+    problems.push({ path: prefix, code: "invalid_type", message: `the ${what} is nested too deeply` });
   }
+  return problems;
+}
+
+/**
+ * The JSON text of `value`, `undefined` when `value` is `undefined`, or an
+ * array of problems (`{ path, code, message }`) listing every value that is
+ * not plain JSON data: non-finite numbers, bigints, functions, symbols, and
+ * objects other than plain objects and arrays (Map, Date, class instances...),
+ * cycles, nesting deeper than 100, and texts over 1 MiB. Paths start at
+ * `prefix`; `what` names the argument in messages.
+ */
+export function toJsonText(value, prefix, what) {
+  if (!isPlain(value, 0)) {
+    return problemsOf(value, prefix, what);
+  }
+  const text = JSON.stringify(value);
   if (text !== undefined && text.length > MAX_JSON_UNITS) {
     return [{ path: prefix, code: "too_large", message: `the ${what} must be at most ${MAX_JSON_UNITS} characters of JSON` }];
   }

@@ -10,7 +10,7 @@ mod cache;
 mod types;
 mod wire;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
@@ -141,10 +141,82 @@ fn optional_function(options: &JsValue, name: &str, out: &mut Vec<Violation>) ->
     }
 }
 
-/// Parses a rules document, or throws `invalid_request` with its problems.
-fn parse_rules(value: &JsValue) -> Result<Rules, JsValue> {
+/// The rules behind a `CompiledRules`, or a rules document parsed now (which
+/// throws `invalid_request` with its problems).
+fn parse_rules(value: &JsValue) -> Result<Rc<Rules>, JsValue> {
+    let slot = Reflect::get(value, &JsValue::from_str(COMPILED_SLOT))
+        .ok()
+        .and_then(|slot| slot.as_f64());
+    if let Some(rules) = slot.and_then(|slot| {
+        COMPILED.with(|compiled| compiled.borrow().get(slot as usize).cloned().flatten())
+    }) {
+        return Ok(rules);
+    }
     let document = wire::json(value, "", "rules")?;
-    Rules::parse(&document).map_err(|details| wire::invalid("the rules are invalid", details))
+    Rules::parse(&document)
+        .map(Rc::new)
+        .map_err(|details| wire::invalid("the rules are invalid", details))
+}
+
+/// The property a [`CompiledRules`] shows its slot of [`COMPILED`] by.
+const COMPILED_SLOT: &str = "__signoffSlot";
+
+thread_local! {
+    /// The rules of live `CompiledRules`, by slot: a call finds them from the
+    /// slot number its JS object shows, without copying or parsing.
+    static COMPILED: RefCell<Vec<Option<Rc<Rules>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A rules document validated once, for the calls that take rules
+/// (`previewChange`, `validateChange`, `new ApprovalManager`): an editor that
+/// previews on every keystroke parses its rules once instead of every time.
+#[wasm_bindgen]
+pub struct CompiledRules {
+    rules: Rc<Rules>,
+    slot: usize,
+}
+
+impl Drop for CompiledRules {
+    fn drop(&mut self) {
+        COMPILED.with(|compiled| {
+            if let Some(slot) = compiled.borrow_mut().get_mut(self.slot) {
+                *slot = None;
+            }
+        });
+    }
+}
+
+#[wasm_bindgen]
+impl CompiledRules {
+    /// Validates `rules`; throws `invalid_request` listing every problem.
+    #[wasm_bindgen(constructor)]
+    pub fn new(rules: Ts<types::Rules>) -> Result<CompiledRules, JsValue> {
+        let rules = parse_rules(&rules.js_value())?;
+        let slot = COMPILED.with(|compiled| {
+            let mut compiled = compiled.borrow_mut();
+            compiled.push(Some(rules.clone()));
+            compiled.len() - 1
+        });
+        Ok(CompiledRules { rules, slot })
+    }
+
+    /// The digest every request decided by these rules records.
+    #[wasm_bindgen(getter)]
+    pub fn digest(&self) -> String {
+        self.rules.digest()
+    }
+
+    /// The rules document, as validated (for `JSON.stringify`).
+    #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "Rules")]
+    pub fn to_json(&self) -> Result<JsValue, JsValue> {
+        wire::to_js(&*self.rules)
+    }
+
+    /// The slot of these rules (internal).
+    #[wasm_bindgen(getter, js_name = "__signoffSlot", skip_typescript)]
+    pub fn slot(&self) -> u32 {
+        u32::try_from(self.slot).unwrap_or(u32::MAX)
+    }
 }
 
 /// Runs `body` as a Promise; every error is already a `SignoffError`.
@@ -211,7 +283,7 @@ impl ApprovalManager {
         let (Some(cache), true) = (cache, out.is_empty()) else {
             return Err(wire::invalid("the manager options are invalid", out));
         };
-        let rules = parse_rules(&rules_value)?;
+        let rules = Rules::clone(&*parse_rules(&rules_value)?);
         let clock = JsClock(Rc::new(ClockState {
             source: clock,
             last: Cell::new(0),
@@ -413,14 +485,16 @@ impl ApprovalManager {
 #[wasm_bindgen(js_name = validateChange, unchecked_return_type = "Violation[]")]
 pub fn validate_change(
     change: Ts<types::PolicyChange>,
-    rules: Option<Ts<types::Rules>>,
+    #[wasm_bindgen(unchecked_optional_param_type = "Rules | CompiledRules | null")] rules: Option<
+        JsValue,
+    >,
 ) -> Result<JsValue, JsValue> {
-    let rules = match rules.map(|rules| rules.js_value()) {
+    let rules = match rules {
         Some(rules) if !rules.is_null() && !rules.is_undefined() => Some(parse_rules(&rules)?),
         _ => None,
     };
     let problems = match wire::json_or_problems(&change.js_value(), "", "change") {
-        Ok(change) => PolicyChange::parse(&change, rules.as_ref())
+        Ok(change) => PolicyChange::parse(&change, rules.as_deref())
             .err()
             .unwrap_or_default(),
         Err(problems) => problems,
@@ -434,9 +508,9 @@ pub fn validate_change(
 #[wasm_bindgen(js_name = previewChange)]
 pub fn preview_change(
     change: Ts<types::PolicyChange>,
-    rules: Ts<types::Rules>,
+    #[wasm_bindgen(unchecked_param_type = "Rules | CompiledRules")] rules: JsValue,
 ) -> Result<Ts<Preview>, JsValue> {
-    let rules = parse_rules(&rules.js_value())?;
+    let rules = parse_rules(&rules)?;
     let preview = match wire::json_or_problems(&change.js_value(), "", "change") {
         Ok(change) => signoff_core::preview(&change, &rules),
         Err(errors) => signoff_core::Preview {

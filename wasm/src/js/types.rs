@@ -482,8 +482,9 @@ pub struct ExpireOptions {
 #[derive(Tsify)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagerOptions {
-    /// The rules document.
-    pub rules: Rules,
+    /// The rules document, or rules compiled once.
+    #[tsify(type = "Rules | CompiledRules")]
+    pub rules: (),
     /// A `MemoryCache`, or any object implementing `Cache`.
     #[tsify(type = "Cache | MemoryCache")]
     pub cache: (),
