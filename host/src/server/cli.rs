@@ -243,7 +243,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
                 "signoff is running in demo mode (--dev) on http://{address} with the principals of --principals\n"
             );
         }
-        eprint!("{banner}");
+        // Standard output, like the logs; a closed stdout is not a reason to
+        // stop (print! would panic).
+        let mut out = std::io::stdout().lock();
+        let _ = std::io::Write::write_all(&mut out, banner.as_bytes());
+        let _ = std::io::Write::flush(&mut out);
     }
     super::run(listener, config, shutdown_signal()).await?;
     Ok(())
