@@ -303,8 +303,8 @@ fn parse_if_match(headers: &HeaderMap) -> Option<IfMatch> {
     present.then_some(IfMatch::Tags(tags))
 }
 
-/// `PUT /v1/rules`: needs `admin` and an `If-Match`; checks run 401, 403,
-/// 412, then the body.
+/// `PUT /v1/rules`: needs `admin`; an `If-Match` other than the digest in
+/// force (or `*`) is refused. Checks run 401, 403, 412, then the body.
 pub async fn put_rules(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -319,13 +319,10 @@ pub async fn put_rules(
     }
     let (_, current) = state.engine.rules().await;
     let expected = match parse_if_match(&headers) {
-        None => {
-            return Err(precondition_failed(
-                "replacing the rules needs `If-Match: \"<digest>\"` (from GET /v1/rules) or `If-Match: *`",
-                &current,
-            ));
-        }
-        Some(IfMatch::Any) => None,
+        // Without `If-Match` the replacement is unconditional, as in HTTP;
+        // editors send the digest they read so that nobody overwrites a
+        // change they have not seen.
+        None | Some(IfMatch::Any) => None,
         Some(IfMatch::Tags(tags)) => {
             if !tags.contains(&current) {
                 return Err(precondition_failed(
