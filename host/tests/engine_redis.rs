@@ -3,12 +3,8 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use serde_json::json;
-use signoff_core::{ErrorCode, Status};
 use support::redis::RedisServer;
-use support::suite::{self, Harness, alice, bob, change};
+use support::suite::{self, Harness, alice, change};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle() {
@@ -59,66 +55,12 @@ async fn every_key_carries_the_hash_tag_of_its_prefix() {
 /// request still there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_and_restarted_loses_no_committed_request() {
-    let mut server = RedisServer::start_persistent();
-    let harness = Harness::redis(&server.url(), "restart");
-    let engine = harness.engine().await;
-    let mut committed = Vec::new();
-    for n in 0..10 {
-        let request = engine
-            .create(&change("iam", &format!("before-{n}")), &alice(), None)
-            .await
-            .expect("create")
-            .request;
-        committed.push(request.id);
-    }
-    let approved = engine
-        .approve(&committed[0].to_string(), &bob(), None)
-        .await
-        .expect("approve");
-    assert_eq!(approved.stage.as_deref(), Some("security"));
-
-    server.stop();
-    assert!(!engine.ready().await);
-    let down = engine.get(&committed[1].to_string()).await;
-    assert_eq!(down.expect_err("down").code(), ErrorCode::Unavailable);
-    let down = engine
-        .create(&change("iam", "while-down"), &alice(), None)
-        .await;
-    assert_eq!(down.expect_err("down").code(), ErrorCode::Unavailable);
-    let down = engine.list(&json!({})).await;
-    assert_eq!(down.expect_err("down").code(), ErrorCode::Unavailable);
-    assert_eq!(
-        engine.stats().await.expect_err("down").code(),
-        ErrorCode::Unavailable
-    );
-
-    server.restart();
-    let started = Instant::now();
-    while !engine.ready().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the engine reconnects by itself"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for id in &committed {
-        let request = engine
-            .get(&id.to_string())
-            .await
-            .expect("get after restart")
-            .expect("the request survived");
-        assert_eq!(request.status, Status::Pending);
-    }
-    let first = engine
-        .get(&committed[0].to_string())
-        .await
-        .expect("get")
-        .expect("present");
-    assert_eq!(first.approvals.len(), 1);
-    let page = engine.list(&json!({ "limit": 500 })).await.expect("list");
-    assert_eq!(page.items.len(), committed.len());
-    engine
-        .create(&change("iam", "after"), &alice(), None)
-        .await
-        .expect("create after restart");
+    let server = std::sync::Mutex::new(RedisServer::start_persistent());
+    let url = server.lock().expect("lock").url();
+    suite::restart_keeps_commits(
+        &Harness::redis(&url, "restart"),
+        || server.lock().expect("lock").stop(),
+        || server.lock().expect("lock").restart(),
+    )
+    .await;
 }

@@ -343,14 +343,14 @@ impl RedisCache {
         self.query(redis::cmd("ZCARD").arg(self.key(index))).await
     }
 
-    /// `PING`.
+    /// Whether the node holding this prefix's slot answers: an `EXISTS` on
+    /// the version counter, routed like every other command of the prefix
+    /// (a cluster-wide `PING` could reach another master).
     pub async fn ping(&self) -> Result<(), CacheError> {
-        let answer: String = self.query(&redis::cmd("PING")).await?;
-        if answer == "PONG" {
-            Ok(())
-        } else {
-            Err(CacheError(format!("redis: PING answered `{answer}`")))
-        }
+        let _exists: i64 = self
+            .query(redis::cmd("EXISTS").arg(self.key("seq")))
+            .await?;
+        Ok(())
     }
 }
 

@@ -228,9 +228,24 @@ impl RedisCluster {
     /// Starts three cluster-enabled servers, joins them and waits until the
     /// cluster is `ok` on every node.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::launch(&["--save", "", "--appendonly", "no"], true))
-            .collect();
+        Self::launch(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Like [`Self::start`], with every node writing each command to its
+    /// append-only file before answering (see [`RedisServer::start_persistent`]).
+    pub fn start_persistent() -> Self {
+        Self::launch(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
+    }
+
+    fn launch(extra: &[&str]) -> Self {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::launch(extra, true)).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
@@ -267,5 +282,29 @@ impl RedisCluster {
     /// The nodes.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// The index of the node holding data, when exactly one does (a test
+    /// that uses one key prefix, hence one slot).
+    pub fn node_with_data(&self) -> usize {
+        let holding: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].cli(&["dbsize"]).trim() != "0")
+            .collect();
+        assert_eq!(holding.len(), 1, "exactly one master holds the data");
+        holding[0]
+    }
+
+    /// The node at `index`, to stop or restart it.
+    pub fn node_mut(&mut self, index: usize) -> &mut RedisServer {
+        &mut self.nodes[index]
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        for node in &self.nodes {
+            wait_until("cluster_state:ok", Duration::from_secs(30), || {
+                node.cli(&["cluster", "info"]).contains("cluster_state:ok")
+            });
+        }
     }
 }

@@ -646,3 +646,65 @@ pub async fn conflict_retried(harness: &Harness) {
     );
     assert_eq!(engine.cache().get(&key).await.expect("get"), Some(stored));
 }
+
+/// Commits, then `stop` the store: every call answers `unavailable` (and
+/// `ready` is false) while it is down; then `restart` it: the same engine
+/// reconnects by itself, and every committed request is there.
+pub async fn restart_keeps_commits(harness: &Harness, stop: impl FnOnce(), restart: impl FnOnce()) {
+    let engine = harness.engine().await;
+    let mut committed = Vec::new();
+    for n in 0..10 {
+        let request = engine
+            .create(&change("iam", &format!("before-{n}")), &alice(), None)
+            .await
+            .expect("create")
+            .request;
+        committed.push(request.id);
+    }
+    let approved = engine
+        .approve(&committed[0].to_string(), &bob(), None)
+        .await
+        .expect("approve");
+    assert_eq!(approved.stage.as_deref(), Some("security"));
+
+    stop();
+    assert!(!engine.ready().await);
+    let down = engine.get(&committed[1].to_string()).await;
+    assert_eq!(code(down), ErrorCode::Unavailable);
+    let down = engine
+        .create(&change("iam", "while-down"), &alice(), None)
+        .await;
+    assert_eq!(code(down), ErrorCode::Unavailable);
+    assert_eq!(code(engine.list(&json!({})).await), ErrorCode::Unavailable);
+    assert_eq!(code(engine.stats().await), ErrorCode::Unavailable);
+
+    restart();
+    let started = std::time::Instant::now();
+    while !engine.ready().await || engine.get(&committed[1].to_string()).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the engine reconnects by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &committed {
+        let request = engine
+            .get(&id.to_string())
+            .await
+            .expect("get after restart")
+            .expect("the request survived");
+        assert_eq!(request.status, Status::Pending);
+    }
+    let first = engine
+        .get(&committed[0].to_string())
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(first.approvals.len(), 1);
+    let page = engine.list(&json!({ "limit": 500 })).await.expect("list");
+    assert_eq!(page.items.len(), committed.len());
+    engine
+        .create(&change("iam", "after"), &alice(), None)
+        .await
+        .expect("create after restart");
+}
