@@ -70,12 +70,16 @@ fn ensure_wasm_bindgen() -> Result {
     cargo(&["install", "wasm-bindgen-cli", "--version", &wanted])
 }
 
-/// `npm ci` where missing: in `wasm/tests` (binaryen's wasm-opt, typescript,
-/// and the package) and in `wasm/examples` (the package only).
+/// `npm ci` where `node_modules` is missing or older than the lockfile: in
+/// `wasm/tests` (binaryen's wasm-opt, typescript, fake-indexeddb, and the
+/// package) and in `wasm/examples` (the package only).
 fn ensure_node_modules() -> Result {
+    let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
     for dir in ["wasm/tests", "wasm/examples"] {
         let dir = root().join(dir);
-        if !dir.join("node_modules/.package-lock.json").exists() {
+        let installed = modified(&dir.join("node_modules/.package-lock.json"));
+        let locked = modified(&dir.join("package-lock.json"));
+        if installed.is_none() || installed < locked {
             run(Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(dir))?;
