@@ -248,3 +248,14 @@ test("CompiledRules: rules validated once, accepted wherever rules are", async (
   compiled.free();
   assert.equal(previewChange(change, rules).level, "peer");
 });
+
+test("a manager keeps using a freed MemoryCache's store and clock", async () => {
+  const clock = manualClock();
+  const cache = new MemoryCache({ clock });
+  const manager = new ApprovalManager({ rules, cache, clock });
+  cache.free();
+  const first = await manager.create(change, alice, { idempotencyKey: "k" });
+  assert.equal((await manager.create(change, alice, { idempotencyKey: "k" })).id, first.id);
+  clock.advance(24 * 3600 * 1000);
+  assert.notEqual((await manager.create(change, alice, { idempotencyKey: "k" })).id, first.id, "the record lapsed on the given clock");
+});

@@ -8,6 +8,7 @@
 //! operation with `unavailable`; the core retries a `conflict` by itself.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use js_sys::{Array, Function, Reflect, Uint8Array};
@@ -287,8 +288,14 @@ pub struct AnyCache {
 }
 
 enum Backend {
-    /// A [`MemoryCache`] made in JavaScript, used without crossing the boundary.
-    Memory(signoff_core::MemoryCache),
+    /// A [`MemoryCache`] made in JavaScript, used without crossing the
+    /// boundary, with its clock kept alive for as long as the manager lives.
+    Memory {
+        /// The store.
+        cache: signoff_core::MemoryCache,
+        /// Held, never read: the slot of the cache's clock.
+        _clock: Option<Rc<ClockSlot>>,
+    },
     /// Any object with `get`, `commit` and `range`.
     Js(JsCache),
 }
@@ -307,7 +314,10 @@ impl AnyCache {
                 .ok()
             });
         let backend = match handle {
-            Some(handle) => Backend::Memory(handle.inner),
+            Some(handle) => Backend::Memory {
+                cache: handle.inner,
+                _clock: handle.clock,
+            },
             None => Backend::Js(JsCache::new(value)?),
         };
         Ok(Self {
@@ -320,7 +330,7 @@ impl AnyCache {
 impl Cache for AnyCache {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         match &self.backend {
-            Backend::Memory(cache) => cache.get(key).await,
+            Backend::Memory { cache, .. } => cache.get(key).await,
             Backend::Js(cache) => cache.get(key).await,
         }
     }
@@ -330,7 +340,7 @@ impl Cache for AnyCache {
             return Err(CacheError(NIL_ID_REFUSED.to_owned()));
         }
         match &self.backend {
-            Backend::Memory(cache) => cache.commit(batch).await,
+            Backend::Memory { cache, .. } => cache.commit(batch).await,
             Backend::Js(cache) => cache.commit(batch).await,
         }
     }
@@ -342,7 +352,7 @@ impl Cache for AnyCache {
         limit: u32,
     ) -> Result<Vec<IndexEntry>, CacheError> {
         match &self.backend {
-            Backend::Memory(cache) => cache.range(index, after, limit).await,
+            Backend::Memory { cache, .. } => cache.range(index, after, limit).await,
             Backend::Js(cache) => cache.range(index, after, limit).await,
         }
     }
@@ -355,6 +365,7 @@ const HANDLE_METHOD: &str = "__signoffMemoryCache";
 #[wasm_bindgen(skip_typescript)]
 pub struct MemoryCacheHandle {
     inner: signoff_core::MemoryCache,
+    clock: Option<Rc<ClockSlot>>,
 }
 
 thread_local! {
@@ -363,7 +374,8 @@ thread_local! {
     static CLOCKS: RefCell<Vec<Option<Function>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A slot of [`CLOCKS`], emptied when its cache is freed.
+/// A slot of [`CLOCKS`], emptied when the cache and every manager using it
+/// are freed.
 struct ClockSlot(usize);
 
 impl Drop for ClockSlot {
@@ -389,7 +401,7 @@ fn epoch_millis(clock: Option<&Function>) -> Option<i64> {
 #[wasm_bindgen]
 pub struct MemoryCache {
     inner: signoff_core::MemoryCache,
-    _clock: Option<ClockSlot>,
+    clock: Option<Rc<ClockSlot>>,
 }
 
 #[wasm_bindgen]
@@ -406,7 +418,8 @@ impl MemoryCache {
             Some(options) if options.is_null() || options.is_undefined() => None,
             Some(options) => memory_cache_clock(&options)?,
         };
-        let (slot, reader): (Option<ClockSlot>, signoff_core::memory::MillisClock) = match clock {
+        let (slot, reader): (Option<Rc<ClockSlot>>, signoff_core::memory::MillisClock) = match clock
+        {
             None => (None, Arc::new(|| epoch_millis(None).unwrap_or_default())),
             Some(clock) => {
                 let slot = CLOCKS.with(|clocks| {
@@ -420,12 +433,12 @@ impl MemoryCache {
                         .or_else(|| epoch_millis(None))
                         .unwrap_or_default()
                 };
-                (Some(ClockSlot(slot)), Arc::new(reader))
+                (Some(Rc::new(ClockSlot(slot))), Arc::new(reader))
             }
         };
         Ok(MemoryCache {
             inner: signoff_core::MemoryCache::with_clock(reader),
-            _clock: slot,
+            clock: slot,
         })
     }
 
@@ -440,6 +453,7 @@ impl MemoryCache {
     pub fn handle(&self) -> MemoryCacheHandle {
         MemoryCacheHandle {
             inner: self.inner.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
