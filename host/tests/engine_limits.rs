@@ -70,3 +70,27 @@ async fn a_guest_out_of_memory_fails_only_its_request() {
         .expect("the next request runs");
     assert!(preview.valid);
 }
+
+/// The guest's 256 KiB stack holds the deepest JSON its parser accepts
+/// (128 levels); deeper input is refused as invalid, never a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_input_is_refused_not_crashed() {
+    let engine = Harness::memory().engine().await;
+    for depth in [100, 126, 1000] {
+        let mut nested = json!("leaf");
+        for _ in 0..depth {
+            nested = json!([nested]);
+        }
+        let mut body = change("iam", "nested");
+        body["metadata"] = json!({ "deep": nested });
+        match engine.preview(&body).await {
+            Ok(preview) => assert!(!preview.valid),
+            Err(error) => assert_eq!(error.code(), ErrorCode::InvalidRequest),
+        }
+        let error = engine
+            .create(&body, &alice(), None)
+            .await
+            .expect_err("invalid");
+        assert_eq!(error.code(), ErrorCode::InvalidRequest);
+    }
+}
