@@ -42,6 +42,8 @@ function join(path, key, inArray) {
   return path === "" ? key : `${path}.${key}`;
 }
 
+const encoder = new TextEncoder();
+
 /** Deeper nesting than this is left to the slow path (serde_json stops at 128). */
 const MAX_DEPTH = 100;
 
@@ -123,7 +125,9 @@ function problemsOf(value, prefix, what) {
 }
 
 /**
- * The JSON text of `value`, `undefined` when `value` is `undefined`, or an
+ * The JSON text of `value` as UTF-8 bytes (a `Uint8Array`: one copy into
+ * WebAssembly memory, where a string is copied character by character),
+ * `undefined` when `value` is `undefined`, or an
  * array of problems (`{ path, code, message }`) listing every value that is
  * not plain JSON data: non-finite numbers, bigints, functions, symbols, and
  * objects other than plain objects and arrays (Map, Date, class instances...),
@@ -138,5 +142,5 @@ export function toJsonText(value, prefix, what) {
   if (text !== undefined && text.length > MAX_JSON_UNITS) {
     return [{ path: prefix, code: "too_large", message: `the ${what} must be at most ${MAX_JSON_UNITS} characters of JSON` }];
   }
-  return text;
+  return text === undefined ? undefined : encoder.encode(text);
 }

@@ -19,7 +19,8 @@ extern "C" {
     #[wasm_bindgen(js_name = makeError)]
     fn make_error(code: &str, message: &str, details: JsValue) -> JsValue;
 
-    /// A string (the JSON text), `undefined`, or an array of problems.
+    /// The JSON text as UTF-8 bytes (a `Uint8Array`), `undefined`, or an
+    /// array of problems.
     #[wasm_bindgen(js_name = toJsonText)]
     fn to_json_text(value: &JsValue, prefix: &str, what: &str) -> JsValue;
 }
@@ -100,9 +101,9 @@ pub fn json_or_problems(
     what: &str,
 ) -> Result<Value, Vec<Violation>> {
     let converted = to_json_text(value, prefix, what);
-    if let Some(text) = converted.as_string() {
+    if let Some(bytes) = converted.dyn_ref::<js_sys::Uint8Array>() {
         // `from_slice`, as the core reads stored values: one parser in the module.
-        return serde_json::from_slice(text.as_bytes()).map_err(|failure| {
+        return serde_json::from_slice(&bytes.to_vec()).map_err(|failure| {
             vec![Violation::new(
                 prefix,
                 ViolationCode::InvalidType,
