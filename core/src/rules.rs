@@ -257,11 +257,12 @@ impl Rules {
 
     /// Validates a rules document, reporting every problem in document order.
     pub fn parse(input: &Value) -> Result<Self, Vec<Violation>> {
-        let size = serde_json::to_string(input)
-            .map(|text| text.len())
-            .unwrap_or(usize::MAX);
-        if size > limits::MAX_BYTES {
-            return Err(vec![too_large(size)]);
+        if compact_json_len(input, limits::MAX_BYTES) > limits::MAX_BYTES {
+            return Err(vec![Violation::new(
+                "",
+                ViolationCode::TooLarge,
+                format!("rules must be at most {} bytes of JSON", limits::MAX_BYTES),
+            )]);
         }
         let mut out = Vec::new();
         let Some(mut reader) = ObjectReader::new("", input, &mut out) else {
@@ -372,6 +373,33 @@ impl Rules {
         let hash = Sha256::digest(canonical.as_bytes());
         hash.iter().map(|byte| format!("{byte:02x}")).collect()
     }
+}
+
+/// The length of `value` as compact JSON, counted without building the text;
+/// counting stops soon after `limit` is passed, so a huge input costs little.
+fn compact_json_len(value: &Value, limit: usize) -> usize {
+    struct Counter {
+        count: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.count = self.count.saturating_add(buf.len());
+            if self.count > self.limit {
+                Err(std::io::Error::other("over the limit"))
+            } else {
+                Ok(buf.len())
+            }
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { count: 0, limit };
+    // An error only means the limit was passed; the count says by how much.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.count
 }
 
 fn too_large(size: usize) -> Violation {
@@ -1004,5 +1032,25 @@ mod tests {
         let big = "x".repeat(limits::MAX_BYTES);
         let found = problems(json!({ "levels": [], "defaultLevel": big }));
         assert_eq!(found, [(String::new(), ViolationCode::TooLarge)]);
+    }
+
+    #[test]
+    fn the_size_limit_holds_exactly_at_the_boundary() {
+        // `{"defaultLevel":"…","levels":[]}` is 31 bytes around the name.
+        let doc = |len: usize| json!({ "levels": [], "defaultLevel": "x".repeat(len) });
+        let at_limit = limits::MAX_BYTES - 31;
+        assert_eq!(
+            serde_json::to_string(&doc(at_limit)).unwrap().len(),
+            limits::MAX_BYTES
+        );
+        assert!(
+            !problems(doc(at_limit))
+                .iter()
+                .any(|(_, code)| *code == ViolationCode::TooLarge)
+        );
+        assert_eq!(
+            problems(doc(at_limit + 1)),
+            [(String::new(), ViolationCode::TooLarge)]
+        );
     }
 }
