@@ -221,6 +221,18 @@ export function setupForm(ctx) {
       explanationView(result.explanation));
   }
 
+  // The rules in force, validated once per document rather than on every
+  // keystroke (parsing the rules is most of a preview's cost).
+  let compiled = { source: null, rules: null };
+  function compiledRules(engine, rules) {
+    if (compiled.source !== rules) {
+      const fresh = new engine.CompiledRules(rules);
+      compiled.rules?.free();
+      compiled = { source: rules, rules: fresh };
+    }
+    return compiled.rules;
+  }
+
   /** Validates the form now; returns `{ valid, first }`. */
   function validate({ everything = showAll } = {}) {
     const engine = ctx.engine();
@@ -230,7 +242,7 @@ export function setupForm(ctx) {
     let result;
     try {
       result = rules
-        ? engine.previewChange(change, rules)
+        ? engine.previewChange(change, compiledRules(engine, rules))
         : (() => {
           const errors = engine.validateChange(change);
           return { valid: errors.length === 0, errors, level: null, explanation: null };
