@@ -1,0 +1,159 @@
+//! The native core as an [`Implementation`]: a [`Manager`] over a
+//! [`MemoryCache`].
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use signoff_core::input::{parse_approve, parse_comment, parse_expire_limit, parse_reject};
+use signoff_core::{
+    ListQuery, Manager, MemoryCache, PolicyChange, Principal, Rules, Timestamp, preview,
+};
+use uuid::Uuid;
+
+use crate::driver::parse_rules;
+use crate::implementation::{Clock, IdList, Implementation, Outcome, outcome, to_json};
+
+/// The native core. Its futures never wait: the memory cache answers at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Native;
+
+type ClockFn = Box<dyn Fn() -> Timestamp + Send + Sync>;
+type IdFn = Box<dyn Fn() -> Uuid + Send + Sync>;
+
+/// A scenario of the native core: a manager over a fresh memory cache.
+pub struct NativeStore {
+    manager: Manager<MemoryCache, ClockFn, IdFn>,
+}
+
+fn items<T>(parsed: Result<T, impl serde::Serialize>) -> Result<Value, String> {
+    match parsed {
+        Ok(_) => Ok(json!([])),
+        Err(items) => to_json(&items),
+    }
+}
+
+impl Implementation for Native {
+    type Store = NativeStore;
+
+    async fn validate_change(
+        &self,
+        change: &Value,
+        rules: Option<&Rules>,
+    ) -> Result<Value, String> {
+        items(PolicyChange::parse(change, rules))
+    }
+
+    async fn validate_rules(&self, rules: &Value) -> Result<Value, String> {
+        items(Rules::parse(rules))
+    }
+
+    async fn preview(&self, change: &Value, rules: &Rules) -> Result<Value, String> {
+        to_json(&preview(change, rules))
+    }
+
+    async fn open(
+        &self,
+        rules: &Rules,
+        clock: &Clock,
+        ids: &IdList,
+    ) -> Result<NativeStore, String> {
+        let cache_clock = clock.clone();
+        let cache = MemoryCache::with_clock(Arc::new(move || cache_clock.millis()));
+        let clock = clock.clone();
+        let clock: ClockFn = Box::new(move || clock.now());
+        let ids = ids.source();
+        let ids: IdFn = Box::new(move || ids.next_id());
+        Ok(NativeStore {
+            manager: Manager::new(cache, clock, ids, rules.clone()),
+        })
+    }
+
+    async fn create(
+        &self,
+        store: &mut NativeStore,
+        change: &Value,
+        principal: &Principal,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, String> {
+        let created = store
+            .manager
+            .create(change, principal, idempotency_key)
+            .await;
+        outcome(created.map(|created| created.request))
+    }
+
+    async fn get(&self, store: &mut NativeStore, id: &str) -> Result<Outcome, String> {
+        outcome(store.manager.get(id).await)
+    }
+
+    async fn list(&self, store: &mut NativeStore, query: &Value) -> Result<Outcome, String> {
+        match ListQuery::parse(Some(query)) {
+            Ok(query) => outcome(store.manager.list(&query).await),
+            Err(error) => outcome::<()>(Err(error)),
+        }
+    }
+
+    async fn approve(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String> {
+        match parse_approve(body) {
+            Ok(comment) => outcome(store.manager.approve(id, principal, comment).await),
+            Err(error) => outcome::<()>(Err(error)),
+        }
+    }
+
+    async fn reject(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String> {
+        match parse_reject(body) {
+            Ok(reason) => outcome(store.manager.reject(id, principal, reason).await),
+            Err(error) => outcome::<()>(Err(error)),
+        }
+    }
+
+    async fn cancel(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Outcome, String> {
+        outcome(store.manager.cancel(id, principal).await)
+    }
+
+    async fn comment(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String> {
+        match parse_comment(body) {
+            Ok(text) => outcome(store.manager.comment(id, principal, text).await),
+            Err(error) => outcome::<()>(Err(error)),
+        }
+    }
+
+    async fn expire_due(
+        &self,
+        store: &mut NativeStore,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String> {
+        match parse_expire_limit(body) {
+            Ok(limit) => outcome(store.manager.expire_due(limit).await),
+            Err(error) => outcome::<()>(Err(error)),
+        }
+    }
+
+    async fn set_rules(&self, store: &mut NativeStore, rules: &Value) -> Result<(), String> {
+        store.manager.set_rules(parse_rules(rules)?);
+        Ok(())
+    }
+}
