@@ -335,7 +335,17 @@ pub async fn full_lifecycle(harness: &Harness) {
         .iter()
         .map(|r| r.id.to_string())
         .collect();
-    assert_eq!(approved_ids, [auto.id.to_string(), id.clone()]);
+    // Most recently updated first, ties (same millisecond) by id ascending.
+    let updated_at = |wanted: &str| {
+        approved_page
+            .items
+            .iter()
+            .find(|r| r.id.to_string() == wanted)
+            .map(|r| r.updated_at)
+    };
+    let mut expected = vec![auto.id.to_string(), id.clone()];
+    expected.sort_by(|a, b| updated_at(b).cmp(&updated_at(a)).then_with(|| a.cmp(b)));
+    assert_eq!(approved_ids, expected);
     let pending = engine.list(&json!({})).await.expect("list");
     assert_eq!(pending.items.len(), 1);
     assert_eq!(pending.items[0].id, first.request.id);
