@@ -156,6 +156,20 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         }
     }
 
+    /// A manager deciding with `rules` whose digest the caller already knows
+    /// (it computed [`Rules::digest`] of the same rules earlier, say when it
+    /// validated them), so the digest is not computed again. `digest` must be
+    /// that digest: the manager records it in every request it creates.
+    pub fn with_digest(cache: C, clock: K, ids: I, rules: Rules, digest: String) -> Self {
+        Self {
+            cache,
+            clock,
+            ids,
+            rules,
+            rules_digest: digest,
+        }
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> &Rules {
         &self.rules
