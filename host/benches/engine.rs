@@ -1,6 +1,7 @@
 //! The wasmtime component against the native core, both over the in-memory
-//! cache: one create then one approve of that request, plus what one
-//! instantiation costs (every request pays one).
+//! cache: one create then one approve of that request, each call in a warm
+//! instance from the engine's pool, plus what one instantiation costs (paid
+//! only when the pool has no idle instance).
 //!
 //! `cargo bench -p signoff-host --bench engine`; results in
 //! docs/PERFORMANCE.md under "wasmtime component".

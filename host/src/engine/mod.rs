@@ -1,18 +1,29 @@
 //! The engine: every decision the server makes goes through here.
 //!
-//! Each call instantiates the core's WebAssembly component (`wasm/wit/`, built
-//! by `host/build.rs` and embedded in the binary) in wasmtime and runs one
-//! operation of the core's manager in it. The component reaches storage
-//! through its `cache` import, which this engine serves from a
-//! [`CacheBackend`] (Redis or the embedded in-memory cache), and reads the
-//! clock, fresh ids and the rules in force through its `host` import. So the
-//! server decides with the same compiled core as every other build, and the
-//! host holds no decision logic: it converts values ([`convert`]) and keeps
-//! the rules document in force, shared through the cache ([`rules`]).
+//! Each call runs one operation of the core's manager in the core's
+//! WebAssembly component (`wasm/wit/`, built by `host/build.rs` and embedded
+//! in the binary) in wasmtime, in an instance taken from a pool of ready
+//! instances (see [`runtime`] for the pool and what reuse means for
+//! isolation). The component reaches storage through its `cache` import,
+//! which this engine serves from a [`CacheBackend`] (Redis or the embedded
+//! in-memory cache), and reads the clock, fresh ids and the rules in force
+//! through its `host` import. So the server decides with the same compiled
+//! core as every other build, and the host holds no decision logic: it
+//! converts values ([`convert`]) and keeps the rules document in force,
+//! shared through the cache ([`rules`]).
+//!
+//! Instances are reused across requests: an instance serves one call at a
+//! time, the guest keeps nothing between calls but its heap and the rules it
+//! parsed (keyed by their digest), and an instance whose call trapped, ran
+//! past its deadline or out of memory, or was abandoned, is dropped rather
+//! than reused. Nothing of one request is visible to the next through the
+//! API.
 
 mod convert;
 mod rules;
 mod runtime;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -24,7 +35,9 @@ use signoff_core::{
 };
 
 pub use self::rules::RULES_KEY;
-pub use self::runtime::{ClockFn, IdFn, Limits, LoadError};
+pub use self::runtime::{
+    ClockFn, IdFn, InstanceStats, Limits, LoadError, MAX_CALLS_PER_INSTANCE, RETIRE_ABOVE_BYTES,
+};
 
 use self::rules::{RulesInForce, RulesRecord};
 use self::runtime::{Runtime, State};
@@ -298,7 +311,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_preview(&mut session.store, &change)
             .await;
-        self.inner.answer(answer).map(convert::preview)
+        self.inner.answer(session, answer).map(convert::preview)
     }
 
     /// Files a change for `principal`.
@@ -316,7 +329,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_create(&mut session.store, &change, &principal, idempotency_key)
             .await;
-        convert::created(self.inner.answer(answer)?)
+        convert::created(self.inner.answer(session, answer)?)
     }
 
     /// The request with `id`, or `None`.
@@ -327,7 +340,10 @@ impl Engine {
             .signoff_engine_manager()
             .call_get(&mut session.store, id)
             .await;
-        self.inner.answer(answer)?.map(convert::request).transpose()
+        self.inner
+            .answer(session, answer)?
+            .map(convert::request)
+            .transpose()
     }
 
     /// One page of requests; `query` is `{ status?, policyType?, limit?, cursor? }`
@@ -340,7 +356,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_list(&mut session.store, &query)
             .await;
-        convert::page(self.inner.answer(answer)?)
+        convert::page(self.inner.answer(session, answer)?)
     }
 
     /// Approves with the body `{ comment? }` (absent body allowed).
@@ -402,7 +418,7 @@ impl Engine {
             Act::Cancel => manager.call_cancel(store, id, &principal, body).await,
             Act::Comment => manager.call_comment(store, id, &principal, body).await,
         };
-        convert::request(self.inner.answer(answer)?)
+        convert::request(self.inner.answer(session, answer)?)
     }
 
     /// Expires up to `limit` due requests.
@@ -413,7 +429,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_expire_due(&mut session.store, limit)
             .await;
-        convert::expire_report(self.inner.answer(answer)?)
+        convert::expire_report(self.inner.answer(session, answer)?)
     }
 
     /// Pending count and oldest pending age.
@@ -431,15 +447,26 @@ impl Engine {
             .await;
         Ok(Stats {
             pending,
-            oldest_pending_created_at: self.inner.answer(answer)?.map(Timestamp::from_millis),
+            oldest_pending_created_at: self
+                .inner
+                .answer(session, answer)?
+                .map(Timestamp::from_millis),
         })
     }
 
     /// Instantiates the component and drops the instance without calling
-    /// it: the fixed cost every request pays before its call (for
-    /// benchmarks, and to check that a slot can be had).
+    /// it, bypassing the pool (an idle instance, if any, is retired to make
+    /// room): what a request pays before its call when no idle instance is
+    /// ready (for benchmarks, and to check that a slot can be had).
     pub async fn instantiate(&self) -> Result<(), Error> {
-        self.inner.session().await.map(drop)
+        self.inner.runtime.instantiate_and_drop().await
+    }
+
+    /// What the pool of instances has done (shared by the engines started
+    /// with the same wasm and limits in this process): for metrics, and for
+    /// tests that check reuse.
+    pub fn instance_stats(&self) -> InstanceStats {
+        self.inner.runtime.stats()
     }
 
     /// Whether the cache answers.
@@ -479,21 +506,33 @@ impl Inner {
     async fn session(&self) -> Result<runtime::Session<'_>, Error> {
         let state = State {
             cache: self.cache.clone(),
-            rules: Arc::clone(&self.rules_in_force().text),
+            rules: self.rules_in_force(),
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
         };
         self.runtime.session(state).await
     }
 
+    /// The answer of a call in `session`'s instance, which goes back to the
+    /// pool when the call returned and is dropped when it did not.
     fn answer<T>(
         &self,
+        session: runtime::Session<'_>,
         answer: wasmtime::Result<Result<T, runtime::generated::signoff::engine::types::Error>>,
     ) -> Result<T, Error> {
         match answer {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(convert::error(error)),
-            Err(error) => Err(self.runtime.failure(&error)),
+            Ok(Ok(value)) => {
+                session.release();
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                session.release();
+                Err(convert::error(error))
+            }
+            Err(error) => {
+                drop(session);
+                Err(self.runtime.failure(&error))
+            }
         }
     }
 
@@ -507,8 +546,17 @@ impl Inner {
             .engine
             .signoff_engine_manager()
             .call_validate_rules(&mut session.store, document)
-            .await
-            .map_err(|error| self.runtime.failure(&error))?;
+            .await;
+        let answer = match answer {
+            Ok(answer) => {
+                session.release();
+                answer
+            }
+            Err(error) => {
+                drop(session);
+                return Err(self.runtime.failure(&error));
+            }
+        };
         Ok(match answer {
             Ok(info) => {
                 let parsed: Value = serde_json::from_str(&info.document).map_err(|error| {

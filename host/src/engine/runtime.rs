@@ -1,20 +1,50 @@
-//! wasmtime: the component, its imports, and one instance per request.
+//! wasmtime: the component, its imports, and a pool of ready instances.
 //!
-//! The component is compiled once; [`Runtime::session`] instantiates it from
-//! an `InstancePre` for every request, in a pooling allocator whose slots
-//! bound how many requests run at once and how much memory each may use. An
-//! epoch ticker interrupts a guest that runs past its deadline, so a runaway
-//! guest cannot hang a request.
+//! The component is compiled once; [`Runtime::session`] hands each request an
+//! instance, instantiated from an `InstancePre` in a pooling allocator whose
+//! slots bound how many requests run at once and how much memory each
+//! instance may use. An instance is reused: after a call that returned (an
+//! answer or an error of the core), it goes back to an idle list and serves a
+//! later request, so requests skip instantiation, find the guest's heap
+//! already grown and the rules already parsed. An epoch ticker interrupts a
+//! guest that runs past its deadline, so a runaway guest cannot hang a
+//! request.
+//!
+//! # Isolation
+//!
+//! Reuse gives up the fresh instance per request. What stays:
+//!
+//! - an instance runs one call at a time, and each call's imports reach only
+//!   that request's state (cache, clock, ids, rules), attached for the call
+//!   and detached when the instance goes back to the pool;
+//! - the guest keeps nothing between calls but its caches: the heap its
+//!   allocator already holds, and the rules it parsed, keyed by their digest
+//!   (a call with other rules in force parses those). No request data is
+//!   kept: every answer is computed from the call's arguments and what the
+//!   cache import returns, so nothing of one request is visible to the next
+//!   through the API. Freed heap memory of an earlier call is not zeroed,
+//!   but the guest (safe Rust) never reads memory it has not written;
+//! - an instance whose call did not return (a trap, such as running out of
+//!   memory or a panic in the guest, the deadline's interruption, or a
+//!   request abandoned mid-call) is dropped, never reused: its state may be
+//!   inconsistent. Only that request fails;
+//! - an instance is retired after [`MAX_CALLS_PER_INSTANCE`] calls, or when
+//!   its memory grew past [`RETIRE_ABOVE_BYTES`], so one huge request does
+//!   not pin a large heap in the pool.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use signoff_core::{Error, Timestamp};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use uuid::Uuid;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+};
 
+use super::rules::RulesInForce;
 use crate::cache::CacheBackend;
 
 /// The bindings of `wasm/wit`, kept private: the rest of the host sees core
@@ -66,17 +96,67 @@ const KEEP_RESIDENT: usize = 4 << 20;
 /// How often the epoch ticks; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// What one instance's imports reach.
+/// How many calls one instance serves before it is retired (dropped instead
+/// of going back to the pool).
+pub const MAX_CALLS_PER_INSTANCE: u64 = 10_000;
+
+/// An instance whose linear memories grew past this many bytes is retired
+/// after its call, so one huge request does not pin its heap in the pool.
+/// An ordinary request leaves the guest at about 1.3 MiB.
+pub const RETIRE_ABOVE_BYTES: usize = 8 << 20;
+
+/// What one request's imports reach.
 pub(super) struct State {
     pub cache: CacheBackend,
-    pub rules: Arc<str>,
+    pub rules: Arc<RulesInForce>,
     pub clock: ClockFn,
     pub ids: IdFn,
 }
 
-impl cache::Host for State {
+/// What the import of an instance sitting in the pool answers; the guest
+/// only runs during a call, when a request's [`State`] is attached.
+const DETACHED: &str = "no request is attached to this instance";
+
+/// The data of one instance's store: the state of the request it serves (none
+/// while it waits in the pool), and how large its memories grew.
+pub(super) struct StoreData {
+    request: Option<State>,
+    memory: MemoryWatch,
+}
+
+/// Counts the bytes of an instance's linear memories as they grow; the pool
+/// retires instances past [`RETIRE_ABOVE_BYTES`]. It never refuses a growth:
+/// the pooling allocator enforces [`Limits::max_memory_bytes`].
+#[derive(Default)]
+struct MemoryWatch {
+    bytes: usize,
+}
+
+impl ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.bytes = self.bytes.saturating_add(desired.saturating_sub(current));
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+impl cache::Host for StoreData {
     async fn get(&mut self, key: String) -> Result<Option<cache::Entry>, String> {
-        let entry = self.cache.get(&key).await.map_err(|error| error.0)?;
+        let state = self.request.as_ref().ok_or(DETACHED)?;
+        let entry = state.cache.get(&key).await.map_err(|error| error.0)?;
         Ok(entry.map(|entry| cache::Entry {
             value: entry.value,
             version: entry.version,
@@ -84,7 +164,8 @@ impl cache::Host for State {
     }
 
     async fn commit(&mut self, batch: cache::Batch) -> Result<cache::CommitOutcome, String> {
-        let outcome = self
+        let state = self.request.as_ref().ok_or(DETACHED)?;
+        let outcome = state
             .cache
             .commit(super::convert::batch(batch))
             .await
@@ -101,8 +182,9 @@ impl cache::Host for State {
         after: Option<cache::IndexEntry>,
         limit: u32,
     ) -> Result<Vec<cache::IndexEntry>, String> {
+        let state = self.request.as_ref().ok_or(DETACHED)?;
         let after = after.map(super::convert::index_entry);
-        let entries = self
+        let entries = state
             .cache
             .range(&index, after.as_ref(), limit)
             .await
@@ -117,21 +199,35 @@ impl cache::Host for State {
     }
 }
 
-impl host::Host for State {
+impl host::Host for StoreData {
     async fn now_ms(&mut self) -> i64 {
-        (self.clock)().as_millis()
+        self.request
+            .as_ref()
+            .map_or(0, |state| (state.clock)().as_millis())
     }
 
     async fn new_id(&mut self) -> (u64, u64) {
-        (self.ids)().as_u64_pair()
+        self.request
+            .as_ref()
+            .map_or((0, 0), |state| (state.ids)().as_u64_pair())
     }
 
-    async fn rules(&mut self) -> String {
-        self.rules.to_string()
+    async fn rules(&mut self, known_digest: Option<String>) -> host::RulesInForce {
+        let Some(state) = self.request.as_ref() else {
+            return host::RulesInForce {
+                digest: String::new(),
+                document: Some(String::new()),
+            };
+        };
+        let known = known_digest.is_some_and(|digest| digest == state.rules.digest);
+        host::RulesInForce {
+            digest: state.rules.digest.clone(),
+            document: (!known).then(|| state.rules.text.to_string()),
+        }
     }
 }
 
-impl types::Host for State {}
+impl types::Host for StoreData {}
 
 /// Why the component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -156,19 +252,107 @@ impl From<std::io::Error> for LoadError {
     }
 }
 
-/// The compiled component and what instantiates it.
+/// The compiled component, what instantiates it, and the idle instances.
 pub(super) struct Runtime {
-    pre: generated::EnginePre<State>,
+    pre: generated::EnginePre<StoreData>,
     permits: Semaphore,
     deadline_ticks: u64,
     deadline: Duration,
+    /// Instances ready for a call. With the instances in use, never more
+    /// than the pool's slots: a session takes an idle one before it
+    /// instantiates, while it holds one of `permits`.
+    idle: Mutex<Vec<Ready>>,
+    counts: Counts,
 }
 
-/// One instance, alive for one request.
+/// An instance between calls.
+struct Ready {
+    store: Store<StoreData>,
+    engine: generated::Engine,
+    /// Calls it completed.
+    calls: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    instantiated: AtomicU64,
+    reused: AtomicU64,
+    discarded: AtomicU64,
+    retired: AtomicU64,
+}
+
+/// What the instance pool of a runtime has done since it was made; engines
+/// started with the same wasm and limits share one runtime, so they share
+/// these counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InstanceStats {
+    /// Instances made from the compiled component.
+    pub instantiated: u64,
+    /// Requests served by an instance that served an earlier one.
+    pub reused: u64,
+    /// Instances dropped because their call did not return: a trap, the
+    /// deadline, or a request abandoned mid-call.
+    pub discarded: u64,
+    /// Instances dropped after a call that returned, for their number of
+    /// calls or the size of their memory.
+    pub retired: u64,
+    /// Instances waiting in the pool now.
+    pub idle: usize,
+}
+
+/// One instance, serving one request. Dropped, it drops the instance (a
+/// call that did not return leaves it unfit for another);
+/// [`Session::release`] puts it back in the pool after a call that
+/// returned.
 pub(super) struct Session<'a> {
-    pub store: Store<State>,
+    pub store: Store<StoreData>,
     pub engine: generated::Engine,
+    calls: u64,
+    runtime: &'a Runtime,
+    discard: Discard<'a>,
     _permit: SemaphorePermit<'a>,
+}
+
+/// Counts an instance dropped without [`Session::release`].
+struct Discard<'a> {
+    counts: &'a Counts,
+    armed: bool,
+}
+
+impl Drop for Discard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.counts.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Puts the instance back in the pool, or retires it: for use after a
+    /// call into the guest that returned, whatever it answered.
+    pub fn release(self) {
+        let Session {
+            mut store,
+            engine,
+            calls,
+            runtime,
+            mut discard,
+            _permit,
+        } = self;
+        discard.armed = false;
+        store.data_mut().request = None;
+        let calls = calls.saturating_add(1);
+        if calls >= MAX_CALLS_PER_INSTANCE || store.data().memory.bytes > RETIRE_ABOVE_BYTES {
+            runtime.counts.retired.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut idle = runtime.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.push(Ready {
+            store,
+            engine,
+            calls,
+        });
+    }
 }
 
 /// A component as wasmtime takes it: `bytes` as they are when they already
@@ -231,8 +415,10 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config)?;
         let component = Component::new(&engine, componentize(wasm)?)?;
-        let mut linker = Linker::<State>::new(&engine);
-        generated::Engine::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        let mut linker = Linker::<StoreData>::new(&engine);
+        generated::Engine::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |data| {
+            data
+        })?;
         let pre = generated::EnginePre::new(linker.instantiate_pre(&component)?)?;
         spawn_epoch_ticker(&engine)?;
         let tick_ms = EPOCH_TICK.as_millis().max(1);
@@ -242,17 +428,76 @@ impl Runtime {
             permits: Semaphore::new(usize::try_from(slots).unwrap_or(usize::MAX)),
             deadline_ticks: u64::try_from(deadline_ticks).unwrap_or(u64::MAX),
             deadline: limits.deadline,
+            idle: Mutex::new(Vec::new()),
+            counts: Counts::default(),
         })
     }
 
-    /// A fresh instance whose imports reach `state`, once a slot is free.
+    /// An instance whose imports reach `state`, once a slot is free: an
+    /// idle one from the pool, else a new one.
     pub async fn session(&self, state: State) -> Result<Session<'_>, Error> {
         let permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| Error::Unavailable("the engine is shutting down".to_owned()))?;
-        let mut store = Store::new(self.pre.engine(), state);
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut ready = match idle {
+            Some(ready) => {
+                self.counts.reused.fetch_add(1, Ordering::Relaxed);
+                ready
+            }
+            None => self.instantiate().await?,
+        };
+        ready.store.data_mut().request = Some(state);
+        // The deadline counts from now, for this call alone.
+        ready.store.set_epoch_deadline(self.deadline_ticks);
+        Ok(Session {
+            store: ready.store,
+            engine: ready.engine,
+            calls: ready.calls,
+            runtime: self,
+            discard: Discard {
+                counts: &self.counts,
+                armed: true,
+            },
+            _permit: permit,
+        })
+    }
+
+    /// Makes a new instance and drops it uncalled, once a slot is free: what
+    /// instantiation costs. An idle instance, if any, is retired first, so
+    /// the new one always finds a slot of the allocator free.
+    pub async fn instantiate_and_drop(&self) -> Result<(), Error> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the engine is shutting down".to_owned()))?;
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(idle) = idle {
+            drop(idle);
+            self.counts.retired.fetch_add(1, Ordering::Relaxed);
+        }
+        self.instantiate().await.map(drop)
+    }
+
+    /// A new instance, with no request attached.
+    async fn instantiate(&self) -> Result<Ready, Error> {
+        let data = StoreData {
+            request: None,
+            memory: MemoryWatch::default(),
+        };
+        let mut store = Store::new(self.pre.engine(), data);
+        store.limiter(|data| &mut data.memory);
         store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
         let engine = self
@@ -260,11 +505,28 @@ impl Runtime {
             .instantiate_async(&mut store)
             .await
             .map_err(|error| self.failure(&error))?;
-        Ok(Session {
+        self.counts.instantiated.fetch_add(1, Ordering::Relaxed);
+        Ok(Ready {
             store,
             engine,
-            _permit: permit,
+            calls: 0,
         })
+    }
+
+    /// What the pool has done.
+    pub fn stats(&self) -> InstanceStats {
+        let counts = &self.counts;
+        InstanceStats {
+            instantiated: counts.instantiated.load(Ordering::Relaxed),
+            reused: counts.reused.load(Ordering::Relaxed),
+            discarded: counts.discarded.load(Ordering::Relaxed),
+            retired: counts.retired.load(Ordering::Relaxed),
+            idle: self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+        }
     }
 
     /// The core's error for a failed call into the guest: `unavailable` when

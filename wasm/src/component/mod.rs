@@ -1,13 +1,20 @@
 //! The WebAssembly component the native host runs (WIT in `wasm/wit/`).
 //!
-//! Each export builds a core [`Manager`] over the host's imports and runs one
-//! operation: the cache, the clock, the ids and the rules all come from the
-//! host ([`imports`]), and the answers are converted to WIT types in one place
+//! Each export runs one operation of a core [`Manager`] over the host's
+//! imports: the cache, the clock, the ids and the rules all come from the
+//! host ([`imports`]). The host reuses an instance for many calls (one at a
+//! time), so the managers are kept between calls: the one that decides from
+//! the rules is rebuilt only when the host reports rules with another
+//! digest, and they hold nothing else (all other state lives behind the
+//! imports). The answers are converted to WIT types in one place
 //! ([`convert`]). The core's futures never pend here (the imports are
 //! synchronous for the guest), so [`imports::block_on`] polls them once.
 
 mod convert;
 mod imports;
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use serde_json::Value;
 use signoff_core::{Error, ListQuery, Manager, Rules, input};
@@ -56,28 +63,64 @@ enum Needs {
     Nothing,
 }
 
-/// A manager over the imports.
-fn manager(needs: Needs) -> Result<HostManager, Error> {
-    let rules = match needs {
-        Needs::Rules => {
-            // The host serves the normalized document that `validate-rules`
-            // returned, so reading it back needs no second validation.
-            let document = bindings::signoff::engine::host::rules();
-            serde_json::from_str::<Rules>(&document).map_err(|error| {
-                Error::Internal(format!(
-                    "the rules in force are not a normalized rules document: {error}"
-                ))
-            })?
-        }
-        Needs::Nothing => Rules {
-            levels: Vec::new(),
-            default_level: String::new(),
-            rules: Vec::new(),
-            policy_types: None,
-            rate_limit: None,
-        },
+thread_local! {
+    /// The manager over the rules this instance last read, with their
+    /// digest: the host sends a document only when its digest differs, so a
+    /// reused instance deserializes each version of the rules once.
+    static DECIDING: RefCell<Option<Rc<HostManager>>> = const { RefCell::new(None) };
+    /// The manager of the operations that need no rules, made once.
+    static RULELESS: RefCell<Option<Rc<HostManager>>> = const { RefCell::new(None) };
+}
+
+/// The manager over the rules in force, parsed only when their digest is not
+/// the one this instance holds.
+fn deciding_manager() -> Result<Rc<HostManager>, Error> {
+    let held = DECIDING.with_borrow(Clone::clone);
+    let known = held
+        .as_ref()
+        .map(|manager| manager.rules_digest().to_owned());
+    let in_force = bindings::signoff::engine::host::rules(known.as_deref());
+    let (Some(document), digest) = (in_force.document, in_force.digest) else {
+        return held.ok_or_else(|| {
+            Error::Internal("the host sent no rules although the guest holds none".to_owned())
+        });
     };
-    Ok(Manager::new(HostCache, HostClock, HostIds, rules))
+    // The host serves the normalized document that `validate-rules`
+    // returned, with the digest it returned, so reading it back needs no
+    // second validation and no second digest.
+    let rules = serde_json::from_str::<Rules>(&document).map_err(|error| {
+        Error::Internal(format!(
+            "the rules in force are not a normalized rules document: {error}"
+        ))
+    })?;
+    let manager = Rc::new(Manager::with_digest(
+        HostCache, HostClock, HostIds, rules, digest,
+    ));
+    DECIDING.set(Some(Rc::clone(&manager)));
+    Ok(manager)
+}
+
+/// A manager over the imports.
+fn manager(needs: Needs) -> Result<Rc<HostManager>, Error> {
+    match needs {
+        Needs::Rules => deciding_manager(),
+        Needs::Nothing => Ok(RULELESS.with_borrow_mut(|held| {
+            Rc::clone(held.get_or_insert_with(|| {
+                Rc::new(Manager::new(
+                    HostCache,
+                    HostClock,
+                    HostIds,
+                    Rules {
+                        levels: Vec::new(),
+                        default_level: String::new(),
+                        rules: Vec::new(),
+                        policy_types: None,
+                        rate_limit: None,
+                    },
+                ))
+            }))
+        })),
+    }
 }
 
 /// Parses JSON text given by the host; text that is not JSON is the caller's
@@ -102,7 +145,7 @@ fn parse_body(body: Option<&str>) -> Result<Option<Value>, Error> {
 /// Runs one operation to completion and converts its answer.
 fn run<T, W>(
     needs: Needs,
-    operation: impl AsyncFnOnce(HostManager) -> Result<T, Error>,
+    operation: impl AsyncFnOnce(Rc<HostManager>) -> Result<T, Error>,
     to_wit: impl FnOnce(T) -> W,
 ) -> Result<W, WitError> {
     let outcome = manager(needs).and_then(|manager| block_on(operation(manager)));
