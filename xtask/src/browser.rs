@@ -7,7 +7,8 @@ use std::process::Command;
 
 use crate::tools::{self, Result, cargo, root, run};
 
-/// Installs chromium and the npm packages when missing, builds the server,
+/// Installs chromium and the npm packages when missing, builds the server
+/// (`target/release/signoff`),
 /// then runs `node --test` in `www/tests`. The JS package must already be in
 /// `wasm/pkg/web` (`cargo xtask js` builds it; `ci` runs that step earlier).
 pub fn test() -> Result {
@@ -21,14 +22,9 @@ pub fn test() -> Result {
     run(Command::new("npm")
         .args([install, "--no-audit", "--no-fund"])
         .current_dir(&tests))?;
-    cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "signoff-host",
-        "--bin",
-        "signoff",
-    ])?;
+    // Built as the test suites build it: the same feature set (dev-dependency
+    // features included), so after `ci`'s native tests nothing recompiles.
+    cargo(&["test", "--release", "--workspace", "--no-run"])?;
     let package = root().join("wasm").join("pkg").join("web").join("index.js");
     if !package.is_file() {
         return Err(format!(
