@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::change::{LONG_TEXT, is_policy_type};
 use crate::error::Error;
-use crate::request::Status;
+use crate::request::{Action, Status};
 use crate::validation::{ObjectReader, Violation, ViolationCode, check_text, expect_integer};
 
 /// Page size bounds of listing.
@@ -112,6 +112,40 @@ pub fn parse_cancel(input: Option<&Value>) -> Result<(), Error> {
     } else {
         Err(invalid("cancellation", out))
     }
+}
+
+/// The actions a caller may ask for on a stored request, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionName {
+    /// `approve`, body `{ comment? }`.
+    Approve,
+    /// `reject`, body `{ reason }`.
+    Reject,
+    /// `cancel`, no body (or `{}`).
+    Cancel,
+    /// `comment`, body `{ text }`.
+    Comment,
+}
+
+/// Parses the body of the action `name` into the action the manager applies,
+/// so that every binding turns a named action and its body into the same
+/// [`Action`] (see `Manager::act`).
+pub fn parse_action(name: ActionName, body: Option<&Value>) -> Result<Action, Error> {
+    Ok(match name {
+        ActionName::Approve => Action::Approve {
+            comment: parse_approve(body)?,
+        },
+        ActionName::Reject => Action::Reject {
+            reason: parse_reject(body)?,
+        },
+        ActionName::Cancel => {
+            parse_cancel(body)?;
+            Action::Cancel
+        }
+        ActionName::Comment => Action::Comment {
+            text: parse_comment(body)?,
+        },
+    })
 }
 
 /// Checks an idempotency key: 1..=255 visible ASCII characters.
@@ -280,6 +314,24 @@ mod tests {
         assert!(parse_cancel(Some(&json!({}))).is_ok());
         assert!(parse_cancel(Some(&json!({ "why": 1 }))).is_err());
         assert!(parse_cancel(Some(&json!({ "reason": "changed my mind" }))).is_err());
+    }
+
+    #[test]
+    fn named_actions_parse_their_bodies() {
+        let approve = parse_action(ActionName::Approve, Some(&json!({ "comment": " ok " })));
+        assert_eq!(
+            approve.unwrap(),
+            Action::Approve {
+                comment: Some("ok".into())
+            }
+        );
+        assert_eq!(
+            parse_action(ActionName::Cancel, None).unwrap(),
+            Action::Cancel
+        );
+        let missing = parse_action(ActionName::Reject, Some(&json!({}))).unwrap_err();
+        assert_eq!(missing.code(), ErrorCode::InvalidRequest);
+        assert!(parse_action(ActionName::Comment, None).is_err());
     }
 
     #[test]
