@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use signoff_core::input::{parse_approve, parse_comment, parse_expire_limit, parse_reject};
+use signoff_core::input::{ActionName, parse_action, parse_expire_limit};
 use signoff_core::{
     ListQuery, Manager, MemoryCache, PolicyChange, Principal, Rules, Timestamp, preview,
 };
@@ -100,10 +100,7 @@ impl Implementation for Native {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<Outcome, String> {
-        match parse_approve(body) {
-            Ok(comment) => outcome(store.manager.approve(id, principal, comment).await),
-            Err(error) => outcome::<()>(Err(error)),
-        }
+        act(store, id, principal, ActionName::Approve, body).await
     }
 
     async fn reject(
@@ -113,10 +110,7 @@ impl Implementation for Native {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<Outcome, String> {
-        match parse_reject(body) {
-            Ok(reason) => outcome(store.manager.reject(id, principal, reason).await),
-            Err(error) => outcome::<()>(Err(error)),
-        }
+        act(store, id, principal, ActionName::Reject, body).await
     }
 
     async fn cancel(
@@ -125,7 +119,7 @@ impl Implementation for Native {
         id: &str,
         principal: &Principal,
     ) -> Result<Outcome, String> {
-        outcome(store.manager.cancel(id, principal).await)
+        act(store, id, principal, ActionName::Cancel, None).await
     }
 
     async fn comment(
@@ -135,10 +129,7 @@ impl Implementation for Native {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<Outcome, String> {
-        match parse_comment(body) {
-            Ok(text) => outcome(store.manager.comment(id, principal, text).await),
-            Err(error) => outcome::<()>(Err(error)),
-        }
+        act(store, id, principal, ActionName::Comment, body).await
     }
 
     async fn expire_due(
@@ -155,5 +146,20 @@ impl Implementation for Native {
     async fn set_rules(&self, store: &mut NativeStore, rules: &Value) -> Result<(), String> {
         store.manager.set_rules(parse_rules(rules)?);
         Ok(())
+    }
+}
+
+/// approve, reject, cancel and comment through `Manager::act`, the body judged
+/// first as every binding does.
+async fn act(
+    store: &mut NativeStore,
+    id: &str,
+    principal: &Principal,
+    name: ActionName,
+    body: Option<&Value>,
+) -> Result<Outcome, String> {
+    match parse_action(name, body) {
+        Ok(action) => outcome(store.manager.act(id, principal, action).await),
+        Err(error) => outcome::<()>(Err(error)),
     }
 }

@@ -17,7 +17,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::Value;
-use signoff_core::{Error, ListQuery, Manager, Rules, input};
+use signoff_core::input::{ActionName, parse_action};
+use signoff_core::{Error, ListQuery, Manager, Rules};
 
 use bindings::exports::signoff::engine::manager::{
     ApprovalRequest, ChangePreview, Created, Error as WitError, ExpireReport, Guest, Page,
@@ -142,6 +143,25 @@ fn parse_body(body: Option<&str>) -> Result<Option<Value>, Error> {
     body.map(|text| parse_json(text, "body")).transpose()
 }
 
+/// approve, reject, cancel and comment: the body is judged before the
+/// stored request, as the specification orders their errors.
+fn act(
+    name: ActionName,
+    id: String,
+    principal: Principal,
+    body: Option<String>,
+) -> Result<ApprovalRequest, WitError> {
+    let principal = convert::principal(principal);
+    run(
+        Needs::Nothing,
+        async |manager| {
+            let action = parse_action(name, parse_body(body.as_deref())?.as_ref())?;
+            manager.act(&id, &principal, action).await
+        },
+        convert::request,
+    )
+}
+
 /// Runs one operation to completion and converts its answer.
 fn run<T, W>(
     needs: Needs,
@@ -227,15 +247,7 @@ impl Guest for SignoffEngine {
         principal: Principal,
         body: Option<String>,
     ) -> Result<ApprovalRequest, WitError> {
-        let principal = convert::principal(principal);
-        run(
-            Needs::Nothing,
-            async |manager| {
-                let comment = input::parse_approve(parse_body(body.as_deref())?.as_ref())?;
-                manager.approve(&id, &principal, comment).await
-            },
-            convert::request,
-        )
+        act(ActionName::Approve, id, principal, body)
     }
 
     fn reject(
@@ -243,15 +255,7 @@ impl Guest for SignoffEngine {
         principal: Principal,
         body: Option<String>,
     ) -> Result<ApprovalRequest, WitError> {
-        let principal = convert::principal(principal);
-        run(
-            Needs::Nothing,
-            async |manager| {
-                let reason = input::parse_reject(parse_body(body.as_deref())?.as_ref())?;
-                manager.reject(&id, &principal, reason).await
-            },
-            convert::request,
-        )
+        act(ActionName::Reject, id, principal, body)
     }
 
     fn cancel(
@@ -259,15 +263,7 @@ impl Guest for SignoffEngine {
         principal: Principal,
         body: Option<String>,
     ) -> Result<ApprovalRequest, WitError> {
-        let principal = convert::principal(principal);
-        run(
-            Needs::Nothing,
-            async |manager| {
-                input::parse_cancel(parse_body(body.as_deref())?.as_ref())?;
-                manager.cancel(&id, &principal).await
-            },
-            convert::request,
-        )
+        act(ActionName::Cancel, id, principal, body)
     }
 
     fn comment(
@@ -275,15 +271,7 @@ impl Guest for SignoffEngine {
         principal: Principal,
         body: Option<String>,
     ) -> Result<ApprovalRequest, WitError> {
-        let principal = convert::principal(principal);
-        run(
-            Needs::Nothing,
-            async |manager| {
-                let text = input::parse_comment(parse_body(body.as_deref())?.as_ref())?;
-                manager.comment(&id, &principal, text).await
-            },
-            convert::request,
-        )
+        act(ActionName::Comment, id, principal, body)
     }
 
     fn expire_due(limit: u32) -> Result<ExpireReport, WitError> {

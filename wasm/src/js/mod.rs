@@ -15,9 +15,7 @@ use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
 use signoff_core::ViolationCode;
-use signoff_core::input::{
-    ListQuery, parse_approve, parse_comment, parse_expire_limit, parse_reject,
-};
+use signoff_core::input::{ActionName, ListQuery, parse_action, parse_expire_limit};
 use signoff_core::{Clock, IdSource, Manager, PolicyChange, Rules, Timestamp, Violation};
 use tsify::Ts;
 use uuid::Uuid;
@@ -224,6 +222,30 @@ fn promise(body: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Pr
     future_to_promise(body)
 }
 
+/// approve, reject, cancel and comment: the principal, the id and the body
+/// (read by `body`) are judged before the stored request, as the
+/// specification orders their errors.
+fn act(
+    inner: Rc<Inner>,
+    id: JsValue,
+    principal: JsValue,
+    name: ActionName,
+    body: impl FnOnce() -> Result<Option<serde_json::Value>, JsValue> + 'static,
+) -> Promise {
+    promise(async move {
+        let principal = wire::principal(&principal)?;
+        let id = wire::id(&id)?;
+        let action = parse_action(name, body()?.as_ref()).map_err(core_error)?;
+        inner.clock.probe()?;
+        let request = inner
+            .manager
+            .act(&id, &principal, action)
+            .await
+            .map_err(core_error)?;
+        wire::to_js(&request)
+    })
+}
+
 fn core_error(error: signoff_core::Error) -> JsValue {
     wire::error(&error)
 }
@@ -377,18 +399,8 @@ impl ApprovalManager {
         let inner = self.inner.clone();
         let principal = principal.js_value();
         let options = options.map(|options| options.js_value());
-        promise(async move {
-            let principal = wire::principal(&principal)?;
-            let id = wire::id(&id)?;
-            let body = wire::options(options, "approval")?;
-            let comment = parse_approve(body.as_ref()).map_err(core_error)?;
-            inner.clock.probe()?;
-            let request = inner
-                .manager
-                .approve(&id, &principal, comment)
-                .await
-                .map_err(core_error)?;
-            wire::to_js(&request)
+        act(inner, id, principal, ActionName::Approve, move || {
+            wire::options(options, "approval")
         })
     }
 
@@ -402,18 +414,8 @@ impl ApprovalManager {
     ) -> Promise {
         let inner = self.inner.clone();
         let (principal, options) = (principal.js_value(), options.js_value());
-        promise(async move {
-            let principal = wire::principal(&principal)?;
-            let id = wire::id(&id)?;
-            let body = wire::json(&options, "", "rejection")?;
-            let reason = parse_reject(Some(&body)).map_err(core_error)?;
-            inner.clock.probe()?;
-            let request = inner
-                .manager
-                .reject(&id, &principal, reason)
-                .await
-                .map_err(core_error)?;
-            wire::to_js(&request)
+        act(inner, id, principal, ActionName::Reject, move || {
+            wire::json(&options, "", "rejection").map(Some)
         })
     }
 
@@ -426,17 +428,7 @@ impl ApprovalManager {
     ) -> Promise {
         let inner = self.inner.clone();
         let principal = principal.js_value();
-        promise(async move {
-            let principal = wire::principal(&principal)?;
-            let id = wire::id(&id)?;
-            inner.clock.probe()?;
-            let request = inner
-                .manager
-                .cancel(&id, &principal)
-                .await
-                .map_err(core_error)?;
-            wire::to_js(&request)
-        })
+        act(inner, id, principal, ActionName::Cancel, || Ok(None))
     }
 
     /// Appends a comment, in any state.
@@ -449,18 +441,8 @@ impl ApprovalManager {
     ) -> Promise {
         let inner = self.inner.clone();
         let (principal, options) = (principal.js_value(), options.js_value());
-        promise(async move {
-            let principal = wire::principal(&principal)?;
-            let id = wire::id(&id)?;
-            let body = wire::json(&options, "", "comment")?;
-            let text = parse_comment(Some(&body)).map_err(core_error)?;
-            inner.clock.probe()?;
-            let request = inner
-                .manager
-                .comment(&id, &principal, text)
-                .await
-                .map_err(core_error)?;
-            wire::to_js(&request)
+        act(inner, id, principal, ActionName::Comment, move || {
+            wire::json(&options, "", "comment").map(Some)
         })
     }
 
