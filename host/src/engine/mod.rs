@@ -29,6 +29,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
+use signoff_core::input::ActionName;
 use signoff_core::{
     ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport, Page, Preview,
     Principal, Put, Rules, Status, Timestamp, Violation,
@@ -366,7 +367,7 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        self.act(Act::Approve, id, principal, body).await
+        self.act(ActionName::Approve, id, principal, body).await
     }
 
     /// Rejects with the body `{ reason }`.
@@ -376,7 +377,7 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        self.act(Act::Reject, id, principal, body).await
+        self.act(ActionName::Reject, id, principal, body).await
     }
 
     /// Cancels (requester only); the body must be absent or `{}`.
@@ -386,7 +387,7 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        self.act(Act::Cancel, id, principal, body).await
+        self.act(ActionName::Cancel, id, principal, body).await
     }
 
     /// Comments with the body `{ text }`.
@@ -396,12 +397,14 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        self.act(Act::Comment, id, principal, body).await
+        self.act(ActionName::Comment, id, principal, body).await
     }
 
-    async fn act(
+    /// Applies the action `name` with its body; the guest judges the body
+    /// before the stored request.
+    pub async fn act(
         &self,
-        act: Act,
+        name: ActionName,
         id: &str,
         principal: &Principal,
         body: Option<&Value>,
@@ -412,11 +415,11 @@ impl Engine {
         let mut session = self.inner.session().await?;
         let manager = session.engine.signoff_engine_manager();
         let store = &mut session.store;
-        let answer = match act {
-            Act::Approve => manager.call_approve(store, id, &principal, body).await,
-            Act::Reject => manager.call_reject(store, id, &principal, body).await,
-            Act::Cancel => manager.call_cancel(store, id, &principal, body).await,
-            Act::Comment => manager.call_comment(store, id, &principal, body).await,
+        let answer = match name {
+            ActionName::Approve => manager.call_approve(store, id, &principal, body).await,
+            ActionName::Reject => manager.call_reject(store, id, &principal, body).await,
+            ActionName::Cancel => manager.call_cancel(store, id, &principal, body).await,
+            ActionName::Comment => manager.call_comment(store, id, &principal, body).await,
         };
         convert::request(self.inner.answer(session, answer)?)
     }
@@ -473,14 +476,6 @@ impl Engine {
     pub async fn ready(&self) -> bool {
         self.inner.cache.ping().await.is_ok()
     }
-}
-
-#[derive(Clone, Copy)]
-enum Act {
-    Approve,
-    Reject,
-    Cancel,
-    Comment,
 }
 
 fn decode_record(bytes: &[u8]) -> Option<RulesRecord> {

@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use signoff_core::input::ActionName;
 use signoff_core::{
     ApprovalRequest, Error, ErrorCode, Status, Timestamp, Violation, ViolationCode,
 };
@@ -147,45 +148,29 @@ pub async fn get_request(
     }
 }
 
-/// The lifecycle actions.
-#[derive(Debug, Clone, Copy)]
-pub enum Act {
-    /// `POST /v1/requests/{id}/approve`.
-    Approve,
-    /// `POST /v1/requests/{id}/reject`.
-    Reject,
-    /// `POST /v1/requests/{id}/cancel`.
-    Cancel,
-    /// `POST /v1/requests/{id}/comments`.
-    Comment,
-}
-
 async fn act(
     state: AppState,
     headers: HeaderMap,
     payload: Payload,
     path: Result<Path<String>, PathRejection>,
-    action: Act,
+    action: ActionName,
 ) -> ApiResult {
     let principal = state.principals.authenticate(&headers)?;
     let body = payload.json(&headers)?;
     let id = id_of(path);
-    let engine = &state.engine;
-    let request = match action {
-        Act::Approve => engine.approve(&id, &principal, body.as_ref()).await,
-        Act::Reject => engine.reject(&id, &principal, body.as_ref()).await,
-        Act::Cancel => engine.cancel(&id, &principal, body.as_ref()).await,
-        Act::Comment => engine.comment(&id, &principal, body.as_ref()).await,
-    }?;
+    let request = state
+        .engine
+        .act(action, &id, &principal, body.as_ref())
+        .await?;
     count_decision(&state.metrics, action, &request);
     Ok(Json(request).into_response())
 }
 
-fn count_decision(metrics: &Metrics, action: Act, request: &ApprovalRequest) {
+fn count_decision(metrics: &Metrics, action: ActionName, request: &ApprovalRequest) {
     let outcome = match (action, request.status) {
-        (Act::Approve, Status::Approved) => Outcome::Approved,
-        (Act::Reject, Status::Rejected) => Outcome::Rejected,
-        (Act::Cancel, Status::Cancelled) => Outcome::Cancelled,
+        (ActionName::Approve, Status::Approved) => Outcome::Approved,
+        (ActionName::Reject, Status::Rejected) => Outcome::Rejected,
+        (ActionName::Cancel, Status::Cancelled) => Outcome::Cancelled,
         _ => return,
     };
     metrics.decided(outcome, request);
@@ -198,7 +183,7 @@ pub async fn approve(
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, Act::Approve).await
+    act(state, headers, payload, path, ActionName::Approve).await
 }
 
 /// `POST /v1/requests/{id}/reject`.
@@ -208,7 +193,7 @@ pub async fn reject(
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, Act::Reject).await
+    act(state, headers, payload, path, ActionName::Reject).await
 }
 
 /// `POST /v1/requests/{id}/cancel`.
@@ -218,7 +203,7 @@ pub async fn cancel(
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, Act::Cancel).await
+    act(state, headers, payload, path, ActionName::Cancel).await
 }
 
 /// `POST /v1/requests/{id}/comments`.
@@ -228,7 +213,7 @@ pub async fn comment(
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, Act::Comment).await
+    act(state, headers, payload, path, ActionName::Comment).await
 }
 
 /// `POST /v1/preview`.
