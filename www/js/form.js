@@ -5,21 +5,9 @@
 
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { describeStages, explanationView } from "./explain.js";
-import { errorText, problemText } from "./messages.js";
+import { FIELD_LABELS as LABELS, errorText, problemText } from "./messages.js";
 
 const FIELDS = ["policyId", "policyType", "changeKind", "environment", "title", "justification", "diff", "riskScore", "priority"];
-const LABELS = {
-  policyId: "Policy id",
-  policyType: "Policy type",
-  changeKind: "Change kind",
-  environment: "Environment",
-  title: "Title",
-  justification: "Justification",
-  diff: "Diff",
-  riskScore: "Risk score",
-  priority: "Priority",
-  metadata: "Metadata",
-};
 
 const INTEGER = /^[+-]?\d+$/;
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;

@@ -10,6 +10,27 @@ const FORMATS = {
   metadata: "a key uses letters, digits, “_”, “.” or “-” (1 to 64 characters)",
 };
 
+// The names people see for the fields of a change.
+export const FIELD_LABELS = {
+  policyId: "Policy id",
+  policyType: "Policy type",
+  changeKind: "Change kind",
+  environment: "Environment",
+  title: "Title",
+  justification: "Justification",
+  diff: "Diff",
+  riskScore: "Risk score",
+  priority: "Priority",
+  metadata: "Metadata",
+};
+
+/** "Policy type", "Metadata ticket", or the path itself when it has no name. */
+export function fieldLabel(path) {
+  const text = String(path ?? "");
+  if (text.startsWith("metadata.")) return `Metadata ${text.slice("metadata.".length)}`;
+  return FIELD_LABELS[text] ?? text;
+}
+
 /**
  * A message without backticks (quoted names instead) and without a regular
  * expression (`^…$`), which is replaced by `format` or a general phrase.
@@ -48,7 +69,7 @@ export function errorText(error) {
   }
   if (error?.code === "invalid_request" && error.items?.length) {
     const count = error.items.length === 1 ? "1 problem" : `${error.items.length} problems`;
-    return `${count}: ${error.items.map((item) => `${item.path ? `${item.path}: ` : ""}${problemText(item)}`).join("; ")}.`;
+    return `${count}: ${error.items.map((item) => `${item.path ? `${fieldLabel(item.path)}: ` : ""}${problemText(item)}`).join("; ")}.`;
   }
   if (error?.code === "not_found" && !/request/.test(error?.message ?? "")) return plain(error.message);
   return BY_CODE[error?.code] ?? sentence(plain(error?.message ?? String(error)));

@@ -526,7 +526,7 @@ describe("policy editor against the signoff server", () => {
     await submitChange(form, ["refused"]);
     assert.equal(await form.getAttribute("#submit-status", "data-code"), "invalid_request");
     assert.deepEqual(await fieldCodes(form, "policyType"), ["not_allowed"]);
-    assert.match(await form.locator("#submit-status").textContent(), /^The request was not filed\. 1 problem: policyType: must be one of the rules' policy types: iam, docs\.$/);
+    assert.match(await form.locator("#submit-status").textContent(), /^The request was not filed\. 1 problem: Policy type: must be one of the rules' policy types: iam, docs\.$/);
     // The page caught up with the new rules: no stale level is left on show.
     await form.locator("#validation-summary").filter({ hasText: "1 problem" }).waitFor();
     assert.equal(await form.locator("#preview-level").count(), 0);
