@@ -102,7 +102,8 @@ export function setupRequestView(ctx) {
         reloading = true;
         stopTimer();
         // A read past expiresAt records the expiry; show what the engine says.
-        setTimeout(() => show(request.id).finally(() => { reloading = false; }), 500);
+        const id = request.id;
+        setTimeout(() => show(id).finally(() => { reloading = false; }), 500);
       }
     };
     tick();
