@@ -246,11 +246,13 @@ fn write_package(pkg: &Path) -> Result {
         let path = templates.join(name);
         fs::read_to_string(&path).map_err(io("read", &path))
     };
-    write(
-        &pkg.join("package.json"),
-        &template("package.json")?.replace("{{REPOSITORY}}", &workspace_repository()?),
-    )?;
-    write(&pkg.join("README.md"), &template("README.md")?)?;
+    let repository = workspace_repository()?;
+    for name in ["package.json", "README.md"] {
+        write(
+            &pkg.join(name),
+            &template(name)?.replace("{{REPOSITORY}}", &repository),
+        )?;
+    }
     write(&pkg.join("wasm.d.ts"), &template("wasm.d.ts")?)?;
     let conformance = template("conformance.js")?;
     write(&pkg.join("conformance.cjs"), &commonjs_glue(&conformance)?)?;
