@@ -2,8 +2,9 @@
 //!
 //! `build` compiles `signoff-wasm` with feature `js`, runs wasm-bindgen for the
 //! web (ES module, `init()` fetches the `.wasm`) and for Node (CommonJS that
-//! loads the `.wasm` at require time), writes the package files from
-//! `wasm/package/`, and shrinks both `.wasm` files with `wasm-opt -Oz`.
+//! loads the web build's `.wasm` at require time), writes the package files
+//! from `wasm/package/`, and shrinks the package's one `.wasm` with
+//! `wasm-opt`.
 //! `test` runs the Rust tests of the binding and the Node test suites of
 //! `wasm/tests/` against that package.
 
@@ -13,7 +14,8 @@ use std::process::Command;
 
 use crate::tools::{Result, cargo, has_program, root, run};
 
-/// The crate's output under `target/wasm32-unknown-unknown/wasm/`.
+/// The crate's output under `target/wasm32-unknown-unknown/wasm-js/` (the
+/// workspace's `wasm-js` profile: `opt-level = "z"`).
 const WASM_FILE: &str = "signoff_wasm.wasm";
 
 fn target_dir() -> PathBuf {
@@ -361,7 +363,21 @@ fn copy_examples(to: &Path) -> Result {
     walk(&from, to)
 }
 
-/// `wasm-opt -Oz` over each `.wasm` of the package, when binaryen is there.
+/// The `wasm-opt` settings for the package's `.wasm`, chosen for its size
+/// once compressed, which is what is downloaded: `-Os` without inlining
+/// (LLVM has inlined already; binaryen's inlining makes the file smaller raw
+/// but about 10 KB larger gzipped), and without the name and producers
+/// sections. Measured in docs/PERFORMANCE.md.
+const WASM_OPT_FLAGS: &[&str] = &[
+    "-Os",
+    "--no-inline=*",
+    "-fimfs=0",
+    "-ocimfs=0",
+    "--strip-debug",
+    "--strip-producers",
+];
+
+/// `wasm-opt` over the package's `.wasm`, when binaryen is there.
 fn shrink(pkg: &Path) -> Result {
     let local = root().join("wasm/tests/node_modules/.bin/wasm-opt");
     let wasm_opt = if local.exists() {
@@ -374,7 +390,7 @@ fn shrink(pkg: &Path) -> Result {
     };
     let file = pkg.join("web/signoff_wasm_bg.wasm");
     run(Command::new(&wasm_opt)
-        .arg("-Oz")
+        .args(WASM_OPT_FLAGS)
         .arg(&file)
         .arg("-o")
         .arg(&file))
@@ -393,12 +409,10 @@ pub fn build() -> Result {
         "--target",
         "wasm32-unknown-unknown",
         "--profile",
-        "wasm",
+        "wasm-js",
     ])?;
-    // The component build of the same crate writes the same path: take our
-    // module away at once.
     let built = target_dir()
-        .join("wasm32-unknown-unknown/wasm")
+        .join("wasm32-unknown-unknown/wasm-js")
         .join(WASM_FILE);
     let staging = target_dir().join("signoff-js");
     fs::create_dir_all(&staging).map_err(io("create", &staging))?;
