@@ -201,7 +201,11 @@ fn commonjs_glue(glue: &str) -> Result<String> {
                     .next()
             })
             .filter(|name| !name.is_empty())
-            .ok_or_else(|| format!("glue.js: only `export class` and `export function` are supported, not `{line}`"))?;
+            .ok_or_else(|| {
+                format!(
+                    "glue.js: only `export class` and `export function` are supported, not `{line}`"
+                )
+            })?;
         names.push(name.to_owned());
         out.push_str(rest);
         out.push('\n');

@@ -151,7 +151,11 @@ impl Cache for JsCache {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         let answer = settle(
             "get",
-            apply(&self.get, &self.target, &Array::of1(&JsValue::from_str(key))),
+            apply(
+                &self.get,
+                &self.target,
+                &Array::of1(&JsValue::from_str(key)),
+            ),
         )
         .await?;
         if answer.is_null() || answer.is_undefined() {
