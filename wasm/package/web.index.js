@@ -41,12 +41,29 @@ function guardFunction(fn) {
   return guarded;
 }
 
+/** Whether the `.wasm` next to this module has a URL (not so in workerd). */
+function wasmUrlResolves() {
+  try {
+    new URL("signoff_wasm_bg.wasm", import.meta.url);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Instantiates the WebAssembly module: with no argument it fetches the
  * `.wasm` next to this file; `{ module_or_path }` takes a URL, a `Response`,
  * bytes or a compiled `WebAssembly.Module`. Calling it again does nothing.
  */
 export default async function init(options) {
+  if (options === undefined && !wasmUrlResolves()) {
+    throw new SignoffError(
+      "not_initialized",
+      "this runtime gives the package no URL to fetch its .wasm from (workerd does not): " +
+        "import signoff/web/signoff_wasm_bg.wasm as a module and pass it, initSync({ module }) or init({ module_or_path })",
+    );
+  }
   const exports = await glue.default(options);
   ready = true;
   return exports;

@@ -25,6 +25,18 @@ describe("init in workerd, the .wasm imported as a module", () => {
   }
 });
 
+test("init() with no argument fails in workerd with a SignoffError saying what to do", async () => {
+  const worker = await startWorker(entry("init-entry.mjs"));
+  try {
+    const answer = await (await worker.mf.dispatchFetch(`${BASE}/init-default`)).json();
+    assert.equal(answer.before, "not_initialized");
+    assert.match(answer.failed, /^not_initialized: .*initSync\(\{ module \}\)/);
+    assert.equal(answer.after, "not_initialized");
+  } finally {
+    await worker.dispose();
+  }
+});
+
 /** 64 approvers for the `quorum` level, plus the demo principals. */
 const PRINCIPALS = {
   "alice-token": { id: "alice", roles: ["engineer"] },

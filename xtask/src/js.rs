@@ -73,8 +73,9 @@ fn ensure_wasm_bindgen() -> Result {
 }
 
 /// `npm ci` where `node_modules` is missing or older than the lockfile: in
-/// `wasm/tests` (binaryen's wasm-opt, typescript, fake-indexeddb, and the
-/// package) and in `wasm/examples` (the package only).
+/// `wasm/tests` (binaryen's wasm-opt, typescript, fake-indexeddb, miniflare
+/// with workerd, webpack, vite, esbuild, and the package) and in
+/// `wasm/examples` (the package only).
 fn ensure_node_modules() -> Result {
     let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
     for dir in ["wasm/tests", "wasm/examples"] {
