@@ -68,7 +68,7 @@ fn ensure_wasm_bindgen() -> Result {
         return Ok(());
     }
     // Not `--locked`: the CLI's own lockfile names a crate version the
-    // registry no longer serves (see /work/shared/TOOLCHAIN.md).
+    // registry no longer serves.
     cargo(&["install", "wasm-bindgen-cli", "--version", &wanted])
 }
 
