@@ -23,6 +23,7 @@ import {
   manualClock,
   promiseCache,
   rejects,
+  thenableCache,
   rules,
   sequentialIds,
   throws,
@@ -35,6 +36,8 @@ const caches = {
   "MemoryCache": (clock) => new MemoryCache({ clock }),
   "a cache answering plain values": (clock) => new MapCache({ clock }),
   "a cache answering Promises": (clock) => promiseCache(new MapCache({ clock })),
+  "a cache answering thenable objects": (clock) => thenableCache("object", new MapCache({ clock })),
+  "a cache answering thenable functions": (clock) => thenableCache("function", new MapCache({ clock })),
 };
 
 for (const [kind, makeCache] of Object.entries(caches)) {

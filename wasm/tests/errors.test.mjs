@@ -131,6 +131,9 @@ describe("unavailable when the cache fails", () => {
     "get answers a negative version": { get: () => ({ value: new Uint8Array(), version: -1 }) },
     "commit throws": { commit() { throw new TypeError("read-only"); } },
     "commit rejects": { commit: () => Promise.reject(new Error("timeout")) },
+    "commit answers a thenable function that rejects": {
+      commit: () => Object.assign(() => true, { then: (_resolve, reject) => reject(new Error("storage reset")) }),
+    },
     "commit answers neither true nor false": { commit: () => "maybe" },
     "range throws": { range() { throw new Error("no index"); } },
     "range answers too many entries": { range: () => Array.from({ length: 600 }, (_, i) => ({ sortKey: "k", member: `m${i}` })) },

@@ -59,13 +59,22 @@ fn broken(name: &str, contract: &str) -> CacheError {
     CacheError(format!("cache.{name} broke the contract: {contract}"))
 }
 
+/// Calls `method` on `target` with `Reflect.apply`, not `method.call(...)`:
+/// a Durable Object stub's methods are proxies that would send `call` itself
+/// to the object as a remote method.
+fn apply(method: &Function, target: &JsValue, arguments: &Array) -> Result<JsValue, JsValue> {
+    Reflect::apply(method, target, arguments)
+}
+
 /// Awaits `result` if it is a thenable, and turns a throw or a rejection into
 /// a [`CacheError`].
 async fn settle(name: &str, result: Result<JsValue, JsValue>) -> Result<JsValue, CacheError> {
     let value = result.map_err(|thrown| {
         CacheError(format!("cache.{name} threw: {}", describe_thrown(&thrown)))
     })?;
-    let thenable = value.is_object()
+    // Any object or function with a callable `then` is a thenable (Promises/A+
+    // 1.1): a Durable Object's storage answers with thenable functions.
+    let thenable = (value.is_object() || value.is_function())
         && Reflect::get(&value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function());
     if !thenable {
         return Ok(value);
@@ -140,7 +149,15 @@ impl JsCache {
 
 impl Cache for JsCache {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
-        let answer = settle("get", self.get.call1(&self.target, &JsValue::from_str(key))).await?;
+        let answer = settle(
+            "get",
+            apply(
+                &self.get,
+                &self.target,
+                &Array::of1(&JsValue::from_str(key)),
+            ),
+        )
+        .await?;
         if answer.is_null() || answer.is_undefined() {
             return Ok(None);
         }
@@ -156,7 +173,11 @@ impl Cache for JsCache {
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
         let argument = batch_to_js(&batch);
-        let answer = settle("commit", self.commit.call1(&self.target, &argument)).await?;
+        let answer = settle(
+            "commit",
+            apply(&self.commit, &self.target, &Array::of1(&argument)),
+        )
+        .await?;
         match (answer.as_bool(), answer.as_string().as_deref()) {
             (Some(true), _) | (_, Some("committed")) => Ok(CommitOutcome::Committed),
             (Some(false), _) | (_, Some("conflict")) => Ok(CommitOutcome::Conflict),
@@ -179,11 +200,10 @@ impl Cache for JsCache {
         };
         let answer = settle(
             "range",
-            self.range.call3(
+            apply(
+                &self.range,
                 &self.target,
-                &JsValue::from_str(index),
-                &after_js,
-                &JsValue::from(limit),
+                &Array::of3(&JsValue::from_str(index), &after_js, &JsValue::from(limit)),
             ),
         )
         .await?;
@@ -303,10 +323,16 @@ enum Backend {
 impl AnyCache {
     /// The cache behind `value`.
     pub fn from_js(value: &JsValue) -> Result<Self, Vec<Violation>> {
+        // Only an object that wasm-bindgen made (its pointer is a number) may
+        // be a MemoryCache: a proxy such as a Durable Object stub answers a
+        // remote method for every property, and calling one would send it.
+        let made_here = Reflect::get(value, &JsValue::from_str("__wbg_ptr"))
+            .is_ok_and(|pointer| pointer.as_f64().is_some());
         let handle = Reflect::get(value, &JsValue::from_str(HANDLE_METHOD))
             .ok()
+            .filter(|_| made_here)
             .and_then(|method| method.dyn_into::<Function>().ok())
-            .and_then(|method| method.call0(value).ok())
+            .and_then(|method| apply(&method, value, &Array::new()).ok())
             .and_then(|handle| {
                 <MemoryCacheHandle as wasm_bindgen::convert::TryFromJsValue>::try_from_js_value(
                     handle,
