@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 /// One problem found in an input document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Violation {
     /// Dotted path to the field, indexes in brackets; empty for the whole document.
     pub path: String,
@@ -34,6 +35,7 @@ impl Violation {
 /// Stable problem codes of validation items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ViolationCode {
     /// A required field is missing or `null`.
     Required,
