@@ -54,13 +54,9 @@ impl ChangeKind {
     /// Every kind, in wire order.
     pub const ALL: [Self; 3] = [Self::Create, Self::Update, Self::Delete];
 
-    /// The wire name.
+    /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Delete => "delete",
-        }
+        crate::validation::wire_name(&self)
     }
 }
 
@@ -86,14 +82,9 @@ impl Priority {
     /// Every priority, from least to most urgent.
     pub const ALL: [Self; 4] = [Self::Low, Self::Normal, Self::High, Self::Urgent];
 
-    /// The wire name.
+    /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Normal => "normal",
-            Self::High => "high",
-            Self::Urgent => "urgent",
-        }
+        crate::validation::wire_name(&self)
     }
 
     /// Position in the pending queue: 0 for urgent, 3 for low.

@@ -51,27 +51,9 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The code as it appears on the wire.
+    /// The code as it appears on the wire, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidRequest => "invalid_request",
-            Self::NotFound => "not_found",
-            Self::Expired => "expired",
-            Self::NotPending => "not_pending",
-            Self::SelfApproval => "self_approval",
-            Self::AlreadyApproved => "already_approved",
-            Self::NotEligible => "not_eligible",
-            Self::Forbidden => "forbidden",
-            Self::RateLimited => "rate_limited",
-            Self::Conflict => "conflict",
-            Self::Unavailable => "unavailable",
-            Self::PreconditionFailed => "precondition_failed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Internal => "internal",
-        }
+        crate::validation::wire_name(&self)
     }
 
     /// Parses a wire code back into the enum.

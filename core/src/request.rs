@@ -75,15 +75,9 @@ impl Status {
         Self::Cancelled,
     ];
 
-    /// The wire name.
+    /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-            Self::Cancelled => "cancelled",
-        }
+        crate::validation::wire_name(&self)
     }
 
     /// Whether the status never changes again.
