@@ -190,6 +190,34 @@ impl Default for ListQuery {
 }
 
 impl ListQuery {
+    /// The parameters of a URL's query string as the object that
+    /// [`ListQuery::parse`] reads: a parameter given twice is `duplicate`, and
+    /// an empty value (`?status=`) means the parameter is absent. Which
+    /// parameters exist is for `parse` to say.
+    pub fn object_from_pairs(
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Value, Error> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut object = serde_json::Map::new();
+        for (name, value) in pairs {
+            if !seen.insert(name.clone()) {
+                out.push(Violation::new(
+                    name,
+                    ViolationCode::Duplicate,
+                    "is given twice",
+                ));
+            } else if !value.is_empty() {
+                object.insert(name, Value::String(value));
+            }
+        }
+        if out.is_empty() {
+            Ok(Value::Object(object))
+        } else {
+            Err(invalid("listing query", out))
+        }
+    }
+
     /// Parses `{ status?, policyType?, limit?, cursor? }`. A `limit` may be a
     /// number or a decimal string, as query strings carry it.
     pub fn parse(input: Option<&Value>) -> Result<Self, Error> {

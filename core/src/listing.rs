@@ -16,11 +16,13 @@ use crate::validation::{Violation, ViolationCode};
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Page {
     /// The requests, in listing order.
     pub items: Vec<ApprovalRequest>,
     /// Present when more items may follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub next_cursor: Option<String>,
 }
 

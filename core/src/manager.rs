@@ -58,7 +58,7 @@ impl<F: Fn() -> Uuid> IdSource for F {
 }
 
 /// The result of a create.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Created {
     /// The stored request (the first one, on an idempotent replay).
     pub request: ApprovalRequest,
@@ -69,10 +69,12 @@ pub struct Created {
 /// The result of an expiry sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct ExpireReport {
     /// How many requests this sweep expired.
     pub expired: u32,
     /// Their ids.
+    #[cfg_attr(feature = "tsify", tsify(type = "string[]"))]
     pub ids: Vec<Uuid>,
 }
 
@@ -85,6 +87,7 @@ struct IdempotencyRecord {
 /// Validation and level of a change, without storing anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Preview {
     /// Whether the change is valid.
     pub valid: bool,
@@ -190,6 +193,11 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// The cache.
     pub fn cache(&self) -> &C {
         &self.cache
+    }
+
+    /// The time on the manager's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Validates, rate-limits, decides and stores a change filed by

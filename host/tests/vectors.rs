@@ -119,6 +119,16 @@ impl Implementation for Wasmtime {
         same_value(native, wasm)
     }
 
+    async fn validate_principal(&self, principal: &Value) -> Result<Value, String> {
+        let native = Native.validate_principal(principal).await?;
+        let engine = engine(permissive_rules()?, EngineSettings::default()).await?;
+        let items = engine
+            .validate_principal(principal)
+            .await
+            .map_err(|e| e.to_string())?;
+        same_value(native, to_json(&items)?)
+    }
+
     async fn preview(&self, change: &Value, rules: &Rules) -> Result<Value, String> {
         let native = Native.preview(change, rules).await?;
         let engine = engine(rules.clone(), EngineSettings::default()).await?;
@@ -229,6 +239,40 @@ impl Implementation for Wasmtime {
         )
     }
 
+    async fn allowed_actions(
+        &self,
+        store: &mut Scenario,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .allowed_actions(&mut store.native, id, principal)
+            .await?;
+        same_outcome(
+            native,
+            outcome(store.engine.allowed_actions(id, principal).await),
+        )
+    }
+
+    async fn replace_rules(
+        &self,
+        store: &mut Scenario,
+        rules: &Value,
+        principal: &Principal,
+        if_match: Option<&str>,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .replace_rules(&mut store.native, rules, principal, if_match)
+            .await?;
+        let if_match = if_match.map(|value| vec![value.to_owned()]);
+        let wasm = store
+            .engine
+            .replace_rules(rules, principal, if_match.as_deref())
+            .await
+            .map(|digest| json!({ "digest": digest }));
+        same_outcome(native, outcome(wasm))
+    }
+
     async fn expire_due(
         &self,
         store: &mut Scenario,
@@ -246,7 +290,7 @@ impl Implementation for Wasmtime {
         Native.set_rules(&mut store.native, rules).await?;
         store
             .engine
-            .replace_rules(rules, None)
+            .replace_rules(rules, &Principal::new("conformance", &["admin"]), None)
             .await
             .map(|_| ())
             .map_err(|error| format!("setRules failed: {error:?}"))

@@ -31,8 +31,8 @@ use std::time::Duration;
 use serde_json::Value;
 use signoff_core::input::ActionName;
 use signoff_core::{
-    ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport, Page, Preview,
-    Principal, Put, Rules, Status, Timestamp, Violation,
+    AllowedActions, ApprovalRequest, Batch, Check, Created, Error, ExpireReport, Page, Preview,
+    Principal, Put, Rules, Status, StoredRules, Timestamp, Violation,
 };
 
 pub use self::rules::RULES_KEY;
@@ -40,7 +40,8 @@ pub use self::runtime::{
     ClockFn, IdFn, InstanceStats, Limits, LoadError, MAX_CALLS_PER_INSTANCE, RETIRE_ABOVE_BYTES,
 };
 
-use self::rules::{RulesInForce, RulesRecord};
+use self::rules::RulesInForce;
+use self::runtime::generated::exports::signoff::engine::manager::Action;
 use self::runtime::{Runtime, State};
 use crate::cache::{CacheBackend, RedisOptions};
 
@@ -117,23 +118,6 @@ pub struct Stats {
     /// Creation time of the oldest pending request.
     pub oldest_pending_created_at: Option<Timestamp>,
 }
-
-/// Why a rules replacement was refused.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplaceRulesError {
-    /// `If-Match` named another digest.
-    PreconditionFailed {
-        /// The digest in force.
-        current: String,
-    },
-    /// The document is invalid; every problem.
-    Invalid(Vec<Violation>),
-    /// The cache failed.
-    Unavailable(String),
-}
-
-/// How many times a rules replacement retries against a concurrent one.
-const RULES_ATTEMPTS: usize = 16;
 
 struct Inner {
     runtime: Arc<Runtime>,
@@ -233,74 +217,29 @@ impl Engine {
         (rules.document.clone(), rules.digest.clone())
     }
 
-    /// Replaces the rules if `expected_digest` (when given) is the digest in
-    /// force; returns the new digest. The precondition is checked against the
-    /// cache, so it holds across servers.
+    /// Replaces the rules for `principal` (`admin` only) when `if_match`
+    /// (when given) holds for the digest in force, and puts them in force;
+    /// returns the new digest. The core decides, in the engine, against the
+    /// digest stored in the cache, so the precondition holds across servers.
     pub async fn replace_rules(
         &self,
         document: &Value,
-        expected_digest: Option<&str>,
-    ) -> Result<String, ReplaceRulesError> {
-        let unavailable = |error: Error| ReplaceRulesError::Unavailable(error.to_string());
-        let mut validated: Option<RulesInForce> = None;
-        for _ in 0..RULES_ATTEMPTS {
-            let stored = self
-                .inner
-                .cache
-                .get(RULES_KEY)
-                .await
-                .map_err(|error| unavailable(error.into()))?;
-            let current = match &stored {
-                Some(entry) => decode_record(&entry.value)
-                    .map(|record| record.digest)
-                    .unwrap_or_default(),
-                None => self.inner.rules_in_force().digest.clone(),
-            };
-            if let Some(expected) = expected_digest
-                && expected != current
-            {
-                return Err(ReplaceRulesError::PreconditionFailed { current });
-            }
-            let next = match validated.take() {
-                Some(next) => next,
-                None => self
-                    .inner
-                    .validate_rules(&json_text(document))
-                    .await
-                    .map_err(unavailable)?
-                    .map_err(ReplaceRulesError::Invalid)?,
-            };
-            let record = RulesRecord {
-                digest: next.digest.clone(),
-                document: next.document.clone(),
-            };
-            let value = serde_json::to_vec(&record)
-                .map_err(|error| ReplaceRulesError::Unavailable(error.to_string()))?;
-            let batch = Batch {
-                checks: vec![Check {
-                    key: RULES_KEY.to_owned(),
-                    version: stored.map(|entry| entry.version),
-                }],
-                puts: vec![Put {
-                    key: RULES_KEY.to_owned(),
-                    value,
-                    ttl_ms: None,
-                }],
-                ..Batch::default()
-            };
-            match self.inner.cache.commit(batch).await {
-                Ok(CommitOutcome::Committed) => {
-                    let digest = next.digest.clone();
-                    self.inner.set_rules(next);
-                    return Ok(digest);
-                }
-                Ok(CommitOutcome::Conflict) => validated = Some(next),
-                Err(error) => return Err(unavailable(error.into())),
-            }
-        }
-        Err(ReplaceRulesError::Unavailable(
-            "the rules kept changing concurrently; retry".to_owned(),
-        ))
+        principal: &Principal,
+        if_match: Option<&[String]>,
+    ) -> Result<String, Error> {
+        let document = json_text(document);
+        let principal = convert::to_json(principal)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_replace_rules(&mut session.store, &document, &principal, if_match)
+            .await;
+        let info = self.inner.answer(session, answer)?;
+        let rules = RulesInForce::from_info(info.digest, info.document)?;
+        let digest = rules.digest.clone();
+        self.inner.set_rules(rules);
+        Ok(digest)
     }
 
     /// Validates a change and determines its level; stores nothing.
@@ -312,7 +251,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_preview(&mut session.store, &change)
             .await;
-        self.inner.answer(session, answer).map(convert::preview)
+        convert::answer(&self.inner.answer(session, answer)?)
     }
 
     /// Files a change for `principal`.
@@ -323,14 +262,14 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Result<Created, Error> {
         let change = json_text(change);
-        let principal = convert::principal(principal);
+        let principal = convert::to_json(principal)?;
         let mut session = self.inner.session().await?;
         let answer = session
             .engine
             .signoff_engine_manager()
             .call_create(&mut session.store, &change, &principal, idempotency_key)
             .await;
-        convert::created(self.inner.answer(session, answer)?)
+        convert::answer(&self.inner.answer(session, answer)?)
     }
 
     /// The request with `id`, or `None`.
@@ -343,7 +282,7 @@ impl Engine {
             .await;
         self.inner
             .answer(session, answer)?
-            .map(convert::request)
+            .map(|request| convert::answer(&request))
             .transpose()
     }
 
@@ -357,7 +296,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_list(&mut session.store, &query)
             .await;
-        convert::page(self.inner.answer(session, answer)?)
+        convert::answer(&self.inner.answer(session, answer)?)
     }
 
     /// Approves with the body `{ comment? }` (absent body allowed).
@@ -409,19 +348,51 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        let principal = convert::principal(principal);
+        let principal = convert::to_json(principal)?;
         let body = body.map(json_text);
-        let body = body.as_deref();
-        let mut session = self.inner.session().await?;
-        let manager = session.engine.signoff_engine_manager();
-        let store = &mut session.store;
-        let answer = match name {
-            ActionName::Approve => manager.call_approve(store, id, &principal, body).await,
-            ActionName::Reject => manager.call_reject(store, id, &principal, body).await,
-            ActionName::Cancel => manager.call_cancel(store, id, &principal, body).await,
-            ActionName::Comment => manager.call_comment(store, id, &principal, body).await,
+        let action = match name {
+            ActionName::Approve => Action::Approve,
+            ActionName::Reject => Action::Reject,
+            ActionName::Cancel => Action::Cancel,
+            ActionName::Comment => Action::Comment,
         };
-        convert::request(self.inner.answer(session, answer)?)
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_act(&mut session.store, action, id, &principal, body.as_ref())
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// What `principal` may do now to the request `id` (`not_found` when
+    /// unknown).
+    pub async fn allowed_actions(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<AllowedActions, Error> {
+        let principal = convert::to_json(principal)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_allowed_actions(&mut session.store, id, &principal)
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// The validation items of a principal document (empty when valid), as
+    /// the engine judges every principal it is given.
+    pub async fn validate_principal(&self, principal: &Value) -> Result<Vec<Violation>, Error> {
+        let principal = json_text(principal);
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_validate_principal(&mut session.store, &principal)
+            .await;
+        convert::answer(&self.inner.answer(session, answer.map(Ok::<_, String>))?)
     }
 
     /// Expires up to `limit` due requests.
@@ -432,7 +403,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_expire_due(&mut session.store, limit)
             .await;
-        convert::expire_report(self.inner.answer(session, answer)?)
+        convert::answer(&self.inner.answer(session, answer)?)
     }
 
     /// Pending count and oldest pending age.
@@ -478,8 +449,8 @@ impl Engine {
     }
 }
 
-fn decode_record(bytes: &[u8]) -> Option<RulesRecord> {
-    serde_json::from_slice(bytes).ok()
+fn decode_record(bytes: &[u8]) -> Option<StoredRules> {
+    StoredRules::decode(bytes).ok()
 }
 
 impl Inner {
@@ -513,7 +484,7 @@ impl Inner {
     fn answer<T>(
         &self,
         session: runtime::Session<'_>,
-        answer: wasmtime::Result<Result<T, runtime::generated::signoff::engine::types::Error>>,
+        answer: wasmtime::Result<Result<T, String>>,
     ) -> Result<T, Error> {
         match answer {
             Ok(Ok(value)) => {
@@ -522,7 +493,7 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 session.release();
-                Err(convert::error(error))
+                Err(convert::error(&error))
             }
             Err(error) => {
                 drop(session);
@@ -540,7 +511,7 @@ impl Inner {
         let answer = session
             .engine
             .signoff_engine_manager()
-            .call_validate_rules(&mut session.store, document)
+            .call_validate_rules(&mut session.store, &document.to_owned())
             .await;
         let answer = match answer {
             Ok(answer) => {
@@ -553,17 +524,8 @@ impl Inner {
             }
         };
         Ok(match answer {
-            Ok(info) => {
-                let parsed: Value = serde_json::from_str(&info.document).map_err(|error| {
-                    Error::Internal(format!("the engine normalized rules badly: {error}"))
-                })?;
-                Ok(RulesInForce {
-                    document: parsed,
-                    text: Arc::from(info.document),
-                    digest: info.digest,
-                })
-            }
-            Err(violations) => Err(convert::violations(violations)),
+            Ok(info) => Ok(RulesInForce::from_info(info.digest, info.document)?),
+            Err(violations) => Err(convert::answer(&violations)?),
         })
     }
 
@@ -592,7 +554,7 @@ impl Inner {
             }
             None => {
                 let rules = self.rules_in_force();
-                let record = RulesRecord {
+                let record = StoredRules {
                     digest: rules.digest.clone(),
                     document: rules.document.clone(),
                 };

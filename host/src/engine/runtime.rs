@@ -58,7 +58,7 @@ pub(super) mod generated {
     });
 }
 
-use generated::signoff::engine::{cache, host, types};
+use generated::signoff::engine::{cache, host};
 
 /// The clock the engine decides with.
 pub type ClockFn = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -226,8 +226,6 @@ impl host::Host for StoreData {
         }
     }
 }
-
-impl types::Host for StoreData {}
 
 /// Why the component could not be loaded.
 #[derive(Debug, thiserror::Error)]

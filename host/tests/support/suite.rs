@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use signoff_core::{ErrorCode, Principal, Rules, Status, Timestamp};
+use signoff_core::{Error, ErrorCode, Principal, Rules, Status, Timestamp};
 use signoff_host::cache::{CacheBackend, RedisOptions};
-use signoff_host::engine::{Engine, EngineOptions, EngineSettings, ReplaceRulesError};
+use signoff_host::engine::{Engine, EngineOptions, EngineSettings};
 
 /// Where the engines of one scenario keep their data.
 #[derive(Debug, Clone)]
@@ -395,21 +395,31 @@ pub async fn full_lifecycle(harness: &Harness) {
     // a second server adopts.
     let (document, digest) = engine.rules().await;
     assert_eq!(document["defaultLevel"], "standard");
+    let admin = Principal::new("root", &["admin"]);
+    let quoted = |digest: &str| vec![format!("\"{digest}\"")];
+    assert_eq!(
+        engine
+            .replace_rules(&document, &admin, Some(&quoted("not-the-digest")))
+            .await,
+        Err(Error::PreconditionFailed {
+            current: digest.clone()
+        })
+    );
     assert!(matches!(
-        engine.replace_rules(&document, Some("not-the-digest")).await,
-        Err(ReplaceRulesError::PreconditionFailed { current }) if current == digest
+        engine.replace_rules(&json!({ "levels": [] }), &admin, Some(&quoted(&digest))).await,
+        Err(Error::InvalidRequest { details, .. }) if !details.is_empty()
     ));
-    assert!(matches!(
-        engine.replace_rules(&json!({ "levels": [] }), Some(&digest)).await,
-        Err(ReplaceRulesError::Invalid(items)) if !items.is_empty()
-    ));
+    assert_eq!(
+        code(engine.replace_rules(&document, &bob(), None).await),
+        ErrorCode::Forbidden
+    );
     let other = harness
         .engine_with(settings_with_offset(offset.clone()))
         .await;
     let mut stricter = rules_document();
     stricter["defaultLevel"] = json!("crowd");
     let new_digest = engine
-        .replace_rules(&stricter, Some(&digest))
+        .replace_rules(&stricter, &admin, Some(&quoted(&digest)))
         .await
         .expect("replace");
     assert_ne!(new_digest, digest);

@@ -23,6 +23,7 @@ use super::wire;
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A cache implemented in JavaScript.
+#[derive(Clone)]
 pub struct JsCache {
     target: JsValue,
     get: Function,
@@ -302,11 +303,13 @@ pub const NIL_ID_REFUSED: &str = "refused to store a request under the nil UUID"
 /// The cache of a manager: the built-in memory cache, or a JS object. It
 /// refuses (changing nothing) any commit that stores the request with the nil
 /// UUID, the id the core gets when the JS id source fails.
+#[derive(Clone)]
 pub struct AnyCache {
     backend: Backend,
     refused_key: String,
 }
 
+#[derive(Clone)]
 enum Backend {
     /// A [`MemoryCache`] made in JavaScript, used without crossing the
     /// boundary, with its clock kept alive for as long as the manager lives.
