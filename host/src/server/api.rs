@@ -12,12 +12,11 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use signoff_core::input::ActionName;
 use signoff_core::rules_store::ensure_may_replace;
 use signoff_core::{
-    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, Timestamp, Violation,
-    ViolationCode,
+    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, Timestamp, ViolationCode,
 };
 
 use super::auth::Principals;
