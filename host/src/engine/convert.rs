@@ -263,17 +263,6 @@ pub fn created(created: wit::Created) -> Result<core::Created, core::Error> {
     })
 }
 
-pub fn page(page: wit::Page) -> Result<core::Page, core::Error> {
-    Ok(core::Page {
-        items: page
-            .items
-            .into_iter()
-            .map(request)
-            .collect::<Result<_, _>>()?,
-        next_cursor: page.next_cursor,
-    })
-}
-
 pub fn preview(preview: wit::ChangePreview) -> core::Preview {
     core::Preview {
         valid: preview.valid,
@@ -291,5 +280,7 @@ pub fn expire_report(report: wit::ExpireReport) -> Result<core::ExpireReport, co
             .iter()
             .map(|id| uuid(id))
             .collect::<Result<_, _>>()?,
+        stale_removed: report.stale_removed,
+        undecodable: report.undecodable,
     })
 }

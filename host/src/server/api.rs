@@ -41,7 +41,7 @@ type ApiResult = Result<Response, ApiError>;
 pub const ADMIN_ROLE: &str = "admin";
 
 /// The query parameters of `GET /v1/requests`.
-const LIST_PARAMETERS: [&str; 4] = ["status", "policyType", "limit", "cursor"];
+const LIST_PARAMETERS: [&str; 5] = ["status", "policyType", "limit", "cursor", "view"];
 
 fn etag(digest: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{digest}\"")).ok()
@@ -92,7 +92,7 @@ pub async fn create(
     Ok(response)
 }
 
-/// `GET /v1/requests?status=&policyType=&limit=&cursor=`.
+/// `GET /v1/requests?status=&policyType=&limit=&cursor=&view=`.
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -114,7 +114,7 @@ pub async fn list(
             problems.push(Violation::new(
                 name,
                 ViolationCode::UnknownField,
-                "is not a parameter of this listing (status, policyType, limit, cursor)",
+                "is not a parameter of this listing (status, policyType, limit, cursor, view)",
             ));
         } else if object.contains_key(&name) {
             problems.push(Violation::new(
@@ -130,8 +130,17 @@ pub async fn list(
     if !problems.is_empty() {
         return Err(ApiError::invalid("the listing query is invalid", problems));
     }
-    let page = state.engine.list(&Value::Object(object)).await?;
-    Ok(Json(page).into_response())
+    // The engine answers the page's JSON, built around the stored items'
+    // bytes: it goes out as it is, with no decoding per item.
+    let page = state.engine.list_json(&Value::Object(object)).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        page,
+    )
+        .into_response())
 }
 
 /// `GET /v1/requests/{id}`.
@@ -372,10 +381,16 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// `GET /readyz`: the cache answers.
+/// `GET /readyz`: the cache answers; with what the store promised at
+/// start-up (`store`: its durability settings, `null` for memory).
 pub async fn readyz(State(state): State<AppState>) -> ApiResult {
     if state.engine.ready().await {
-        Ok(Json(json!({ "status": "ready" })).into_response())
+        Ok(Json(json!({
+            "status": "ready",
+            "store": state.engine.durability(),
+            "partitions": state.engine.layout().partitions(),
+        }))
+        .into_response())
     } else {
         Err(ApiError::unavailable())
     }

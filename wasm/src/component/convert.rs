@@ -227,13 +227,6 @@ pub fn created(created: core::Created) -> wit::Created {
     }
 }
 
-pub fn page(page: core::Page) -> wit::Page {
-    wit::Page {
-        items: page.items.into_iter().map(request).collect(),
-        next_cursor: page.next_cursor,
-    }
-}
-
 pub fn preview(preview: core::Preview) -> wit::ChangePreview {
     wit::ChangePreview {
         valid: preview.valid,
@@ -247,5 +240,7 @@ pub fn expire_report(report: core::ExpireReport) -> wit::ExpireReport {
     wit::ExpireReport {
         expired: report.expired,
         ids: report.ids.iter().map(ToString::to_string).collect(),
+        stale_removed: report.stale_removed,
+        undecodable: report.undecodable,
     }
 }
