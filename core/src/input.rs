@@ -176,6 +176,8 @@ pub struct ListQuery {
     pub limit: u32,
     /// Where the previous page ended.
     pub cursor: Option<String>,
+    /// How much of each item to give; not a filter.
+    pub view: crate::listing::View,
 }
 
 impl Default for ListQuery {
@@ -185,6 +187,7 @@ impl Default for ListQuery {
             policy_type: None,
             limit: limits::DEFAULT_PAGE_SIZE,
             cursor: None,
+            view: crate::listing::View::Full,
         }
     }
 }
@@ -218,7 +221,7 @@ impl ListQuery {
         }
     }
 
-    /// Parses `{ status?, policyType?, limit?, cursor? }`. A `limit` may be a
+    /// Parses `{ status?, policyType?, limit?, cursor?, view? }`. A `limit` may be a
     /// number or a decimal string, as query strings carry it.
     pub fn parse(input: Option<&Value>) -> Result<Self, Error> {
         let mut out = Vec::new();
@@ -275,6 +278,17 @@ impl ListQuery {
             }
             if let Some(cursor) = reader.optional_str("cursor", &mut out) {
                 query.cursor = Some(cursor.to_owned());
+            }
+            if let Some(value) = reader.optional("view")
+                && let Some(view) = crate::change::parse_choice(
+                    "view",
+                    value,
+                    &crate::listing::View::ALL,
+                    crate::listing::View::as_str,
+                    &mut out,
+                )
+            {
+                query.view = view;
             }
             reader.finish(&mut out);
         }

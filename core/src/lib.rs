@@ -60,7 +60,7 @@ pub use cache::{Batch, Cache, Check, CommitOutcome, Entry, IndexChange, IndexEnt
 pub use change::{ChangeKind, MetadataValue, PolicyChange, Priority};
 pub use error::{CacheError, Error, ErrorBody, ErrorCode};
 pub use input::ListQuery;
-pub use listing::Page;
+pub use listing::{Page, RawPage, View};
 pub use manager::{Clock, Created, ExpireReport, IdSource, Manager, Preview, preview};
 pub use memory::MemoryCache;
 pub use permissions::{AllowedActions, Refusal};

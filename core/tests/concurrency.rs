@@ -153,6 +153,14 @@ impl Cache for InterferingCache {
         self.inner.get(key).await
     }
 
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        self.inner.get_many(keys, max_bytes).await
+    }
+
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
         let left = self.interferences_left.load(Ordering::SeqCst);
         if left > 0 {

@@ -188,7 +188,7 @@ impl Model {
 
 fn stored(cache: &MemoryCache, id: Uuid) -> ApprovalRequest {
     let entry = cache
-        .get_now(&keys::request(&id))
+        .get_now(&keys::Layout::default().request(&id))
         .expect("the request is stored");
     serde_json::from_slice(&entry.value).unwrap()
 }

@@ -12,7 +12,7 @@ use signoff_conformance::{
     Clock, IdList, Implementation, Native, NativeStore, Outcome, outcome, run_vectors, to_json,
 };
 use signoff_core::{Principal, Rules};
-use signoff_host::engine::{Engine, EngineOptions, EngineSettings};
+use signoff_host::engine::{Engine, EngineOptions, EngineSettings, StorageOptions};
 
 /// The corpus must never shrink below this many cases.
 const MIN_CASES: usize = 80;
@@ -81,6 +81,7 @@ async fn engine(rules: Rules, settings: EngineSettings) -> Result<Engine, String
         redis_url: None,
         key_prefix: "signoff".into(),
         rules,
+        storage: StorageOptions::default(),
     };
     Engine::start_with(options, settings)
         .await

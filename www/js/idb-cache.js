@@ -100,6 +100,19 @@ export class IndexedDbCache {
   }
 
   /**
+   * `{ value, version }` or null for each of `keys`, in order, read in one
+   * readonly transaction.
+   */
+  async getMany(keys) {
+    const tx = this.db.transaction(VALUES, "readonly");
+    const values = tx.objectStore(VALUES);
+    const found = await Promise.all(keys.map((key) => promised(values.get(String(key)))));
+    return found.map((stored) =>
+      this.live(stored) ? { value: new Uint8Array(stored.value), version: stored.version } : null,
+    );
+  }
+
+  /**
    * Applies `batch` atomically when every check holds: `checks` ({ key,
    * version } where a null version means "absent"), then `deletes`, `puts`
    * ({ key, value, ttlMs? }), `indexRemoves` and `indexAdds` ({ index, entry:

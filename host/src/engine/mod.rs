@@ -43,7 +43,8 @@ pub use self::runtime::{
 use self::rules::RulesInForce;
 use self::runtime::generated::exports::signoff::engine::manager::Action;
 use self::runtime::{Runtime, State};
-use crate::cache::{CacheBackend, RedisOptions};
+use crate::cache::{CacheBackend, Durability, RedisOptions};
+use signoff_core::keys::Layout;
 
 /// The engine component as built from this repository: the guest's core
 /// module for `wasm32-unknown-unknown`, made a component when loaded.
@@ -66,6 +67,30 @@ pub struct EngineOptions {
     pub key_prefix: String,
     /// The rules in force at start (unless the cache holds newer ones).
     pub rules: Rules,
+    /// How the store is laid out and what it must promise.
+    pub storage: StorageOptions,
+}
+
+/// The layout of the store and the durability it must promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// The number of partitions (1..=1024), fixed for the life of a store:
+    /// a store records it, and the engine refuses to start with another.
+    pub partitions: u16,
+    /// Start even when Redis may evict keys (and so delete requests).
+    pub allow_eviction: bool,
+    /// Replicas that must hold each commit before it answers (`WAIT`).
+    pub redis_wait_replicas: u32,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            partitions: signoff_core::keys::DEFAULT_PARTITIONS,
+            allow_eviction: false,
+            redis_wait_replicas: 0,
+        }
+    }
 }
 
 /// Everything else, with defaults fit for the server.
@@ -122,6 +147,9 @@ pub struct Stats {
 struct Inner {
     runtime: Arc<Runtime>,
     cache: CacheBackend,
+    layout: Layout,
+    durability: Option<Durability>,
+    create_turns: CreateTurns,
     rules: std::sync::RwLock<Arc<RulesInForce>>,
     clock: ClockFn,
     ids: IdFn,
@@ -160,13 +188,33 @@ impl Engine {
         settings: EngineSettings,
     ) -> anyhow::Result<Self> {
         let runtime = Runtime::shared(&settings.wasm, settings.limits)?;
+        let layout = Layout::new(u32::from(options.storage.partitions))?;
         let cache = match options.redis_url.as_deref() {
-            Some(url) => CacheBackend::redis(url, &options.key_prefix, settings.redis)?,
+            Some(url) => {
+                let redis = RedisOptions {
+                    wait_replicas: options.storage.redis_wait_replicas,
+                    partitions: layout.partitions(),
+                    ..settings.redis
+                };
+                CacheBackend::redis(url, &options.key_prefix, redis)?
+            }
             None => {
                 let clock = settings.clock.clone();
                 CacheBackend::memory_with_clock(Arc::new(move || clock().as_millis()))
             }
         };
+        let durability = check_durability(&cache, options.storage.allow_eviction).await?;
+        if let Err(error) = record_partitions(&cache, layout).await {
+            match error {
+                PartitionsError::Mismatch(_) => return Err(error.into()),
+                PartitionsError::Unavailable(reason) => {
+                    tracing::warn!(%reason, "cannot check the store's partitions yet");
+                }
+            }
+        }
+        if matches!(cache, CacheBackend::Memory(_)) {
+            spawn_memory_purger(cache.clone(), MEMORY_PURGE_PERIOD);
+        }
         let placeholder = Arc::new(RulesInForce {
             document: Value::Null,
             text: Arc::from(""),
@@ -175,6 +223,9 @@ impl Engine {
         let inner = Arc::new(Inner {
             runtime,
             cache,
+            layout,
+            durability,
+            create_turns: CreateTurns::new(),
             rules: std::sync::RwLock::new(placeholder),
             clock: settings.clock,
             ids: settings.ids,
@@ -209,6 +260,17 @@ impl Engine {
     /// The cache behind the engine.
     pub fn cache(&self) -> &CacheBackend {
         &self.inner.cache
+    }
+
+    /// The layout of the store (its partitions).
+    pub fn layout(&self) -> Layout {
+        self.inner.layout
+    }
+
+    /// What the Redis deployment promised at start-up (`None`: the
+    /// in-memory cache, or Redis could not be asked then).
+    pub fn durability(&self) -> Option<&Durability> {
+        self.inner.durability.as_ref()
     }
 
     /// The rules document in force and its digest.
@@ -262,6 +324,12 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Result<Created, Error> {
         let change = json_text(change);
+        // One requester's creates all update its rate-limit bucket: taken
+        // in turns on this server, they do not fight over its version.
+        let _turn = match self.inner.rules_limit_rate() {
+            true => Some(self.inner.create_turns.take(&principal.id).await),
+            false => None,
+        };
         let principal = convert::to_json(principal)?;
         let mut session = self.inner.session().await?;
         let answer = session
@@ -286,9 +354,11 @@ impl Engine {
             .transpose()
     }
 
-    /// One page of requests; `query` is `{ status?, policyType?, limit?, cursor? }`
-    /// (`limit` may be a decimal string, as query strings carry it).
-    pub async fn list(&self, query: &Value) -> Result<Page, Error> {
+    /// One page of requests as the JSON body `{ items, nextCursor? }`,
+    /// ready to be sent: the items are the stored bytes, passed through;
+    /// `query` is `{ status?, policyType?, limit?, cursor?, view? }` (`limit`
+    /// may be a decimal string, as query strings carry it).
+    pub async fn list_json(&self, query: &Value) -> Result<Vec<u8>, Error> {
         let query = json_text(query);
         let mut session = self.inner.session().await?;
         let answer = session
@@ -296,7 +366,15 @@ impl Engine {
             .signoff_engine_manager()
             .call_list(&mut session.store, &query)
             .await;
-        convert::answer(&self.inner.answer(session, answer)?)
+        self.inner.answer(session, answer)
+    }
+
+    /// One page of requests, typed (full items: `view` must be absent or
+    /// `full`); see [`Engine::list_json`].
+    pub async fn list(&self, query: &Value) -> Result<Page, Error> {
+        let body = self.list_json(query).await?;
+        serde_json::from_slice(&body)
+            .map_err(|error| Error::Internal(format!("the engine answered a bad page: {error}")))
     }
 
     /// Approves with the body `{ comment? }` (absent body allowed).
@@ -403,16 +481,32 @@ impl Engine {
             .signoff_engine_manager()
             .call_expire_due(&mut session.store, limit)
             .await;
-        convert::answer(&self.inner.answer(session, answer)?)
+        let report: ExpireReport = convert::answer(&self.inner.answer(session, answer)?)?;
+        if report.undecodable > 0 {
+            tracing::error!(
+                undecodable = report.undecodable,
+                "the sweep stepped over stored requests it cannot decode"
+            );
+        }
+        if report.stale_removed > 0 {
+            tracing::info!(
+                removed = report.stale_removed,
+                "the sweep removed stale due-index entries"
+            );
+        }
+        Ok(report)
     }
 
     /// Pending count and oldest pending age.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        let pending = self
-            .inner
-            .cache
-            .index_len(&signoff_core::keys::status_index(Status::Pending))
-            .await?;
+        let mut pending = 0;
+        for partition in self.inner.layout.all() {
+            pending += self
+                .inner
+                .cache
+                .index_len(&self.inner.layout.status_index(partition, Status::Pending))
+                .await?;
+        }
         let mut session = self.inner.session().await?;
         let answer = session
             .engine
@@ -454,6 +548,14 @@ fn decode_record(bytes: &[u8]) -> Option<StoredRules> {
 }
 
 impl Inner {
+    /// Whether the rules in force limit how often a requester creates.
+    fn rules_limit_rate(&self) -> bool {
+        self.rules_in_force()
+            .document
+            .get("rateLimit")
+            .is_some_and(|limit| !limit.is_null())
+    }
+
     fn rules_in_force(&self) -> Arc<RulesInForce> {
         self.rules
             .read()
@@ -472,6 +574,7 @@ impl Inner {
     async fn session(&self) -> Result<runtime::Session<'_>, Error> {
         let state = State {
             cache: self.cache.clone(),
+            layout: self.layout,
             rules: self.rules_in_force(),
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
@@ -597,4 +700,160 @@ fn spawn_rules_refresher(inner: Weak<Inner>, period: Duration) {
             }
         }
     });
+}
+
+/// How often the in-memory cache drops expired values.
+const MEMORY_PURGE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Drops the memory cache's expired values every `period`, until the last
+/// handle to the cache is gone.
+fn spawn_memory_purger(cache: CacheBackend, period: Duration) {
+    let CacheBackend::Memory(memory) = cache else {
+        return;
+    };
+    let weak = memory.downgrade();
+    drop(memory);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let Some(memory) = weak.upgrade() else {
+                break;
+            };
+            let purged = memory.purge_expired();
+            if purged > 0 {
+                tracing::debug!(purged, "dropped expired values from the memory cache");
+            }
+        }
+    });
+}
+
+/// Why the store's recorded partitions do not allow a start.
+#[derive(Debug, thiserror::Error)]
+enum PartitionsError {
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Records the number of partitions in a new store, or checks that the
+/// store was made with the same number.
+async fn record_partitions(cache: &CacheBackend, layout: Layout) -> Result<(), PartitionsError> {
+    let unavailable = |error: signoff_core::CacheError| PartitionsError::Unavailable(error.0);
+    let key = signoff_core::keys::PARTITIONS_KEY;
+    let wanted = layout.partitions();
+    loop {
+        match cache.get(key).await.map_err(unavailable)? {
+            Some(entry) => {
+                let recorded = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|text| text.parse::<u16>().ok());
+                return match recorded {
+                    Some(recorded) if recorded == wanted => Ok(()),
+                    Some(recorded) => Err(PartitionsError::Mismatch(format!(
+                        "the store was made with {recorded} partitions, not {wanted}: \
+                         the number of partitions is fixed for the life of a store"
+                    ))),
+                    None => Err(PartitionsError::Mismatch(format!(
+                        "the store's record of its partitions (`{key}`) is unreadable"
+                    ))),
+                };
+            }
+            None => {
+                let batch = Batch {
+                    checks: vec![Check {
+                        key: key.to_owned(),
+                        version: None,
+                    }],
+                    puts: vec![Put {
+                        key: key.to_owned(),
+                        value: wanted.to_string().into_bytes(),
+                        ttl_ms: None,
+                    }],
+                    ..Batch::default()
+                };
+                // A conflict: another server recorded it first; read it.
+                if cache.commit(batch).await.map_err(unavailable)? == CommitOutcome::Committed {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Asks Redis what it promises, logs it, and refuses a Redis that may evict
+/// keys unless `allow_eviction`. A Redis that does not answer yet is logged
+/// and allowed (calls answer `unavailable` until it does).
+async fn check_durability(
+    cache: &CacheBackend,
+    allow_eviction: bool,
+) -> anyhow::Result<Option<Durability>> {
+    let durability = match cache.durability().await {
+        Ok(Some(durability)) => durability,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the durability settings of Redis");
+            return Ok(None);
+        }
+    };
+    tracing::info!(
+        maxmemory_policy = %durability.maxmemory_policy,
+        appendonly = %durability.appendonly,
+        appendfsync = %durability.appendfsync,
+        "redis durability"
+    );
+    if durability.may_evict() {
+        if !allow_eviction {
+            anyhow::bail!(
+                "redis has maxmemory-policy `{}`: it may evict keys and so delete requests; \
+                 set it to `noeviction`, or start with --allow-eviction",
+                durability.maxmemory_policy
+            );
+        }
+        tracing::warn!(
+            maxmemory_policy = %durability.maxmemory_policy,
+            "redis may evict keys (allowed by --allow-eviction)"
+        );
+    }
+    Ok(Some(durability))
+}
+
+/// Turns for the creates of one requester on this server.
+///
+/// Every create of a requester takes a token from its one rate-limit bucket
+/// with a compare-and-swap; concurrent creates of one requester (a CI bot
+/// filing in parallel) would make all but one retry, round after round.
+/// Taking turns makes each create's commit go in at its first attempt on
+/// this server; requesters spread over a fixed set of locks, so the table
+/// stays small, and two requesters that share a lock only wait for each
+/// other's short commit.
+struct CreateTurns {
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// The number of locks of [`CreateTurns`].
+const CREATE_TURN_LOCKS: usize = 256;
+
+impl CreateTurns {
+    fn new() -> Self {
+        Self {
+            locks: (0..CREATE_TURN_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn take(&self, principal: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        principal.hash(&mut hasher);
+        let slot = usize::try_from(hasher.finish() % CREATE_TURN_LOCKS as u64).unwrap_or(0);
+        match self.locks.get(slot) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
 }

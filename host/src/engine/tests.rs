@@ -63,6 +63,7 @@ async fn engine(limits: Limits, settings: EngineSettings) -> Engine {
             redis_url: None,
             key_prefix: "pool".to_owned(),
             rules: rules("peer"),
+            storage: super::StorageOptions::default(),
         },
         EngineSettings { limits, ..settings },
     )

@@ -87,7 +87,7 @@ pub async fn create(
     Ok(response)
 }
 
-/// `GET /v1/requests?status=&policyType=&limit=&cursor=`.
+/// `GET /v1/requests?status=&policyType=&limit=&cursor=&view=`.
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -104,8 +104,17 @@ pub async fn list(
     };
     // Which parameters exist, and what they may hold, is the core's.
     let object = ListQuery::object_from_pairs(pairs)?;
-    let page = state.engine.list(&object).await?;
-    Ok(Json(page).into_response())
+    // The engine answers the page's JSON, built around the stored items'
+    // bytes: it goes out as it is, with no decoding per item.
+    let page = state.engine.list_json(&object).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        page,
+    )
+        .into_response())
 }
 
 /// `GET /v1/requests/{id}`.
@@ -308,10 +317,16 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// `GET /readyz`: the cache answers.
+/// `GET /readyz`: the cache answers; with what the store promised at
+/// start-up (`store`: its durability settings, `null` for memory).
 pub async fn readyz(State(state): State<AppState>) -> ApiResult {
     if state.engine.ready().await {
-        Ok(Json(json!({ "status": "ready" })).into_response())
+        Ok(Json(json!({
+            "status": "ready",
+            "store": state.engine.durability(),
+            "partitions": state.engine.layout().partitions(),
+        }))
+        .into_response())
     } else {
         Err(ApiError::unavailable())
     }

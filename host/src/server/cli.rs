@@ -56,6 +56,18 @@ pub struct ServeArgs {
     /// The JS package, served at `/pkg/`.
     #[arg(long, env = "SIGNOFF_PKG_DIR", value_name = "DIR", default_value = DEFAULT_PKG_DIR)]
     pub pkg_dir: PathBuf,
+    /// The store's partitions (1..=1024), fixed for its life: a store
+    /// records it at first start and refuses another number later.
+    #[arg(long, env = "SIGNOFF_PARTITIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub partitions: u16,
+    /// Start even when Redis's `maxmemory-policy` may evict keys (and so
+    /// delete requests).
+    #[arg(long, env = "SIGNOFF_ALLOW_EVICTION")]
+    pub allow_eviction: bool,
+    /// Replicas that must hold each commit before it answers (Redis `WAIT`).
+    #[arg(long, env = "SIGNOFF_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 }
 
 /// Why `signoff serve` would not start.
@@ -178,6 +190,11 @@ impl ServeArgs {
         config.redis_url = self.redis_url.clone().filter(|url| !url.trim().is_empty());
         config.www_dir = self.www_dir.clone();
         config.pkg_dir = self.pkg_dir.clone();
+        config.storage = crate::engine::StorageOptions {
+            partitions: self.partitions,
+            allow_eviction: self.allow_eviction,
+            redis_wait_replicas: self.redis_wait_replicas,
+        };
         Ok((config, demo_principals))
     }
 }

@@ -46,7 +46,7 @@ pub use self::body::MAX_BODY_BYTES;
 use self::error::{ApiError, code_of_status};
 use self::metrics::Metrics;
 pub use self::sweeper::SweepConfig;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineOptions, StorageOptions};
 
 /// The editor's files, found at build time; `--www-dir` overrides it.
 pub const DEFAULT_WWW_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
@@ -72,6 +72,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The expiry sweeper's pace.
     pub sweep: SweepConfig,
+    /// The store's partitions and the durability it must promise.
+    pub storage: StorageOptions,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             pkg_dir: PathBuf::from(DEFAULT_PKG_DIR),
             request_timeout: Duration::from_secs(30),
             sweep: SweepConfig::default(),
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -113,6 +116,7 @@ pub async fn run(
         redis_url: config.redis_url.clone(),
         key_prefix: config.key_prefix.clone(),
         rules: config.rules.clone(),
+        storage: config.storage,
     })
     .await
     .map_err(|error| ServerError::Engine(format!("{error:#}")))?;
@@ -121,6 +125,10 @@ pub async fn run(
         principals: Arc::new(config.principals),
         metrics: Arc::new(Metrics::new()),
     };
+    state.metrics.set_store(
+        state.engine.durability(),
+        state.engine.layout().partitions(),
+    );
     let (stop, stopped) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(
         Arc::clone(&state.engine),

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use signoff_core::{Error, ErrorCode, Principal, Rules, Status, Timestamp};
 use signoff_host::cache::{CacheBackend, RedisOptions};
-use signoff_host::engine::{Engine, EngineOptions, EngineSettings};
+use signoff_host::engine::{
+    Engine, EngineOptions, EngineSettings, StorageOptions,
+};
 
 /// Where the engines of one scenario keep their data.
 #[derive(Debug, Clone)]
@@ -105,12 +107,28 @@ impl Harness {
             redis_url: self.redis_url.clone(),
             key_prefix: self.prefix.clone(),
             rules: Rules::parse(&rules_document()).expect("valid rules"),
+            storage: StorageOptions::default(),
         }
     }
 
     /// An engine with the default settings.
     pub async fn engine(&self) -> Engine {
         self.engine_with(EngineSettings::default()).await
+    }
+
+    /// An engine over `rules` and `storage`, or why it would not start.
+    pub async fn try_engine(
+        &self,
+        rules: Rules,
+        storage: StorageOptions,
+        settings: EngineSettings,
+    ) -> anyhow::Result<Engine> {
+        let options = EngineOptions {
+            rules,
+            storage,
+            ..self.options()
+        };
+        Engine::start_with(options, settings).await
     }
 
     /// An engine with `settings`.
@@ -616,7 +634,7 @@ pub async fn conflict_retried(harness: &Harness) {
         .await
         .expect("create")
         .request;
-    let key = signoff_core::keys::request(&request.id);
+    let key = signoff_core::keys::Layout::default().request(&request.id);
     target
         .set((engine.cache().clone(), key.clone()))
         .expect("set once");
@@ -657,7 +675,13 @@ pub async fn conflict_retried(harness: &Harness) {
             value: b"overwritten".to_vec(),
             ttl_ms: None,
         }],
-        deletes: vec![signoff_core::keys::rate_bucket("nobody")],
+        // A key of the same partition: a commit never spans partitions.
+        deletes: vec![format!(
+            "p{}:nothing",
+            signoff_core::keys::split_partition(&key)
+                .expect("a partitioned key")
+                .0
+        )],
         ..signoff_core::Batch::default()
     };
     assert_eq!(

@@ -22,7 +22,7 @@ use signoff_core::input::{ActionName, parse_action};
 use signoff_core::{Error, IfMatch, ListQuery, Manager, Principal, Rules, Violation};
 
 use bindings::exports::signoff::engine::manager::{Action, Guest, RulesInfo};
-use imports::{HostCache, HostClock, HostIds, block_on};
+use imports::{HostCache, HostClock, HostIds, block_on, host_layout};
 
 #[allow(
     unsafe_code,
@@ -74,7 +74,10 @@ thread_local! {
 /// The manager over the rules in force, parsed only when their digest is not
 /// the one this instance holds.
 fn deciding_manager() -> Result<Rc<HostManager>, Error> {
-    let held = DECIDING.with_borrow(Clone::clone);
+    let layout = host_layout()?;
+    let held = DECIDING
+        .with_borrow(Clone::clone)
+        .filter(|manager| manager.layout() == layout);
     let known = held
         .as_ref()
         .map(|manager| manager.rules_digest().to_owned());
@@ -92,9 +95,9 @@ fn deciding_manager() -> Result<Rc<HostManager>, Error> {
             "the rules in force are not a normalized rules document: {error}"
         ))
     })?;
-    let manager = Rc::new(Manager::with_digest(
-        HostCache, HostClock, HostIds, rules, digest,
-    ));
+    let manager = Rc::new(
+        Manager::with_digest(HostCache, HostClock, HostIds, rules, digest).with_layout(layout),
+    );
     DECIDING.set(Some(Rc::clone(&manager)));
     Ok(manager)
 }
@@ -103,22 +106,34 @@ fn deciding_manager() -> Result<Rc<HostManager>, Error> {
 fn manager(needs: Needs) -> Result<Rc<HostManager>, Error> {
     match needs {
         Needs::Rules => deciding_manager(),
-        Needs::Nothing => Ok(RULELESS.with_borrow_mut(|held| {
-            Rc::clone(held.get_or_insert_with(|| {
-                Rc::new(Manager::new(
-                    HostCache,
-                    HostClock,
-                    HostIds,
-                    Rules {
-                        levels: Vec::new(),
-                        default_level: String::new(),
-                        rules: Vec::new(),
-                        policy_types: None,
-                        rate_limit: None,
-                    },
-                ))
+        Needs::Nothing => {
+            let layout = host_layout()?;
+            Ok(RULELESS.with_borrow_mut(|held| {
+                if held
+                    .as_ref()
+                    .is_some_and(|manager| manager.layout() != layout)
+                {
+                    *held = None;
+                }
+                Rc::clone(held.get_or_insert_with(|| {
+                    Rc::new(
+                        Manager::new(
+                            HostCache,
+                            HostClock,
+                            HostIds,
+                            Rules {
+                                levels: Vec::new(),
+                                default_level: String::new(),
+                                rules: Vec::new(),
+                                policy_types: None,
+                                rate_limit: None,
+                            },
+                        )
+                        .with_layout(layout),
+                    )
+                }))
             }))
-        })),
+        }
     }
 }
 
@@ -228,12 +243,14 @@ impl Guest for SignoffEngine {
         answer.map_err(|error| error_json(&error))
     }
 
-    fn list(query: String) -> Result<String, String> {
-        run(Needs::Nothing, async |manager| {
+    fn list(query: String) -> Result<Vec<u8>, String> {
+        let page = manager(Needs::Nothing).and_then(|manager| {
             let query = parse_json(&query, "list query")?;
             let query = ListQuery::parse(Some(&query))?;
-            manager.list(&query).await
-        })
+            block_on(manager.list_raw(&query))
+        });
+        page.map(|page| page.to_json())
+            .map_err(|error| error_json(&error))
     }
 
     fn act(

@@ -2,7 +2,9 @@
 //! exported to JavaScript.
 //!
 //! A JS cache is any object with `get(key)`, `commit(batch)` and
-//! `range(index, after, limit)` (shapes in `types.rs` and `wasm/README.md`).
+//! `range(index, after, limit)` (shapes in `types.rs` and `wasm/README.md`),
+//! and optionally `getMany(keys)` (one `{ value, version }` or null per key,
+//! in order): a listing page then reads all its values in one call.
 //! Each method may answer with a plain value or a Promise (any thenable). A
 //! method that throws, rejects, or answers outside the contract fails the
 //! operation with `unavailable`; the core retries a `conflict` by itself.
@@ -27,6 +29,8 @@ const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 pub struct JsCache {
     target: JsValue,
     get: Function,
+    /// `getMany(keys)`, when the object has one: one call for many keys.
+    get_many: Option<Function>,
     commit: Function,
     range: Function,
 }
@@ -140,12 +144,43 @@ impl JsCache {
             (Some(get), Some(commit), Some(range)) => Ok(Self {
                 target: target.clone(),
                 get,
+                get_many: Reflect::get(target, &JsValue::from_str("getMany"))
+                    .ok()
+                    .and_then(|value| value.dyn_into::<Function>().ok()),
                 commit,
                 range,
             }),
             _ => Err(out),
         }
     }
+}
+
+/// An answered `{ value, version }` or null as an entry.
+fn entry_of(name: &str, answer: &JsValue) -> Result<Option<Entry>, CacheError> {
+    if answer.is_null() || answer.is_undefined() {
+        return Ok(None);
+    }
+    let contract = "it must answer { value: Uint8Array, version: number } or null";
+    if !answer.is_object() {
+        return Err(broken(name, contract));
+    }
+    let value = bytes_of(&field(answer, "value")).ok_or_else(|| broken(name, contract))?;
+    let version = version_of(&field(answer, "version")).ok_or_else(|| broken(name, contract))?;
+    Ok(Some(Entry { value, version }))
+}
+
+/// The byte length of an answered value, without copying it.
+fn answered_size(answer: &JsValue) -> Option<u64> {
+    if answer.is_null() || answer.is_undefined() {
+        return None;
+    }
+    let value = field(answer, "value");
+    if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        return Some(u64::from(array.length()));
+    }
+    value
+        .dyn_ref::<js_sys::ArrayBuffer>()
+        .map(|buffer| u64::from(buffer.byte_length()))
 }
 
 impl Cache for JsCache {
@@ -159,17 +194,57 @@ impl Cache for JsCache {
             ),
         )
         .await?;
-        if answer.is_null() || answer.is_undefined() {
-            return Ok(None);
+        entry_of("get", &answer)
+    }
+
+    /// One `getMany(keys)` call when the object has the method, else one
+    /// `get` per key. Values past `max_bytes` are not copied into the module.
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        let Some(get_many) = &self.get_many else {
+            let mut out = Vec::with_capacity(keys.len());
+            let mut sizes = Vec::with_capacity(keys.len());
+            for key in keys {
+                let entry = self.get(key).await?;
+                sizes.push(
+                    entry
+                        .as_ref()
+                        .map(|entry| u64::try_from(entry.value.len()).unwrap_or(u64::MAX)),
+                );
+                out.push(entry);
+                if signoff_core::cache::budget_prefix(sizes.iter().copied(), max_bytes) < out.len()
+                {
+                    out.pop();
+                    break;
+                }
+            }
+            return Ok(out);
+        };
+        let argument = array(keys.iter().map(|key| JsValue::from_str(key)));
+        let answer = settle(
+            "getMany",
+            apply(get_many, &self.target, &Array::of1(&argument)),
+        )
+        .await?;
+        let contract = "it must answer an array with one { value, version } or null per key";
+        let answers = answer
+            .dyn_into::<Array>()
+            .map_err(|_| broken("getMany", contract))?;
+        if answers.length() as usize != keys.len() {
+            return Err(broken("getMany", contract));
         }
-        let contract = "it must answer { value: Uint8Array, version: number } or null";
-        if !answer.is_object() {
-            return Err(broken("get", contract));
-        }
-        let value = bytes_of(&field(&answer, "value")).ok_or_else(|| broken("get", contract))?;
-        let version =
-            version_of(&field(&answer, "version")).ok_or_else(|| broken("get", contract))?;
-        Ok(Some(Entry { value, version }))
+        let taken = signoff_core::cache::budget_prefix(
+            answers.iter().map(|answer| answered_size(&answer)),
+            max_bytes,
+        );
+        answers
+            .iter()
+            .take(taken)
+            .map(|answer| entry_of("getMany", &answer))
+            .collect()
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
@@ -351,7 +426,7 @@ impl AnyCache {
         };
         Ok(Self {
             backend,
-            refused_key: signoff_core::keys::request(&uuid::Uuid::nil()),
+            refused_key: signoff_core::keys::Layout::default().request(&uuid::Uuid::nil()),
         })
     }
 }
@@ -361,6 +436,17 @@ impl Cache for AnyCache {
         match &self.backend {
             Backend::Memory { cache, .. } => cache.get(key).await,
             Backend::Js(cache) => cache.get(key).await,
+        }
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        match &self.backend {
+            Backend::Memory { cache, .. } => cache.get_many(keys, max_bytes).await,
+            Backend::Js(cache) => cache.get_many(keys, max_bytes).await,
         }
     }
 
