@@ -30,9 +30,11 @@ pub const DEFAULT_PARTITIONS: u16 = 16;
 /// The most partitions a store may have.
 pub const MAX_PARTITIONS: u16 = 1024;
 
-/// Where a store records its number of partitions (in partition 0, which
-/// every store has), so that a host refuses to start with another number.
-pub const PARTITIONS_KEY: &str = "p0:store:partitions";
+/// Where a store records its number of partitions, so that a host refuses to
+/// start with another number. It lies outside every partition on purpose:
+/// where a partition lives depends on the number of partitions (a Redis
+/// backend spreads their hash tags by it), this record must not.
+pub const PARTITIONS_KEY: &str = "store:partitions";
 
 /// A number of partitions out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -320,10 +322,7 @@ mod tests {
             split_partition(&layout.due_index(1023)),
             Some((1023, "idx:due"))
         );
-        assert_eq!(
-            split_partition(PARTITIONS_KEY),
-            Some((0, "store:partitions"))
-        );
+        assert_eq!(split_partition(PARTITIONS_KEY), None);
         for outside in ["cfg:rules", "p:x", "p01:x", "p1024:x", "px:y", "p12345:x"] {
             assert_eq!(split_partition(outside), None, "{outside}");
         }

@@ -582,7 +582,7 @@ impl RedisCache {
     /// What the deployment promises about keeping acknowledged writes (on a
     /// cluster, as the node that answers reports it).
     pub async fn durability(&self) -> Result<Durability, CacheError> {
-        let mut read = |name: &'static str| {
+        let read = |name: &'static str| {
             let mut cmd = redis::cmd("CONFIG");
             cmd.arg("GET").arg(name);
             (name, cmd)
