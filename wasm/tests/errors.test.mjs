@@ -115,7 +115,7 @@ describe("every error code", () => {
     await rejects(manager.create({ ...change, title: "Something else" }, alice, { idempotencyKey: "once" }), "conflict");
   });
 
-  test("the order of SPEC section 9: invalid_request before not_found", async () => {
+  test("the order of docs/CONTRACT.md section 9: invalid_request before not_found", async () => {
     const { manager } = setup();
     await rejects(manager.reject("nope", bob, { reason: "" }), "invalid_request");
   });

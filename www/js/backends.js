@@ -1,4 +1,4 @@
-// The two places requests can live: the signoff server (HTTP API, SPEC
+// The two places requests can live: the signoff server (HTTP API, docs/CONTRACT.md
 // section 7) and this browser (the JS ApprovalManager over IndexedDB). Both
 // answer the same methods, so the views do not care which one they talk to.
 // Failures are `SignoffError`s carrying the stable `code` and, for invalid

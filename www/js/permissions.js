@@ -1,5 +1,5 @@
 // Which actions the signed-in principal may take on a request, and why not.
-// This mirrors the lifecycle rules (SPEC sections 4 and 9, in the order in
+// This mirrors the lifecycle rules (docs/CONTRACT.md sections 4 and 9, in the order in
 // which the engine reports them) so that a button is disabled with its
 // reason before anyone clicks. The engine still decides: a refused action
 // shows the engine's error.
