@@ -235,6 +235,7 @@ pub struct MatchedRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub struct LevelExplanation {
     /// Every matching rule, in document order.
     pub matched_rules: Vec<MatchedRule>,

@@ -1,4 +1,4 @@
-//! Concurrent writers (SPEC section 4): every write is a compare-and-swap on
+//! Concurrent writers (docs/CONTRACT.md section 4): every write is a compare-and-swap on
 //! the version, retried against the fresh state, so no approval is lost or
 //! counted twice.
 

@@ -1,4 +1,4 @@
-//! Listing (SPEC section 5): traversals that run while requests are created
+//! Listing (docs/CONTRACT.md section 5): traversals that run while requests are created
 //! and cancelled, cursors bound to their filter, malformed cursors, and the
 //! cache work of one page at 100k pending requests.
 

@@ -1,4 +1,4 @@
-// The JavaScript API of SPEC section 8 over the three kinds of cache: the
+// The JavaScript API of docs/CONTRACT.md section 8 over the three kinds of cache: the
 // built-in MemoryCache, a cache answering plain values, and one answering
 // Promises; plus concurrent approvals over a cache that interleaves commits.
 import { describe, test } from "node:test";

@@ -16,13 +16,14 @@ import init, {
 } from "signoff";
 import { MapCache, T0, alice, bob, change, manualClock, rejects, rules, sequentialIds, throws } from "./helpers.mjs";
 
+
 await init();
 
 const admin = { id: "root", roles: ["admin"] };
 
 function manager(cache = new MemoryCache()) {
   const clock = manualClock();
-  return { clock, manager: new ApprovalManager({ rules, cache, clock: clock.now, ids: sequentialIds() }) };
+  return { clock, manager: new ApprovalManager({ rules, cache, clock, ids: sequentialIds() }) };
 }
 
 test("allowedActions judges a request as its actions would", async () => {

@@ -32,6 +32,9 @@ test("before init, every export is not_initialized; after, it works", async () =
     validateChange: () => web.validateChange({}),
     previewChange: () => web.previewChange({}, rules),
     validateRules: () => web.validateRules(rules),
+    validatePrincipal: () => web.validatePrincipal({ id: "alice" }),
+    allowedActions: () => web.allowedActions({}, { id: "alice" }),
+    mayReplaceRules: () => web.mayReplaceRules({ id: "alice" }),
   };
   const guarded = Object.keys(web).filter((name) => !["default", "initSync", "SignoffError"].includes(name)).sort();
   assert.deepEqual(guarded, Object.keys(calls).sort(), "every export is tried");

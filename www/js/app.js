@@ -85,7 +85,7 @@ const form = setupForm({
 });
 
 const queue = setupQueue({ backend });
-const requestView = setupRequestView({ backend, principal, learned, signInRequired });
+const requestView = setupRequestView({ engine: () => state.engine, backend, principal, learned, signInRequired });
 const rulesView = setupRules({
   engine: () => state.engine,
   backend,

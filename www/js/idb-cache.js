@@ -1,4 +1,4 @@
-// The cache contract of signoff (SPEC section 6) over IndexedDB, for the
+// The cache contract of signoff (docs/CONTRACT.md section 6) over IndexedDB, for the
 // editor's local mode: the JS `ApprovalManager` keeps its requests, rate
 // buckets and ordered indexes here, so the whole workflow runs in the browser.
 //

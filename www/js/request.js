@@ -20,7 +20,8 @@ const ACTION_WORDS = {
 const ENDINGS = new Set(["reject", "cancel", "expire"]);
 
 /**
- * `ctx` gives `backend()`, `principal()`, `learned(request, action)` and
+ * `ctx` gives `engine()` (the signoff package, which decides what the
+ * principal may do), `backend()`, `principal()`, `learned(request, action)` and
  * `signInRequired()` (the token was refused while loading).
  */
 export function setupRequestView(ctx) {
@@ -209,7 +210,7 @@ export function setupRequestView(ctx) {
 
   function actionsView() {
     const principal = ctx.principal();
-    const allowed = allowedActions(request, principal);
+    const allowed = allowedActions(ctx.engine(), request, principal);
     const backend = ctx.backend();
     const id = request.id;
     return h("section", { class: "panel", "aria-labelledby": "actions-heading" },

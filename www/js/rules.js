@@ -96,8 +96,10 @@ export function setupRules(ctx) {
     const principal = ctx.principal();
     const state = ctx.rulesState();
     let why = "";
+    // Whether this principal may replace the rules is the engine's decision.
+    const refusal = principal && ctx.engine() ? ctx.engine().mayReplaceRules(principal) : null;
     if (!principal) why = "Sign in as an admin to save rules.";
-    else if (!(principal.roles ?? []).includes("admin")) why = `Saving rules needs the admin role; ${principal.id} holds ${(principal.roles ?? []).join(", ") || "no role"}.`;
+    else if (refusal) why = `Saving rules needs the admin role; ${principal.id} holds ${(principal.roles ?? []).join(", ") || "no role"}.`;
     else if (!state) why = "Load the rules in force first.";
     if (why) {
       save.setAttribute("aria-disabled", "true");

@@ -1,5 +1,5 @@
 //! The storage behind the engine's `cache` import: the cache contract of
-//! SPEC section 6 over an embedded in-memory store or Redis.
+//! docs/CONTRACT.md section 6 over an embedded in-memory store or Redis.
 //!
 //! [`CacheBackend`] is the one type the engine talks to. Both backends give
 //! the same answers: versions change on every put and are never reused for a

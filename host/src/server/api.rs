@@ -1,6 +1,6 @@
 //! The handlers of the `/v1` routes, `/metrics` and the health checks.
 //!
-//! Each handler checks in the order of the specification's "which error
+//! Each handler checks in the order of the contract's "which error
 //! wins": it authenticates first, then reads the body (content type, size,
 //! syntax), then lets the engine decide, which checks the body's fields before
 //! it looks at the stored request.

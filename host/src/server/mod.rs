@@ -1,4 +1,4 @@
-//! The HTTP API (section 7 of the specification) and the editor.
+//! The HTTP API (docs/CONTRACT.md, section 7) and the editor.
 //!
 //! [`run`] serves a [`Config`] on a listener until a shutdown future
 //! completes, so tests bind `127.0.0.1:0` and the `signoff` binary is a thin

@@ -508,7 +508,7 @@ fn epoch_millis(clock: Option<&Function>) -> Option<i64> {
         Some(clock) => clock.call0(&JsValue::UNDEFINED).ok()?.as_f64()?,
         None => js_sys::Date::now(),
     };
-    (value.is_finite() && value.abs() <= 8.64e15).then(|| value.floor() as i64)
+    super::wire::epoch_millis(value)
 }
 
 /// An in-memory cache for JavaScript: the core's `MemoryCache`, with TTLs

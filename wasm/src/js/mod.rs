@@ -53,8 +53,7 @@ impl JsClock {
             Some(source) => source.call0(&JsValue::UNDEFINED).ok()?.as_f64()?,
             None => js_sys::Date::now(),
         };
-        let millis =
-            (millis.is_finite() && millis.abs() <= 8.64e15).then(|| millis.floor() as i64)?;
+        let millis = wire::epoch_millis(millis)?;
         self.0.last.set(millis);
         Some(millis)
     }
@@ -630,18 +629,17 @@ pub fn allowed_actions(
         )
     })?;
     let principal = wire::principal(&principal.js_value())?;
-    let now = now.unwrap_or_else(js_sys::Date::now);
-    if !(now.is_finite() && now.abs() <= 8.64e15) {
-        return Err(wire::invalid(
+    let now = wire::epoch_millis(now.unwrap_or_else(js_sys::Date::now)).ok_or_else(|| {
+        wire::invalid(
             "now is not a time",
             vec![Violation::new(
                 "now",
                 ViolationCode::OutOfRange,
                 "must be epoch milliseconds",
             )],
-        ));
-    }
-    let now = Timestamp::from_millis(now.floor() as i64);
+        )
+    })?;
+    let now = Timestamp::from_millis(now);
     wire::to_js(&AllowedActions::of(&request, &principal, now)).map(Ts::new_unchecked)
 }
 

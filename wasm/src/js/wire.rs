@@ -26,6 +26,13 @@ extern "C" {
 /// The most characters of an id argument (UTF-16 units) read at all.
 const MAX_ID_UNITS: u32 = 4096;
 
+/// A JS time (epoch milliseconds, as `Date.now()` gives it) as whole
+/// milliseconds, or `None` when it is not a finite time a `Date` can hold
+/// (at most 8.64e15 ms either side of the epoch).
+pub fn epoch_millis(value: f64) -> Option<i64> {
+    (value.is_finite() && value.abs() <= 8.64e15).then(|| value.floor() as i64)
+}
+
 /// A thrown `SignoffError` with `code`, `message` and `details`.
 pub fn js_error(code: ErrorCode, message: &str, details: Option<&Value>) -> JsValue {
     let details = details
