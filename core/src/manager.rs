@@ -291,21 +291,19 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             } else {
                 None
             };
-            if read_record {
-                if let Some(entry) = found.next().flatten() {
-                    let record: IdempotencyRecord = decode(&entry)?;
-                    if record.body != body {
-                        return Err(Error::Conflict(format!(
-                            "idempotency key `{}` was already used with another change",
-                            idempotency_key.unwrap_or_default()
-                        )));
-                    }
-                    self.complete(&record.request).await?;
-                    return Ok(Created {
-                        request: record.request,
-                        replayed: true,
-                    });
+            if read_record && let Some(entry) = found.next().flatten() {
+                let record: IdempotencyRecord = decode(&entry)?;
+                if record.body != body {
+                    return Err(Error::Conflict(format!(
+                        "idempotency key `{}` was already used with another change",
+                        idempotency_key.unwrap_or_default()
+                    )));
                 }
+                self.complete(&record.request).await?;
+                return Ok(Created {
+                    request: record.request,
+                    replayed: true,
+                });
             }
             let mut requester_batch = Batch::default();
             if let Some((limit, key)) = &bucket_key {

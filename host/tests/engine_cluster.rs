@@ -82,9 +82,10 @@ async fn the_suite_passes_on_a_three_master_cluster() {
     assert_eq!(seen.len(), CREATES);
 }
 
-/// A master stopped and restarted mid-test (append-only files): calls
-/// answer `unavailable` while it is down, and the cluster connection comes
-/// back by itself with every commit.
+/// A master stopped and restarted mid-test (append-only files): the
+/// requests it holds, and every listing, answer `unavailable` while it is
+/// down; the other masters' requests stay readable; the cluster connection
+/// comes back by itself with every commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_stopped_and_restarted_loses_no_committed_request() {
     let cluster = std::sync::Mutex::new(RedisCluster::start_persistent());
@@ -92,6 +93,7 @@ async fn a_master_stopped_and_restarted_loses_no_committed_request() {
     let stopped = std::sync::Mutex::new(None);
     suite::restart_keeps_commits(
         &Harness::redis(&url, "restart"),
+        suite::Outage::OneMaster,
         || {
             let mut cluster = cluster.lock().expect("lock");
             let index = cluster.node_with_data();

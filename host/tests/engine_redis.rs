@@ -67,6 +67,7 @@ async fn redis_stopped_and_restarted_loses_no_committed_request() {
     let url = server.lock().expect("lock").url();
     suite::restart_keeps_commits(
         &Harness::redis(&url, "restart"),
+        suite::Outage::Whole,
         || server.lock().expect("lock").stop(),
         || server.lock().expect("lock").restart(),
     )

@@ -31,8 +31,8 @@ use std::time::Duration;
 use serde_json::Value;
 use signoff_core::input::ActionName;
 use signoff_core::{
-    AllowedActions, ApprovalRequest, Batch, Check, Created, Error, ExpireReport, Page, Preview,
-    Principal, Put, Rules, Status, StoredRules, Timestamp, Violation,
+    AllowedActions, ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport,
+    Page, Preview, Principal, Put, Rules, Status, StoredRules, Timestamp, Violation,
 };
 
 pub use self::rules::RULES_KEY;
