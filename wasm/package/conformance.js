@@ -145,6 +145,30 @@ export async function checkCache(cache, { concurrency = 32 } = {}) {
     expect(!seen.has(again.version), `version ${again.version} was reused after a delete`);
   });
 
+  if (typeof cache.getMany === "function") {
+    await check("getMany answers what get answers, one item per key, in order", async () => {
+      expect(await commit({ puts: [put("many-1", "first"), put("many-2", "second")] }), "the commit was refused");
+      const names = ["many-2", "absent", "many-1", "many-2"];
+      const answer = await settle(cache.getMany(names.map(key)));
+      expect(Array.isArray(answer), `getMany answered ${typeof answer}, not an array`);
+      expect(answer.length === names.length, `getMany of ${names.length} keys answered ${answer.length} items`);
+      for (const [at, name] of names.entries()) {
+        const one = await get(name);
+        const item = answer[at];
+        if (one === null) {
+          expect(item === null || item === undefined, `getMany answered a value for ${name}, which get does not hold`);
+          continue;
+        }
+        const value = item ? bytesOf(item.value) : undefined;
+        const version = typeof item?.version === "bigint" ? Number(item.version) : item?.version;
+        expect(value !== undefined && sameBytes(value, one.value), `getMany answered other bytes than get for ${name}`);
+        expect(version === one.version, `getMany answered version ${item?.version} for ${name}, get ${one.version}`);
+      }
+      const none = await settle(cache.getMany([]));
+      expect(Array.isArray(none) && none.length === 0, "getMany of no keys answered items");
+    });
+  }
+
   await check(`${concurrency} concurrent compare-and-swap increments are all counted`, async () => {
     await commit({ puts: [put("counter", "0")] });
     const decoder = new TextDecoder();

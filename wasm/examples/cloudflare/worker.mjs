@@ -3,8 +3,10 @@
 // cache on its transactional storage.
 //
 // - The Worker runs the `ApprovalManager` (stateless: any number of Worker
-//   instances). Its cache is the Durable Object's stub: `get`, `commit` and
-//   `range` are RPC calls, answering thenables, which the package awaits.
+//   instances). Its cache is the Durable Object's stub: `get`, `getMany`,
+//   `commit` and `range` are RPC calls, answering thenables, which the
+//   package awaits. (A stub answers every property as an RPC method, so the
+//   object must implement `getMany`, which the package then calls.)
 // - The Durable Object is the single place the data lives. `commit` checks
 //   the expected versions and writes inside one storage transaction, so two
 //   commits never interleave (compare-and-swap); `range` is one ordered
@@ -79,6 +81,24 @@ export class SignoffCache extends DurableObject {
   async get(key) {
     const stored = SignoffCache.live(await this.ctx.storage.get(VALUE + key), Date.now());
     return stored ? { value: stored.value, version: stored.version } : null;
+  }
+
+  /**
+   * `{ value, version }` or `null` for each of `keys`, in order: one storage
+   * read per 128 keys (the most one `storage.get` takes), so that a listing
+   * page costs the Worker one RPC whatever its `limit`.
+   */
+  async getMany(keys) {
+    const now = Date.now();
+    const found = new Map();
+    for (let start = 0; start < keys.length; start += 128) {
+      const chunk = keys.slice(start, start + 128).map((key) => VALUE + key);
+      for (const [key, stored] of await this.ctx.storage.get(chunk)) found.set(key, stored);
+    }
+    return keys.map((key) => {
+      const stored = SignoffCache.live(found.get(VALUE + key), now);
+      return stored ? { value: stored.value, version: stored.version } : null;
+    });
   }
 
   /**
