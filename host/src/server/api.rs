@@ -1,11 +1,13 @@
 //! The handlers of the `/v1` routes, `/metrics` and the health checks.
 //!
-//! Each handler checks in the order of the specification's "which error
-//! wins": it authenticates first, then reads the body (content type, size,
-//! syntax), then lets the engine decide, which checks the body's fields before
+//! Each handler checks in the order of the contract's "which error wins": it
+//! authenticates first (the [`Caller`] extractor, which also takes the
+//! caller's fair-share slot), then reads the body (content type, size, syntax,
+//! time), then lets the engine decide, which checks the body's fields before
 //! it looks at the stored request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -20,7 +22,9 @@ use signoff_core::{
 
 use super::auth::Principals;
 use super::body::Payload;
+use super::caller::Caller;
 use super::error::ApiError;
+use super::fair_share::FairShare;
 use super::metrics::{Metrics, Outcome};
 use crate::engine::{Engine, ReplaceRulesError};
 
@@ -33,6 +37,10 @@ pub struct AppState {
     pub principals: Arc<Principals>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The calls each principal has in flight.
+    pub fair_share: Arc<FairShare>,
+    /// How long a body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -68,14 +76,17 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    let principal = state.principals.authenticate(&headers)?;
-    let change = payload.required_json(&headers, "the change to file")?;
+    let principal = &caller.principal;
+    let change = payload
+        .required_json(&headers, "the change to file")
+        .await?;
     let key = idempotency_key(&headers);
     let created = state
         .engine
-        .create(&change, &principal, key.as_deref())
+        .create(&change, principal, key.as_deref())
         .await?;
     if !created.replayed {
         state.metrics.created(&created.request);
@@ -95,10 +106,9 @@ pub async fn create(
 /// `GET /v1/requests?status=&policyType=&limit=&cursor=`.
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
-    state.principals.authenticate(&headers)?;
     let Ok(Query(pairs)) = query else {
         return Err(ApiError::invalid_one(
             "the query string is malformed",
@@ -137,10 +147,9 @@ pub async fn list(
 /// `GET /v1/requests/{id}`.
 pub async fn get_request(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    state.principals.authenticate(&headers)?;
     let id = id_of(path);
     match state.engine.get(&id).await? {
         Some(request) => Ok(Json(request).into_response()),
@@ -151,16 +160,16 @@ pub async fn get_request(
 async fn act(
     state: AppState,
     headers: HeaderMap,
+    caller: Caller,
     payload: Payload,
     path: Result<Path<String>, PathRejection>,
     action: ActionName,
 ) -> ApiResult {
-    let principal = state.principals.authenticate(&headers)?;
-    let body = payload.json(&headers)?;
+    let body = payload.json(&headers).await?;
     let id = id_of(path);
     let request = state
         .engine
-        .act(action, &id, &principal, body.as_ref())
+        .act(action, &id, &caller.principal, body.as_ref())
         .await?;
     count_decision(&state.metrics, action, &request);
     Ok(Json(request).into_response())
@@ -180,50 +189,56 @@ fn count_decision(metrics: &Metrics, action: ActionName, request: &ApprovalReque
 pub async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Approve).await
+    act(state, headers, caller, payload, path, ActionName::Approve).await
 }
 
 /// `POST /v1/requests/{id}/reject`.
 pub async fn reject(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Reject).await
+    act(state, headers, caller, payload, path, ActionName::Reject).await
 }
 
 /// `POST /v1/requests/{id}/cancel`.
 pub async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Cancel).await
+    act(state, headers, caller, payload, path, ActionName::Cancel).await
 }
 
 /// `POST /v1/requests/{id}/comments`.
 pub async fn comment(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Comment).await
+    act(state, headers, caller, payload, path, ActionName::Comment).await
 }
 
 /// `POST /v1/preview`.
 pub async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,
+    _caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    state.principals.authenticate(&headers)?;
-    let change = payload.required_json(&headers, "the change to preview")?;
+    let change = payload
+        .required_json(&headers, "the change to preview")
+        .await?;
     let preview = state.engine.preview(&change).await?;
     Ok(Json(preview).into_response())
 }
@@ -237,8 +252,7 @@ fn rules_response(document: &Value, digest: &str) -> Response {
 }
 
 /// `GET /v1/rules`.
-pub async fn get_rules(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    state.principals.authenticate(&headers)?;
+pub async fn get_rules(State(state): State<AppState>, _caller: Caller) -> ApiResult {
     let (document, digest) = state.engine.rules().await;
     Ok(rules_response(&document, &digest))
 }
@@ -293,9 +307,10 @@ fn parse_if_match(headers: &HeaderMap) -> Option<IfMatch> {
 pub async fn put_rules(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    let principal = state.principals.authenticate(&headers)?;
+    let principal = &caller.principal;
     if !principal.roles.iter().any(|role| role == ADMIN_ROLE) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -318,7 +333,9 @@ pub async fn put_rules(
             Some(current)
         }
     };
-    let document = payload.required_json(&headers, "the rules document")?;
+    let document = payload
+        .required_json(&headers, "the rules document")
+        .await?;
     match state
         .engine
         .replace_rules(&document, expected.as_deref())

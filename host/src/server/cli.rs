@@ -13,7 +13,7 @@ use signoff_core::{Rules, Violation};
 use tokio::net::TcpListener;
 
 use super::auth::Principals;
-use super::{Config, DEFAULT_PKG_DIR, DEFAULT_WWW_DIR, ServerError, demo};
+use super::{Config, DEFAULT_PKG_DIR, DEFAULT_WWW_DIR, ServerError, ServingLimits, demo};
 
 /// signoff: approvals for policy changes.
 #[derive(Debug, Parser)]
@@ -56,6 +56,24 @@ pub struct ServeArgs {
     /// The JS package, served at `/pkg/`.
     #[arg(long, env = "SIGNOFF_PKG_DIR", value_name = "DIR", default_value = DEFAULT_PKG_DIR)]
     pub pkg_dir: PathBuf,
+    /// A request head must arrive within this many milliseconds, else the
+    /// connection is closed.
+    #[arg(long, env = "SIGNOFF_HEAD_TIMEOUT_MS", value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub head_timeout_ms: u64,
+    /// A request body must arrive within this many milliseconds, else the
+    /// call is answered 408 and the connection closed.
+    #[arg(long, env = "SIGNOFF_BODY_TIMEOUT_MS", value_name = "MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, env = "SIGNOFF_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Calls one principal may have in flight; more are answered 429.
+    #[arg(long, env = "SIGNOFF_MAX_INFLIGHT_PER_PRINCIPAL", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_inflight_per_principal: u64,
 }
 
 /// Why `signoff serve` would not start.
@@ -178,6 +196,14 @@ impl ServeArgs {
         config.redis_url = self.redis_url.clone().filter(|url| !url.trim().is_empty());
         config.www_dir = self.www_dir.clone();
         config.pkg_dir = self.pkg_dir.clone();
+        config.limits = ServingLimits {
+            head_timeout: std::time::Duration::from_millis(self.head_timeout_ms),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_inflight_per_principal: usize::try_from(self.max_inflight_per_principal)
+                .unwrap_or(usize::MAX),
+            ..ServingLimits::default()
+        };
         Ok((config, demo_principals))
     }
 }
