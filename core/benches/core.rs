@@ -138,12 +138,13 @@ fn seed_pending(cache: &MemoryCache, rules: &Rules, count: u128) {
             Timestamp::from_millis(START_MS + i64::try_from(n).unwrap()),
         );
         batch.puts.push(Put {
-            key: keys::request(&request.id),
+            key: keys::Layout::default().request(&request.id),
             value: serde_json::to_vec(&request).unwrap(),
             ttl_ms: None,
         });
         batch.index_adds.extend(
-            keys::index_entries(&request)
+            keys::Layout::default()
+                .index_entries(&request)
                 .into_iter()
                 .map(|(index, entry)| IndexChange { index, entry }),
         );
@@ -154,7 +155,12 @@ fn seed_pending(cache: &MemoryCache, rules: &Rules, count: u128) {
     }
     assert_eq!(cache.commit_now(batch), CommitOutcome::Committed);
     assert_eq!(
-        cache.index_len(&keys::status_index(signoff_core::Status::Pending)),
+        keys::Layout::default()
+            .all()
+            .map(|partition| cache.index_len(
+                &keys::Layout::default().status_index(partition, signoff_core::Status::Pending)
+            ))
+            .sum::<usize>(),
         usize::try_from(count).unwrap()
     );
 }

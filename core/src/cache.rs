@@ -1,10 +1,12 @@
 //! The cache contract: the only way the core reaches storage.
 //!
-//! Three operations are enough for everything signoff stores: a versioned
-//! `get`, an all-or-nothing `commit` guarded by version checks, and `range`
-//! over ordered indexes. They can be implemented over Redis (one Lua script per
-//! commit; every key of a commit shares a hash tag), a JS `Map`, IndexedDB or
-//! an edge store with atomic checks.
+//! Four operations are enough for everything signoff stores: a versioned
+//! `get`, its batched form `get_many` (one round trip for many keys, so a
+//! listing page costs the same number of round trips whatever its size), an
+//! all-or-nothing `commit` guarded by version checks, and `range` over ordered
+//! indexes. They can be implemented over Redis (one Lua script per commit;
+//! every key of a commit lies in one partition, which is its hash tag), a JS
+//! `Map`, IndexedDB or an edge store with atomic checks.
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +118,19 @@ pub trait Cache {
     /// The value at `key` with its version, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError>;
 
+    /// The values at `keys`, one per key and in order, in one round trip.
+    ///
+    /// With `max_bytes`, the answer may be a prefix of `keys`: the store
+    /// stops before the first key whose value would take the total of value
+    /// bytes answered past `max_bytes` (absent keys count nothing), but always
+    /// answers the first key. This bounds what a caller with little memory
+    /// (a listing in a guest of 64 MiB) receives, whatever the stored sizes.
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError>;
+
     /// Applies `batch` atomically if all its checks hold.
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError>;
 
@@ -132,6 +147,14 @@ pub trait Cache {
 impl<C: Cache + ?Sized> Cache for &C {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         (**self).get(key).await
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        (**self).get_many(keys, max_bytes).await
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
@@ -153,6 +176,14 @@ impl<C: Cache + ?Sized> Cache for std::sync::Arc<C> {
         (**self).get(key).await
     }
 
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        (**self).get_many(keys, max_bytes).await
+    }
+
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
         (**self).commit(batch).await
     }
@@ -164,5 +195,47 @@ impl<C: Cache + ?Sized> Cache for std::sync::Arc<C> {
         limit: u32,
     ) -> Result<Vec<IndexEntry>, CacheError> {
         (**self).range(index, after, limit).await
+    }
+}
+
+/// The length of the prefix of `sizes` (value sizes; `None` for an absent
+/// key) that [`Cache::get_many`] answers under `max_bytes`: at least one key
+/// when there is any, then every key while the running total stays within
+/// the budget. Every implementation cuts with this one function.
+pub fn budget_prefix(
+    sizes: impl IntoIterator<Item = Option<u64>>,
+    max_bytes: Option<u64>,
+) -> usize {
+    let mut total: u64 = 0;
+    let mut taken = 0;
+    for size in sizes {
+        let size = size.unwrap_or(0);
+        total = total.saturating_add(size);
+        if let Some(budget) = max_bytes
+            && taken > 0
+            && total > budget
+        {
+            break;
+        }
+        taken += 1;
+    }
+    taken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_prefix;
+
+    #[test]
+    fn the_budget_keeps_at_least_one_key_and_stops_before_passing() {
+        assert_eq!(budget_prefix([Some(10), Some(10)], None), 2);
+        assert_eq!(budget_prefix([Some(50), Some(1)], Some(10)), 1);
+        assert_eq!(budget_prefix([Some(5), Some(5), Some(1)], Some(10)), 2);
+        assert_eq!(
+            budget_prefix([Some(5), None, Some(5), Some(1)], Some(10)),
+            3
+        );
+        assert_eq!(budget_prefix([Some(5), None, None], Some(5)), 3);
+        assert_eq!(budget_prefix(Vec::<Option<u64>>::new(), Some(5)), 0);
     }
 }

@@ -40,6 +40,7 @@ pub mod limits {
 /// What the change does to the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ChangeKind {
     /// A new policy.
     Create,
@@ -53,13 +54,9 @@ impl ChangeKind {
     /// Every kind, in wire order.
     pub const ALL: [Self; 3] = [Self::Create, Self::Update, Self::Delete];
 
-    /// The wire name.
+    /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Delete => "delete",
-        }
+        crate::validation::wire_name(&self)
     }
 }
 
@@ -68,6 +65,7 @@ impl ChangeKind {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum Priority {
     /// Whenever convenient.
     Low,
@@ -84,14 +82,9 @@ impl Priority {
     /// Every priority, from least to most urgent.
     pub const ALL: [Self; 4] = [Self::Low, Self::Normal, Self::High, Self::Urgent];
 
-    /// The wire name.
+    /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Normal => "normal",
-            Self::High => "high",
-            Self::Urgent => "urgent",
-        }
+        crate::validation::wire_name(&self)
     }
 
     /// Position in the pending queue: 0 for urgent, 3 for low.
@@ -136,6 +129,8 @@ pub(crate) fn parse_choice<T: Copy>(
 /// A metadata value: a string, a finite number or a boolean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(type = "string | number | boolean"))]
 pub enum MetadataValue {
     /// Text.
     String(String),
@@ -148,6 +143,7 @@ pub enum MetadataValue {
 /// A validated change request input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct PolicyChange {
     /// The policy being changed.
     pub policy_id: String,
@@ -157,6 +153,7 @@ pub struct PolicyChange {
     pub change_kind: ChangeKind,
     /// Where the policy applies, e.g. `prod`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string | null"))]
     pub environment: Option<String>,
     /// One line, trimmed.
     pub title: String,
@@ -164,15 +161,22 @@ pub struct PolicyChange {
     pub justification: String,
     /// The change itself, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string | null"))]
     pub diff: Option<String>,
     /// 0..=100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "number | null"))]
     pub risk_score: Option<u8>,
     /// Defaults to normal.
     #[serde(default)]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "Priority | null"))]
     pub priority: Priority,
     /// Free key/value pairs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(
+        feature = "tsify",
+        tsify(optional, type = "Record<string, MetadataValue> | null")
+    )]
     pub metadata: BTreeMap<String, MetadataValue>,
 }
 

@@ -6,11 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::request::Status;
 use crate::validation::Violation;
 
 /// Stable snake_case error codes shared by every build and transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ErrorCode {
     /// The caller did not authenticate (HTTP only).
     Unauthenticated,
@@ -49,27 +51,9 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The code as it appears on the wire.
+    /// The code as it appears on the wire, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidRequest => "invalid_request",
-            Self::NotFound => "not_found",
-            Self::Expired => "expired",
-            Self::NotPending => "not_pending",
-            Self::SelfApproval => "self_approval",
-            Self::AlreadyApproved => "already_approved",
-            Self::NotEligible => "not_eligible",
-            Self::Forbidden => "forbidden",
-            Self::RateLimited => "rate_limited",
-            Self::Conflict => "conflict",
-            Self::Unavailable => "unavailable",
-            Self::PreconditionFailed => "precondition_failed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Internal => "internal",
-        }
+        crate::validation::wire_name(&self)
     }
 
     /// Parses a wire code back into the enum.
@@ -90,7 +74,12 @@ impl std::fmt::Display for ErrorCode {
 pub struct CacheError(pub String);
 
 /// Why an engine operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// It serializes as `{ "code": "<snake_case code>", "data": ... }`, the form
+/// in which the component hands an error to its host, so that both sides
+/// read the same typed error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "data", rename_all = "snake_case")]
 pub enum Error {
     /// The input is malformed; `details` lists every problem found.
     #[error("{message}")]
@@ -112,7 +101,7 @@ pub enum Error {
         /// The request's id.
         id: String,
         /// Its terminal status.
-        status: String,
+        status: Status,
     },
     /// The requester acted on their own request.
     #[error("`{0}` requested this change and cannot approve or reject it")]
@@ -140,6 +129,13 @@ pub enum Error {
     /// A conflicting write, or an idempotency key reused with another body.
     #[error("{0}")]
     Conflict(String),
+    /// An `If-Match` precondition did not hold: `current` is the digest of
+    /// the rules in force.
+    #[error("the rules changed since they were read: the digest in force is `{current}`")]
+    PreconditionFailed {
+        /// The digest in force.
+        current: String,
+    },
     /// The cache failed.
     #[error("cache unavailable: {0}")]
     Unavailable(String),
@@ -162,6 +158,7 @@ impl Error {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }

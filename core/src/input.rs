@@ -176,6 +176,8 @@ pub struct ListQuery {
     pub limit: u32,
     /// Where the previous page ended.
     pub cursor: Option<String>,
+    /// How much of each item to give; not a filter.
+    pub view: crate::listing::View,
 }
 
 impl Default for ListQuery {
@@ -185,12 +187,41 @@ impl Default for ListQuery {
             policy_type: None,
             limit: limits::DEFAULT_PAGE_SIZE,
             cursor: None,
+            view: crate::listing::View::Full,
         }
     }
 }
 
 impl ListQuery {
-    /// Parses `{ status?, policyType?, limit?, cursor? }`. A `limit` may be a
+    /// The parameters of a URL's query string as the object that
+    /// [`ListQuery::parse`] reads: a parameter given twice is `duplicate`, and
+    /// an empty value (`?status=`) means the parameter is absent. Which
+    /// parameters exist is for `parse` to say.
+    pub fn object_from_pairs(
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Value, Error> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut object = serde_json::Map::new();
+        for (name, value) in pairs {
+            if !seen.insert(name.clone()) {
+                out.push(Violation::new(
+                    name,
+                    ViolationCode::Duplicate,
+                    "is given twice",
+                ));
+            } else if !value.is_empty() {
+                object.insert(name, Value::String(value));
+            }
+        }
+        if out.is_empty() {
+            Ok(Value::Object(object))
+        } else {
+            Err(invalid("listing query", out))
+        }
+    }
+
+    /// Parses `{ status?, policyType?, limit?, cursor?, view? }`. A `limit` may be a
     /// number or a decimal string, as query strings carry it.
     pub fn parse(input: Option<&Value>) -> Result<Self, Error> {
         let mut out = Vec::new();
@@ -247,6 +278,17 @@ impl ListQuery {
             }
             if let Some(cursor) = reader.optional_str("cursor", &mut out) {
                 query.cursor = Some(cursor.to_owned());
+            }
+            if let Some(value) = reader.optional("view")
+                && let Some(view) = crate::change::parse_choice(
+                    "view",
+                    value,
+                    &crate::listing::View::ALL,
+                    crate::listing::View::as_str,
+                    &mut out,
+                )
+            {
+                query.view = view;
             }
             reader.finish(&mut out);
         }

@@ -47,9 +47,12 @@ pub mod keys;
 pub mod listing;
 pub mod manager;
 pub mod memory;
+pub mod permissions;
+pub mod principal;
 pub mod ratelimit;
 pub mod request;
 pub mod rules;
+pub mod rules_store;
 pub mod time;
 pub mod validation;
 
@@ -57,12 +60,14 @@ pub use cache::{Batch, Cache, Check, CommitOutcome, Entry, IndexChange, IndexEnt
 pub use change::{ChangeKind, MetadataValue, PolicyChange, Priority};
 pub use error::{CacheError, Error, ErrorBody, ErrorCode};
 pub use input::ListQuery;
-pub use listing::Page;
+pub use listing::{Page, RawPage, View};
 pub use manager::{Clock, Created, ExpireReport, IdSource, Manager, Preview, preview};
 pub use memory::MemoryCache;
+pub use permissions::{AllowedActions, Refusal};
 pub use request::{
     Action, ActionKind, Approval, ApprovalRequest, HistoryEntry, Principal, Rejection, Status,
 };
 pub use rules::{Condition, Level, LevelExplanation, MatchedRule, RateLimit, Rule, Rules, Stage};
+pub use rules_store::{IfMatch, RulesInForce, StoredRules};
 pub use time::Timestamp;
 pub use validation::{Violation, ViolationCode};

@@ -9,18 +9,166 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::IndexEntry;
+use crate::change::Priority;
 use crate::error::Error;
+use crate::input::ListQuery;
 use crate::request::{ApprovalRequest, Status};
+use crate::time::Timestamp;
 use crate::validation::{Violation, ViolationCode};
+
+/// The most item JSON one page holds: when the next item would pass it, the
+/// page ends early (a page with items left holds at least one).
+pub const PAGE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most stored bytes a summary page reads in one batch. Summary items
+/// are much smaller than the stored requests they come from, so the read
+/// budget is larger than the page budget, and still bounded for a guest of
+/// 64 MiB.
+pub const SUMMARY_READ_BUDGET_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much of each request a listing gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum View {
+    /// The stored request.
+    #[default]
+    Full,
+    /// The stored request without `change.diff`, `change.justification`
+    /// and `history`.
+    Summary,
+}
+
+impl View {
+    /// Every view.
+    pub const ALL: [View; 2] = [View::Full, View::Summary];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            View::Full => "full",
+            View::Summary => "summary",
+        }
+    }
+}
+
+/// One page of a listing with its items as JSON, ready to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPage {
+    /// Each item's JSON, in listing order.
+    pub items: Vec<Vec<u8>>,
+    /// Present when more items may follow.
+    pub next_cursor: Option<String>,
+}
+
+impl RawPage {
+    /// The page as the JSON object `{ items, nextCursor? }`, built around
+    /// the items' bytes without decoding them.
+    pub fn to_json(&self) -> Vec<u8> {
+        let items: usize = self.items.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(items + self.items.len() + 64);
+        out.extend_from_slice(b"{\"items\":[");
+        for (position, item) in self.items.iter().enumerate() {
+            if position > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        }
+        out.push(b']');
+        if let Some(cursor) = &self.next_cursor {
+            out.extend_from_slice(b",\"nextCursor\":");
+            // A cursor is base64url: it needs no escaping, but encode it as
+            // any string to be sure.
+            out.extend_from_slice(&serde_json::to_vec(cursor).unwrap_or_default());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// The fields of a stored request that decide whether it belongs to a
+/// listing; the rest (a diff may be large) is skipped, not copied.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    status: Status,
+    change: ListedChange,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedChange {
+    policy_type: String,
+    #[serde(default)]
+    priority: Priority,
+}
+
+/// The item a stored request gives in the listing `query`, found at
+/// `sort_key` in its index, or `None` when it no longer belongs there at that
+/// position once brought up to date with the clock (`now`). The full view
+/// passes the stored bytes through.
+pub fn listed_item(
+    stored: &[u8],
+    sort_key: &str,
+    query: &ListQuery,
+    now: Timestamp,
+) -> Result<Option<Vec<u8>>, Error> {
+    let Ok(listed) = serde_json::from_slice::<Listed>(stored) else {
+        // Not a request this build can read: not part of any listing.
+        return Ok(None);
+    };
+    // A pending request past its deadline is expired, whatever the store
+    // says yet: it has left the pending listing, and joins the expired one
+    // once stored so (the expired listing sweeps first).
+    let due = listed.status == Status::Pending && now >= listed.expires_at;
+    let belongs = !due
+        && listed.status == query.status
+        && query
+            .policy_type
+            .as_ref()
+            .is_none_or(|policy_type| *policy_type == listed.change.policy_type)
+        && crate::keys::listing_sort_key_of(
+            listed.status,
+            listed.change.priority,
+            listed.created_at,
+            listed.updated_at,
+        ) == sort_key;
+    if !belongs {
+        return Ok(None);
+    }
+    match query.view {
+        View::Full => Ok(Some(stored.to_vec())),
+        View::Summary => summary(stored).map(Some),
+    }
+}
+
+/// A stored request without `change.diff`, `change.justification` and
+/// `history`.
+fn summary(stored: &[u8]) -> Result<Vec<u8>, Error> {
+    let internal = |error: serde_json::Error| Error::Internal(error.to_string());
+    let mut value: serde_json::Value = serde_json::from_slice(stored).map_err(internal)?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("history");
+        if let Some(change) = object.get_mut("change").and_then(|c| c.as_object_mut()) {
+            change.remove("justification");
+            change.remove("diff");
+        }
+    }
+    serde_json::to_vec(&value).map_err(internal)
+}
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Page {
     /// The requests, in listing order.
     pub items: Vec<ApprovalRequest>,
     /// Present when more items may follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub next_cursor: Option<String>,
 }
 

@@ -14,7 +14,8 @@ use crate::change::PolicyChange;
 use crate::error::Error;
 use crate::input::{ListQuery, parse_idempotency_key};
 use crate::keys;
-use crate::listing::{self, Page};
+use crate::keys::Layout;
+use crate::listing::{self, Page, RawPage, View};
 use crate::ratelimit::{self, Bucket, Decision};
 use crate::request::{Action, ApprovalRequest, Principal, Status};
 use crate::rules::{Rules, canonical_json};
@@ -58,7 +59,7 @@ impl<F: Fn() -> Uuid> IdSource for F {
 }
 
 /// The result of a create.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Created {
     /// The stored request (the first one, on an idempotent replay).
     pub request: ApprovalRequest,
@@ -69,11 +70,25 @@ pub struct Created {
 /// The result of an expiry sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct ExpireReport {
     /// How many requests this sweep expired.
     pub expired: u32,
     /// Their ids.
+    #[cfg_attr(feature = "tsify", tsify(type = "string[]"))]
     pub ids: Vec<Uuid>,
+    /// Entries of the due indexes that no longer matched a pending request
+    /// (the request is gone, or no longer pending, or due at another time),
+    /// removed by this sweep.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stale_removed: u32,
+    /// Stored requests this sweep could not decode, and stepped over.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub undecodable: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +100,8 @@ struct IdempotencyRecord {
 /// Validation and level of a change, without storing anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub struct Preview {
     /// Whether the change is valid.
     pub valid: bool,
@@ -141,6 +158,7 @@ pub struct Manager<C, K, I> {
     ids: I,
     rules: Rules,
     rules_digest: String,
+    layout: Layout,
 }
 
 impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
@@ -153,6 +171,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             ids,
             rules,
             rules_digest,
+            layout: Layout::default(),
         }
     }
 
@@ -167,7 +186,21 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             ids,
             rules,
             rules_digest: digest,
+            layout: Layout::default(),
         }
+    }
+
+    /// The same manager over a store of another layout (its number of
+    /// partitions); the default is [`keys::DEFAULT_PARTITIONS`].
+    #[must_use]
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The layout of the store.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The rules in force.
@@ -192,10 +225,25 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         &self.cache
     }
 
+    /// The time on the manager's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Validates, rate-limits, decides and stores a change filed by
     /// `principal`. With an idempotency key, a repeat of the same change
     /// returns the first request; another change under the same key is a
     /// `conflict`.
+    ///
+    /// The request lives in the partition of its id; the requester's bucket
+    /// and idempotency record live in the requester's partition. When the
+    /// two differ, the create is two commits, each inside one partition:
+    /// first the requester's (the token taken and the idempotency record
+    /// written, holding the request to be stored), then the request's (put
+    /// if absent). A create cut off between them has spent a token and
+    /// stored no request; a replay with its idempotency key finds the record
+    /// and completes the request from it, so there is never a second request
+    /// for one key.
     pub async fn create(
         &self,
         input: &Value,
@@ -209,44 +257,65 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         }
         let body = canonical_json(input);
         let id = self.ids.new_id();
+        let layout = self.layout;
+        let same_partition =
+            layout.partition_of_id(&id) == layout.partition_of_principal(&principal.id);
+        let record_key = idempotency_key.map(|key| layout.idempotency(&principal.id, key));
+        let bucket_key = self
+            .rules
+            .rate_limit
+            .as_ref()
+            .map(|limit| (limit, layout.rate_bucket(&principal.id)));
+        // The record is read only once a commit found it there: a create
+        // without a conflict reads nothing but the bucket.
+        let mut read_record = false;
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
-            let mut batch = Batch::default();
-            let idempotency = match idempotency_key {
-                Some(key) => {
-                    let record_key = keys::idempotency(&principal.id, key);
-                    if let Some(entry) = self.cache.get(&record_key).await? {
-                        let record: IdempotencyRecord = decode(&entry)?;
-                        if record.body == body {
-                            return Ok(Created {
-                                request: record.request,
-                                replayed: true,
-                            });
-                        }
-                        return Err(Error::Conflict(format!(
-                            "idempotency key `{key}` was already used with another change"
-                        )));
-                    }
-                    batch.checks.push(Check {
-                        key: record_key.clone(),
-                        version: None,
-                    });
-                    Some(record_key)
-                }
-                None => None,
+            let record_checked = read_record;
+            let mut reads: Vec<String> = Vec::new();
+            if let Some((_, key)) = &bucket_key {
+                reads.push(key.clone());
+            }
+            if read_record && let Some(key) = &record_key {
+                reads.push(key.clone());
+            }
+            let mut found = if reads.is_empty() {
+                Vec::new()
+            } else {
+                self.cache.get_many(&reads, None).await?
             };
-            if let Some(limit) = &self.rules.rate_limit {
-                let bucket_key = keys::rate_bucket(&principal.id);
-                let stored = self.cache.get(&bucket_key).await?;
-                let bucket = stored.as_ref().map(decode::<Bucket>).transpose()?;
+            found.resize(reads.len(), None);
+            let mut found = found.into_iter();
+            let bucket_entry = if bucket_key.is_some() {
+                found.next().flatten()
+            } else {
+                None
+            };
+            if read_record && let Some(entry) = found.next().flatten() {
+                let record: IdempotencyRecord = decode(&entry)?;
+                if record.body != body {
+                    return Err(Error::Conflict(format!(
+                        "idempotency key `{}` was already used with another change",
+                        idempotency_key.unwrap_or_default()
+                    )));
+                }
+                self.complete(&record.request).await?;
+                return Ok(Created {
+                    request: record.request,
+                    replayed: true,
+                });
+            }
+            let mut requester_batch = Batch::default();
+            if let Some((limit, key)) = &bucket_key {
+                let bucket = bucket_entry.as_ref().map(decode::<Bucket>).transpose()?;
                 match ratelimit::take(limit, bucket, now) {
                     Decision::Allowed(next) => {
-                        batch.checks.push(Check {
-                            key: bucket_key.clone(),
-                            version: stored.map(|entry| entry.version),
+                        requester_batch.checks.push(Check {
+                            key: key.clone(),
+                            version: bucket_entry.map(|entry| entry.version),
                         });
-                        batch.puts.push(Put {
-                            key: bucket_key,
+                        requester_batch.puts.push(Put {
+                            key: key.clone(),
                             value: encode(&next)?,
                             ttl_ms: Some(ratelimit::bucket_ttl_ms(limit)),
                         });
@@ -254,6 +323,12 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                     Decision::Limited {
                         retry_after_seconds,
                     } => {
+                        // A replay answers even when the bucket is empty:
+                        // look for the record before refusing.
+                        if record_key.is_some() && !record_checked {
+                            read_record = true;
+                            continue;
+                        }
                         return Err(Error::RateLimited {
                             retry_after_seconds,
                         });
@@ -268,36 +343,109 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 &self.rules_digest,
                 now,
             );
-            let request_key = keys::request(&request.id);
-            batch.checks.push(Check {
-                key: request_key.clone(),
-                version: None,
-            });
-            batch.puts.push(Put {
-                key: request_key,
-                value: encode(&request)?,
-                ttl_ms: None,
-            });
-            if let Some(record_key) = idempotency {
+            if let Some(record_key) = &record_key {
                 let record = IdempotencyRecord {
                     body: body.clone(),
                     request: request.clone(),
                 };
-                batch.puts.push(Put {
-                    key: record_key,
+                requester_batch.checks.push(Check {
+                    key: record_key.clone(),
+                    version: None,
+                });
+                requester_batch.puts.push(Put {
+                    key: record_key.clone(),
                     value: encode(&record)?,
                     ttl_ms: Some(IDEMPOTENCY_TTL_MS),
                 });
             }
-            batch.index_adds = to_changes(keys::index_entries(&request));
-            if self.cache.commit(batch).await? == CommitOutcome::Committed {
-                return Ok(Created {
+            let mut request_batch = self.request_batch(&request)?;
+            if same_partition {
+                requester_batch.checks.append(&mut request_batch.checks);
+                requester_batch.puts.append(&mut request_batch.puts);
+                requester_batch.index_adds = std::mem::take(&mut request_batch.index_adds);
+                if self.cache.commit(requester_batch).await? == CommitOutcome::Committed {
+                    return Ok(Created {
+                        request,
+                        replayed: false,
+                    });
+                }
+                read_record = record_key.is_some();
+                continue;
+            }
+            let has_requester_writes = !requester_batch.puts.is_empty();
+            if has_requester_writes
+                && self.cache.commit(requester_batch).await? == CommitOutcome::Conflict
+            {
+                read_record = record_key.is_some();
+                continue;
+            }
+            return match self.cache.commit(request_batch).await? {
+                CommitOutcome::Committed => Ok(Created {
                     request,
                     replayed: false,
-                });
-            }
+                }),
+                // The id is taken: by this very request when a replay of its
+                // idempotency key completed it first, or else by another.
+                CommitOutcome::Conflict => match self.stored(&request.id).await? {
+                    Some(stored)
+                        if stored.requested_by == request.requested_by
+                            && stored.created_at == request.created_at
+                            && stored.change == request.change =>
+                    {
+                        Ok(Created {
+                            request,
+                            replayed: false,
+                        })
+                    }
+                    _ => Err(Error::Conflict(format!(
+                        "the new request's id `{id}` is already in use; retry"
+                    ))),
+                },
+            };
         }
         Err(too_much_contention())
+    }
+
+    /// The commit that stores a new request, if its id is still free.
+    fn request_batch(&self, request: &ApprovalRequest) -> Result<Batch, Error> {
+        let key = self.layout.request(&request.id);
+        Ok(Batch {
+            checks: vec![Check {
+                key: key.clone(),
+                version: None,
+            }],
+            puts: vec![Put {
+                key,
+                value: encode(request)?,
+                ttl_ms: None,
+            }],
+            index_adds: to_changes(self.layout.index_entries(request)),
+            ..Batch::default()
+        })
+    }
+
+    /// Stores `request` as recorded by an idempotency record, unless it is
+    /// stored already (the create that wrote the record was cut off before
+    /// its second commit).
+    async fn complete(&self, request: &ApprovalRequest) -> Result<(), Error> {
+        if self.layout.partition_of_id(&request.id)
+            == self.layout.partition_of_principal(&request.requested_by)
+        {
+            // One commit wrote both: the record is there, so is the request.
+            return Ok(());
+        }
+        // A conflict means it is stored: either way it is there now.
+        self.cache.commit(self.request_batch(request)?).await?;
+        Ok(())
+    }
+
+    /// The request with `id` as stored, not brought up to date.
+    async fn stored(&self, id: &Uuid) -> Result<Option<ApprovalRequest>, Error> {
+        self.cache
+            .get(&self.layout.request(id))
+            .await?
+            .map(|entry| decode(&entry))
+            .transpose()
     }
 
     /// The request with `id`, brought up to date with the clock (a due request
@@ -369,7 +517,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     ) -> Result<ApprovalRequest, Error> {
         let not_found = || Error::NotFound(id.to_owned());
         let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
-        let key = keys::request(&uuid);
+        let key = self.layout.request(&uuid);
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
             let entry = self.cache.get(&key).await?.ok_or_else(not_found)?;
@@ -400,9 +548,9 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         next: &ApprovalRequest,
         version: u64,
     ) -> Result<bool, Error> {
-        let key = keys::request(&next.id);
-        let before = keys::index_entries(previous);
-        let after = keys::index_entries(next);
+        let key = self.layout.request(&next.id);
+        let before = self.layout.index_entries(previous);
+        let after = self.layout.index_entries(next);
         let batch = Batch {
             checks: vec![Check {
                 key: key.clone(),
@@ -432,8 +580,41 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         Ok(self.cache.commit(batch).await? == CommitOutcome::Committed)
     }
 
-    /// One page of requests per SPEC section 5: O(log N + limit) cache work.
+    /// One page of requests, full items whatever `query.view` says (the
+    /// typed form, for callers that work with requests; see
+    /// [`Manager::list_raw`] for the page as JSON).
     pub async fn list(&self, query: &ListQuery) -> Result<Page, Error> {
+        let full = ListQuery {
+            view: View::Full,
+            ..query.clone()
+        };
+        let raw = self.list_raw(&full).await?;
+        let items = raw
+            .items
+            .iter()
+            .map(|item| {
+                serde_json::from_slice(item).map_err(|error| Error::Internal(error.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: raw.next_cursor,
+        })
+    }
+
+    /// One page of requests as JSON items in `query.view`: the stored bytes
+    /// of each request are passed through unchanged for the full view.
+    ///
+    /// The partitions' indexes are merged: each of the P ranges starts
+    /// strictly after the cursor's position and reads as many entries as the
+    /// page may still need, so the first of their union in listing order are
+    /// the first of the whole listing. Then one batched read fetches those
+    /// candidates' values, within what the page may still hold. A page costs
+    /// P ranges and one batched read, whatever its `limit`; it costs more
+    /// rounds only when entries that left the listing (say, due requests the
+    /// sweeper has not reached) must be stepped over, at most
+    /// [`MAX_SKIPPED_PER_PAGE`] of them.
+    pub async fn list_raw(&self, query: &ListQuery) -> Result<RawPage, Error> {
         let policy_type = query.policy_type.as_deref();
         let mut after = match &query.cursor {
             Some(cursor) => Some(listing::decode(cursor, query.status, policy_type)?),
@@ -443,125 +624,257 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             // Let requests that are due appear in the expired listing at once.
             self.expire_due(query.limit).await?;
         }
-        let index = match policy_type {
-            Some(policy_type) => keys::status_type_index(query.status, policy_type),
-            None => keys::status_index(query.status),
-        };
+        let indexes: Vec<String> = self
+            .layout
+            .all()
+            .map(|partition| match policy_type {
+                Some(policy_type) => {
+                    self.layout
+                        .status_type_index(partition, query.status, policy_type)
+                }
+                None => self.layout.status_index(partition, query.status),
+            })
+            .collect();
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        let mut items: Vec<ApprovalRequest> = Vec::new();
-        let mut last_returned: Option<IndexEntry> = None;
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut page_bytes: usize = 0;
         let mut more = false;
         let mut skipped = 0;
-        'pages: loop {
+        'rounds: loop {
             let want = limit - items.len() + 1;
-            let entries = self
-                .cache
-                .range(
-                    &index,
-                    after.as_ref(),
-                    u32::try_from(want).unwrap_or(u32::MAX),
-                )
-                .await?;
-            let exhausted = entries.len() < want;
-            for entry in entries {
-                if items.len() == limit {
-                    more = true;
-                    break 'pages;
+            let want_u32 = u32::try_from(want).unwrap_or(u32::MAX);
+            let mut candidates: Vec<IndexEntry> = Vec::new();
+            let mut exhausted = true;
+            for index in &indexes {
+                let entries = self.cache.range(index, after.as_ref(), want_u32).await?;
+                exhausted &= entries.len() < want;
+                candidates.extend(entries);
+            }
+            candidates.sort();
+            // Every entry left is among the candidates only when no
+            // partition had more to give and none were cut off here.
+            exhausted &= candidates.len() <= want;
+            candidates.truncate(want);
+            if candidates.is_empty() {
+                break;
+            }
+            let keys: Vec<String> = candidates
+                .iter()
+                .map(|entry| {
+                    Uuid::parse_str(&entry.member)
+                        .map(|id| self.layout.request(&id))
+                        .unwrap_or_default()
+                })
+                .collect();
+            // The candidates' values, read in one batch within what the page
+            // may still hold (a summary reads stored requests in batches of
+            // a bounded size until the page is full).
+            let mut offset = 0;
+            while offset < candidates.len() {
+                let read_budget = match query.view {
+                    View::Full => listing::PAGE_BUDGET_BYTES.saturating_sub(page_bytes),
+                    View::Summary => listing::SUMMARY_READ_BUDGET_BYTES,
+                };
+                let budget = u64::try_from(read_budget.max(1)).unwrap_or(u64::MAX);
+                let values = self
+                    .cache
+                    .get_many(keys.get(offset..).unwrap_or_default(), Some(budget))
+                    .await?;
+                if values.is_empty() {
+                    return Err(Error::Internal(
+                        "the cache answered no value for a batched read".to_owned(),
+                    ));
                 }
-                if let Some(request) = self.load_listed(&entry, query).await? {
-                    items.push(request);
-                    last_returned = Some(entry.clone());
-                } else {
-                    skipped += 1;
+                let read = values.len();
+                let batch = candidates.get(offset..).unwrap_or_default();
+                for (entry, value) in batch.iter().zip(values) {
+                    if items.len() == limit {
+                        more = true;
+                        break 'rounds;
+                    }
+                    let item = match value {
+                        Some(value) => listing::listed_item(
+                            &value.value,
+                            &entry.sort_key,
+                            query,
+                            self.clock.now(),
+                        )?,
+                        None => None,
+                    };
+                    match item {
+                        Some(item) => {
+                            if !items.is_empty()
+                                && page_bytes + item.len() > listing::PAGE_BUDGET_BYTES
+                            {
+                                more = true;
+                                break 'rounds;
+                            }
+                            page_bytes += item.len();
+                            items.push(item);
+                        }
+                        None => skipped += 1,
+                    }
+                    after = Some(entry.clone());
+                    if skipped == MAX_SKIPPED_PER_PAGE {
+                        // Many entries that left the list: stop here so that
+                        // a page stays bounded work, and go on from the last
+                        // entry looked at. Skipped entries were not in the
+                        // list, so resuming after them keeps the traversal's
+                        // guarantees.
+                        more = true;
+                        break 'rounds;
+                    }
                 }
-                after = Some(entry);
-                if skipped == MAX_SKIPPED_PER_PAGE {
-                    // Many entries that left the list (say, due requests the
-                    // sweeper has not reached): stop here so that a page stays
-                    // O(limit) work, and go on from the last entry looked at.
-                    // Skipped entries were not in the list, so resuming after
-                    // them keeps the traversal's guarantees.
+                offset += read;
+                if offset < candidates.len() && query.view == View::Full && !items.is_empty() {
+                    // The read stopped at the page's budget: the next item
+                    // would not fit.
                     more = true;
-                    last_returned = after.clone();
-                    break 'pages;
+                    break 'rounds;
                 }
             }
             if exhausted {
                 break;
             }
         }
-        let next_cursor = match (more, last_returned) {
+        let next_cursor = match (more, after) {
             (true, Some(last)) => Some(listing::encode(query.status, policy_type, &last)),
             _ => None,
         };
-        Ok(Page { items, next_cursor })
-    }
-
-    /// The request behind an index entry, if it still belongs to the listing
-    /// at that position once brought up to date with the clock.
-    async fn load_listed(
-        &self,
-        entry: &IndexEntry,
-        query: &ListQuery,
-    ) -> Result<Option<ApprovalRequest>, Error> {
-        let request = match self.get(&entry.member).await {
-            Ok(Some(request)) => request,
-            Ok(None) => return Ok(None),
-            // Another writer kept winning; the request is changing, skip it.
-            Err(Error::Conflict(_)) => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        let belongs = request.status == query.status
-            && query
-                .policy_type
-                .as_ref()
-                .is_none_or(|policy_type| *policy_type == request.change.policy_type)
-            && keys::listing_sort_key(&request) == entry.sort_key;
-        Ok(belongs.then_some(request))
+        Ok(RawPage { items, next_cursor })
     }
 
     /// Expires up to `limit` pending requests whose `expiresAt` has passed,
-    /// oldest deadline first. Safe to run from several hosts at once: each
-    /// expiry is a compare-and-swap, and a request expired by another host is
-    /// simply not counted.
+    /// oldest deadline first in each partition. Safe to run from several
+    /// hosts at once: each expiry is a compare-and-swap, and a request expired
+    /// by another host is simply not counted. Due-index entries that match no
+    /// pending request are removed; a stored request that does not decode is
+    /// counted and stepped over, so one bad record never stops the sweep.
     pub async fn expire_due(&self, limit: u32) -> Result<ExpireReport, Error> {
         let now = self.clock.now();
         let horizon = keys::fixed(u64::try_from(now.as_millis()).unwrap_or(0));
-        let due = self.cache.range(keys::DUE_INDEX, None, limit).await?;
-        let mut ids = Vec::new();
-        for entry in due.iter().filter(|entry| entry.sort_key <= horizon) {
+        let mut report = ExpireReport {
+            expired: 0,
+            ids: Vec::new(),
+            stale_removed: 0,
+            undecodable: 0,
+        };
+        // The oldest deadlines of the whole store: the first `limit` of the
+        // partitions' due indexes merged.
+        let mut due: Vec<(IndexEntry, String)> = Vec::new();
+        for partition in self.layout.all() {
+            let due_index = self.layout.due_index(partition);
+            let entries = self.cache.range(&due_index, None, limit).await?;
+            due.extend(
+                entries
+                    .into_iter()
+                    .filter(|entry| entry.sort_key <= horizon)
+                    .map(|entry| (entry, due_index.clone())),
+            );
+        }
+        due.sort();
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        if due.is_empty() {
+            return Ok(report);
+        }
+        let keys: Vec<String> = due
+            .iter()
+            .map(|(entry, _)| {
+                Uuid::parse_str(&entry.member)
+                    .map(|id| self.layout.request(&id))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let values = self.cache.get_many(&keys, None).await?;
+        for ((entry, due_index), value) in due.into_iter().zip(values) {
             let Ok(id) = Uuid::parse_str(&entry.member) else {
+                self.remove_stale(due_index, entry, &mut report).await?;
                 continue;
             };
-            let key = keys::request(&id);
-            for _ in 0..MAX_ATTEMPTS {
-                let Some(stored_entry) = self.cache.get(&key).await? else {
-                    break;
-                };
-                let stored: ApprovalRequest = decode(&stored_entry)?;
-                let mut next = stored.clone();
-                if !next.expire_if_due(self.clock.now()) {
-                    break;
-                }
-                if self.store(&stored, &next, stored_entry.version).await? {
-                    ids.push(id);
-                    break;
-                }
+            let Some(value) = value else {
+                self.remove_stale(due_index, entry, &mut report).await?;
+                continue;
+            };
+            let Ok(stored) = decode::<ApprovalRequest>(&value) else {
+                report.undecodable += 1;
+                continue;
+            };
+            let deadline = keys::fixed(u64::try_from(stored.expires_at.as_millis()).unwrap_or(0));
+            if stored.status != Status::Pending || deadline != entry.sort_key {
+                self.remove_stale(due_index, entry, &mut report).await?;
+                continue;
+            }
+            if self.expire_one(&id, stored, value.version).await? {
+                report.ids.push(id);
             }
         }
-        Ok(ExpireReport {
-            expired: u32::try_from(ids.len()).unwrap_or(u32::MAX),
-            ids,
-        })
+        report.expired = u32::try_from(report.ids.len()).unwrap_or(u32::MAX);
+        Ok(report)
     }
 
-    /// The creation time of the oldest pending request, for alerting.
+    /// Expires the request `id` read as `stored` at `version`, retrying
+    /// against fresh state; whether this call expired it.
+    async fn expire_one(
+        &self,
+        id: &Uuid,
+        mut stored: ApprovalRequest,
+        mut version: u64,
+    ) -> Result<bool, Error> {
+        let key = self.layout.request(id);
+        for _ in 0..MAX_ATTEMPTS {
+            let mut next = stored.clone();
+            if !next.expire_if_due(self.clock.now()) {
+                return Ok(false);
+            }
+            if self.store(&stored, &next, version).await? {
+                return Ok(true);
+            }
+            let Some(entry) = self.cache.get(&key).await? else {
+                return Ok(false);
+            };
+            let Ok(fresh) = decode::<ApprovalRequest>(&entry) else {
+                return Ok(false);
+            };
+            stored = fresh;
+            version = entry.version;
+        }
+        Ok(false)
+    }
+
+    /// Removes an entry of a due index that matches no pending request.
+    async fn remove_stale(
+        &self,
+        index: String,
+        entry: IndexEntry,
+        report: &mut ExpireReport,
+    ) -> Result<(), Error> {
+        let batch = Batch {
+            index_removes: vec![IndexChange { index, entry }],
+            ..Batch::default()
+        };
+        if self.cache.commit(batch).await? == CommitOutcome::Committed {
+            report.stale_removed += 1;
+        }
+        Ok(())
+    }
+
+    /// The creation time of the oldest pending request, for alerting: the
+    /// oldest of every partition's oldest.
     pub async fn oldest_pending(&self) -> Result<Option<Timestamp>, Error> {
-        let oldest = self.cache.range(keys::AGE_INDEX, None, 1).await?;
-        Ok(oldest
-            .first()
-            .and_then(|entry| entry.sort_key.parse::<i64>().ok())
-            .map(Timestamp::from_millis))
+        let mut oldest: Option<i64> = None;
+        for partition in self.layout.all() {
+            let first = self
+                .cache
+                .range(&self.layout.age_index(partition), None, 1)
+                .await?;
+            if let Some(millis) = first
+                .first()
+                .and_then(|entry| entry.sort_key.parse::<i64>().ok())
+            {
+                oldest = Some(oldest.map_or(millis, |held| held.min(millis)));
+            }
+        }
+        Ok(oldest.map(Timestamp::from_millis))
     }
 }
 

@@ -22,11 +22,13 @@ pub const MAX_HISTORY: usize = 1000;
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Principal {
     /// Stable identifier.
     pub id: String,
     /// Roles held.
     #[serde(default)]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
     pub roles: Vec<String>,
 }
 
@@ -43,6 +45,7 @@ impl Principal {
 /// Where a request is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum Status {
     /// Waiting for approvals at `stage`.
     Pending,
@@ -56,6 +59,12 @@ pub enum Status {
     Cancelled,
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Status {
     /// Every status.
     pub const ALL: [Self; 5] = [
@@ -66,15 +75,9 @@ impl Status {
         Self::Cancelled,
     ];
 
-    /// The wire name.
+    /// The wire name, as serde writes it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-            Self::Cancelled => "cancelled",
-        }
+        crate::validation::wire_name(&self)
     }
 
     /// Whether the status never changes again.
@@ -86,6 +89,7 @@ impl Status {
 /// What happened, as recorded in the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ActionKind {
     /// The request was filed.
     Create,
@@ -104,6 +108,7 @@ pub enum ActionKind {
 /// One counted approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Approval {
     /// Who approved.
     pub by: String,
@@ -113,12 +118,14 @@ pub struct Approval {
     pub at: Timestamp,
     /// An optional note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub comment: Option<String>,
 }
 
 /// The rejection of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Rejection {
     /// Who rejected.
     pub by: String,
@@ -133,6 +140,7 @@ pub struct Rejection {
 /// One entry of a request's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct HistoryEntry {
     /// When.
     pub at: Timestamp,
@@ -142,17 +150,21 @@ pub struct HistoryEntry {
     pub action: ActionKind,
     /// The stage current at the time, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub stage: Option<String>,
     /// The comment, approval note or rejection reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub comment: Option<String>,
 }
 
 /// A stored change request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct ApprovalRequest {
     /// A UUID.
+    #[cfg_attr(feature = "tsify", tsify(type = "string"))]
     pub id: Uuid,
     /// The validated change.
     pub change: PolicyChange,
@@ -169,11 +181,13 @@ pub struct ApprovalRequest {
     pub status: Status,
     /// The current stage; absent when terminal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub stage: Option<String>,
     /// Counted approvals, in order.
     pub approvals: Vec<Approval>,
     /// The rejection, when rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub rejection: Option<Rejection>,
     /// When it was filed.
     pub created_at: Timestamp,
@@ -296,7 +310,7 @@ impl ApprovalRequest {
         if self.status.is_terminal() {
             return Err(Error::NotPending {
                 id: self.id.to_string(),
-                status: self.status.as_str().to_owned(),
+                status: self.status,
             });
         }
         Ok(())

@@ -43,6 +43,7 @@ pub mod limits {
 /// A validated rules document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Rules {
     /// Levels, from least to most strict.
     pub levels: Vec<Level>,
@@ -50,18 +51,22 @@ pub struct Rules {
     pub default_level: String,
     /// Rules, in document order.
     #[serde(default)]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "Rule[] | null"))]
     pub rules: Vec<Rule>,
     /// The allowed policy types, when restricted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
     pub policy_types: Option<Vec<String>>,
     /// The per-requester token bucket, when limited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "RateLimit | null"))]
     pub rate_limit: Option<RateLimit>,
 }
 
 /// An approval level: how long a request may wait, and who must approve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Level {
     /// Unique name.
     pub name: String,
@@ -74,6 +79,7 @@ pub struct Level {
 /// One stage of a level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Stage {
     /// Unique within its level.
     pub name: String,
@@ -81,6 +87,7 @@ pub struct Stage {
     pub required_approvals: u32,
     /// Roles that may approve; empty means any principal.
     #[serde(default)]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
     pub eligible_roles: Vec<String>,
 }
 
@@ -95,6 +102,7 @@ impl Stage {
 /// A rule: when a change matches, it needs at least `level`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Rule {
     /// Unique name.
     pub name: String,
@@ -107,27 +115,38 @@ pub struct Rule {
 /// A conjunction of optional conditions; the empty condition matches everything.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Condition {
     /// The change's type is one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
     pub policy_types: Option<Vec<String>>,
     /// The change's kind is one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "ChangeKind[] | null"))]
     pub change_kinds: Option<Vec<ChangeKind>>,
     /// The change has an environment, and it is one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
     pub environments: Option<Vec<String>>,
     /// The policy id starts with this text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string | null"))]
     pub policy_id_prefix: Option<String>,
     /// The change has a risk score, and it is at least this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "number | null"))]
     pub risk_score_at_least: Option<u8>,
     /// The change's priority is one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "Priority[] | null"))]
     pub priorities: Option<Vec<Priority>>,
     /// Each key is present in the change's metadata with an equal value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "tsify",
+        tsify(optional, type = "Record<string, MetadataValue> | null")
+    )]
     pub metadata: Option<BTreeMap<String, MetadataValue>>,
 }
 
@@ -182,6 +201,7 @@ fn metadata_equal(a: &MetadataValue, b: &MetadataValue) -> bool {
 /// The per-requester token bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RateLimit {
     /// Tokens refilled every `per_seconds`.
     pub requests: u32,
@@ -189,6 +209,7 @@ pub struct RateLimit {
     pub per_seconds: u32,
     /// Bucket size; defaults to `requests`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "number | null"))]
     pub burst: Option<u32>,
 }
 
@@ -202,6 +223,7 @@ impl RateLimit {
 /// A rule that matched a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct MatchedRule {
     /// The rule's name.
     pub rule: String,
@@ -212,6 +234,8 @@ pub struct MatchedRule {
 /// Why a change needs its level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub struct LevelExplanation {
     /// Every matching rule, in document order.
     pub matched_rules: Vec<MatchedRule>,

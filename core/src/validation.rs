@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 /// One problem found in an input document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Violation {
     /// Dotted path to the field, indexes in brackets; empty for the whole document.
     pub path: String,
@@ -34,6 +35,7 @@ impl Violation {
 /// Stable problem codes of validation items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ViolationCode {
     /// A required field is missing or `null`.
     Required,
@@ -75,6 +77,12 @@ pub fn join(parent: &str, field: &str) -> String {
 /// Appends an index in brackets to a path.
 pub fn index(parent: &str, position: usize) -> String {
     format!("{parent}[{position}]")
+}
+
+/// The wire name of a unit enum variant, as its `Serialize` implementation
+/// writes it: the one source of every code's and enum's string form.
+pub fn wire_name<T: serde::Serialize>(value: &T) -> &'static str {
+    serde_variant::to_variant_name(value).unwrap_or_default()
 }
 
 /// Bidirectional formatting characters that can make text read differently
@@ -353,6 +361,32 @@ pub fn expect_array<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_names_are_what_serde_writes() {
+        use crate::{ChangeKind, ErrorCode, Priority, Status};
+        fn json<T: serde::Serialize>(value: T) -> String {
+            serde_json::to_value(value)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }
+        for status in Status::ALL {
+            assert_eq!(status.as_str(), json(status));
+        }
+        for priority in Priority::ALL {
+            assert_eq!(priority.as_str(), json(priority));
+        }
+        for kind in ChangeKind::ALL {
+            assert_eq!(kind.as_str(), json(kind));
+        }
+        assert_eq!(Status::Cancelled.as_str(), "cancelled");
+        assert_eq!(
+            ErrorCode::PreconditionFailed.as_str(),
+            "precondition_failed"
+        );
+        assert_eq!(ErrorCode::NotPending.as_str(), json(ErrorCode::NotPending));
+    }
     use serde_json::json;
 
     const TITLE: TextRule = TextRule {

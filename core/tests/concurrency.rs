@@ -1,4 +1,4 @@
-//! Concurrent writers (SPEC section 4): every write is a compare-and-swap on
+//! Concurrent writers (docs/CONTRACT.md section 4): every write is a compare-and-swap on
 //! the version, retried against the fresh state, so no approval is lost or
 //! counted twice.
 
@@ -151,6 +151,14 @@ struct InterferingCache {
 impl Cache for InterferingCache {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         self.inner.get(key).await
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        self.inner.get_many(keys, max_bytes).await
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {

@@ -1,8 +1,8 @@
 //! A proptest state machine over the lifecycle: random multi-stage rules,
 //! random principals and random sequences of actions, run through the
 //! [`Manager`] and checked after every step against a small reference model
-//! and against every invariant of SPEC section 4, with the error codes in the
-//! order of SPEC section 9.
+//! and against every invariant of docs/CONTRACT.md section 4, with the error codes in the
+//! order of docs/CONTRACT.md section 9.
 
 #![allow(
     clippy::unwrap_used,
@@ -101,7 +101,7 @@ fn rules_of(stages: &[StageSpec]) -> Rules {
     .unwrap()
 }
 
-/// What the SPEC says the request should be: the reference model.
+/// What the contract says the request should be: the reference model.
 #[derive(Debug, Clone, PartialEq)]
 struct Model {
     status: Status,
@@ -125,7 +125,7 @@ impl Model {
         }
     }
 
-    /// The SPEC section 9 order for approve/reject/cancel after expiry.
+    /// The docs/CONTRACT.md section 9 order for approve/reject/cancel after expiry.
     fn check(&self, op: &Op, principals: &[Principal], stages: &[StageSpec]) -> Option<ErrorCode> {
         if self.status == Status::Expired {
             return Some(ErrorCode::Expired);
@@ -188,12 +188,12 @@ impl Model {
 
 fn stored(cache: &MemoryCache, id: Uuid) -> ApprovalRequest {
     let entry = cache
-        .get_now(&keys::request(&id))
+        .get_now(&keys::Layout::default().request(&id))
         .expect("the request is stored");
     serde_json::from_slice(&entry.value).unwrap()
 }
 
-/// Every SPEC section 4 invariant that a single stored state must satisfy.
+/// Every docs/CONTRACT.md section 4 invariant that a single stored state must satisfy.
 fn check_invariants(
     request: &ApprovalRequest,
     principals: &[Principal],

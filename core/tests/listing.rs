@@ -1,4 +1,4 @@
-//! Listing (SPEC section 5): traversals that run while requests are created
+//! Listing (docs/CONTRACT.md section 5): traversals that run while requests are created
 //! and cancelled, cursors bound to their filter, malformed cursors, and the
 //! cache work of one page at 100k pending requests.
 
@@ -314,6 +314,15 @@ impl Cache for CountingCache {
         self.inner.get(key).await
     }
 
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_many(keys, max_bytes).await
+    }
+
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.commit(batch).await
@@ -351,12 +360,13 @@ fn seed_pending(cache: &MemoryCache, count: u128) {
             Timestamp::from_millis(START_MS + (n as i64) / 3),
         );
         batch.puts.push(Put {
-            key: keys::request(&request.id),
+            key: keys::Layout::default().request(&request.id),
             value: serde_json::to_vec(&request).unwrap(),
             ttl_ms: None,
         });
         batch.index_adds.extend(
-            keys::index_entries(&request)
+            keys::Layout::default()
+                .index_entries(&request)
                 .into_iter()
                 .map(|(index, entry)| IndexChange { index, entry }),
         );
@@ -370,7 +380,7 @@ fn seed_pending(cache: &MemoryCache, count: u128) {
     assert_eq!(cache.commit_now(batch), CommitOutcome::Committed);
 }
 
-fn page_cost(pending: u128) -> Vec<(usize, usize, usize)> {
+fn page_cost(pending: u128, limit: u32) -> Vec<(usize, usize, usize)> {
     let counting = CountingCache::default();
     seed_pending(&counting.inner, pending);
     let manager = Manager::new(
@@ -383,13 +393,13 @@ fn page_cost(pending: u128) -> Vec<(usize, usize, usize)> {
     let mut cursor: Option<String> = None;
     for _ in 0..3 {
         let mut query = ListQuery {
-            limit: 50,
+            limit,
             ..ListQuery::default()
         };
         query.cursor = cursor.take();
         counting.reset();
         let page = block_on(manager.list(&query)).unwrap();
-        assert_eq!(page.items.len(), 50);
+        assert_eq!(page.items.len(), limit as usize);
         costs.push(counting.counts());
         cursor = page.next_cursor;
     }
@@ -397,18 +407,21 @@ fn page_cost(pending: u128) -> Vec<(usize, usize, usize)> {
 }
 
 #[test]
-fn a_page_of_50_at_100k_pending_costs_50_gets_and_one_range() {
-    let small = page_cost(1_000);
-    let large = page_cost(100_000);
-    for (gets, ranges, commits) in large.iter().chain(&small) {
-        assert_eq!(*gets, 50, "one get per item returned");
-        assert_eq!(*ranges, 1, "one range of limit + 1 entries");
+fn a_page_costs_one_range_per_partition_and_one_batched_read_whatever_its_limit() {
+    let partitions = usize::from(keys::DEFAULT_PARTITIONS);
+    let small = page_cost(1_000, 50);
+    let large = page_cost(100_000, 50);
+    let wide = page_cost(100_000, 500);
+    for (gets, ranges, commits) in large.iter().chain(&small).chain(&wide) {
+        assert_eq!(*gets, 1, "one batched read of the page's values");
+        assert_eq!(*ranges, partitions, "one range per partition");
         assert_eq!(*commits, 0, "listing wrote");
     }
     assert_eq!(
         small, large,
         "the cost does not grow with the number of requests"
     );
+    assert_eq!(large, wide, "nor with the page's limit");
 }
 
 #[test]
@@ -461,9 +474,15 @@ fn a_page_over_many_due_requests_is_bounded_work_and_the_traversal_goes_on() {
         counting.reset();
         let page = block_on(manager.list(&query)).unwrap();
         let (gets, ranges, commits) = counting.counts();
-        assert!(gets <= 50 + 256, "{gets} gets");
-        assert!(commits <= 256, "{commits} commits");
-        assert!(ranges <= 256 / 51 + 2, "{ranges} ranges");
+        // Each round reads a range per partition and one batch of values;
+        // a page steps over at most 256 entries, 51 candidates a round.
+        let rounds = 256 / 51 + 2;
+        assert!(gets <= rounds, "{gets} batched reads");
+        assert_eq!(commits, 0, "{commits} commits");
+        assert!(
+            ranges <= rounds * usize::from(keys::DEFAULT_PARTITIONS),
+            "{ranges} ranges"
+        );
         for item in page.items {
             assert!(seen.insert(item.id.to_string()), "returned twice");
         }

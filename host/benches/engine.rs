@@ -19,7 +19,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use signoff_core::{Manager, MemoryCache, Principal, Rules, Timestamp};
-use signoff_host::engine::{Engine, EngineOptions};
+use signoff_host::engine::{Engine, EngineOptions, StorageOptions};
 
 fn rules() -> Rules {
     Rules::parse(&json!({
@@ -88,6 +88,7 @@ fn bench(c: &mut Criterion) {
             redis_url: None,
             key_prefix: "bench".into(),
             rules: rules(),
+            storage: StorageOptions::default(),
         })
         .await
         .unwrap()

@@ -1,4 +1,4 @@
-//! The HTTP API of SPEC section 7, through HTTP, against an in-process
+//! The HTTP API of docs/CONTRACT.md section 7, through HTTP, against an in-process
 //! server on the in-memory cache. The scenarios live in
 //! `http_common/suite.rs`; `http_redis` runs them over Redis.
 

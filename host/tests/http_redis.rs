@@ -175,3 +175,23 @@ async fn redis_stopped_mid_test_is_503_and_the_server_recovers_alone() {
     assert_eq!(approved.expect(200)["status"], "approved");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_metrics_report_what_redis_promises() {
+    let redis = RedisServer::start();
+    let server = Backend::Redis(redis.url()).start().await;
+    let ready = server.get("/readyz", None).await;
+    let body = ready.expect(200);
+    assert_eq!(body["store"]["maxmemoryPolicy"], "noeviction");
+    assert!(body["store"]["appendonly"].is_string());
+    assert!(body["store"]["appendfsync"].is_string());
+    assert_eq!(body["partitions"], 16);
+    assert_eq!(server.metric("signoff_store_partitions").await, Some(16.0));
+    let text = server.get("/metrics", None).await.text;
+    assert!(
+        text.lines().any(|line| line.starts_with("signoff_store{")
+            && line.contains("maxmemory_policy=\"noeviction\"")),
+        "{text}"
+    );
+    server.stop().await;
+}

@@ -12,7 +12,7 @@ use signoff_conformance::{
     Clock, IdList, Implementation, Native, NativeStore, Outcome, outcome, run_vectors, to_json,
 };
 use signoff_core::{Principal, Rules};
-use signoff_host::engine::{Engine, EngineOptions, EngineSettings};
+use signoff_host::engine::{Engine, EngineOptions, EngineSettings, StorageOptions};
 
 /// The corpus must never shrink below this many cases.
 const MIN_CASES: usize = 80;
@@ -81,6 +81,7 @@ async fn engine(rules: Rules, settings: EngineSettings) -> Result<Engine, String
         redis_url: None,
         key_prefix: "signoff".into(),
         rules,
+        storage: StorageOptions::default(),
     };
     Engine::start_with(options, settings)
         .await
@@ -117,6 +118,16 @@ impl Implementation for Wasmtime {
             Err(items) => to_json(&items)?,
         };
         same_value(native, wasm)
+    }
+
+    async fn validate_principal(&self, principal: &Value) -> Result<Value, String> {
+        let native = Native.validate_principal(principal).await?;
+        let engine = engine(permissive_rules()?, EngineSettings::default()).await?;
+        let items = engine
+            .validate_principal(principal)
+            .await
+            .map_err(|e| e.to_string())?;
+        same_value(native, to_json(&items)?)
     }
 
     async fn preview(&self, change: &Value, rules: &Rules) -> Result<Value, String> {
@@ -229,6 +240,40 @@ impl Implementation for Wasmtime {
         )
     }
 
+    async fn allowed_actions(
+        &self,
+        store: &mut Scenario,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .allowed_actions(&mut store.native, id, principal)
+            .await?;
+        same_outcome(
+            native,
+            outcome(store.engine.allowed_actions(id, principal).await),
+        )
+    }
+
+    async fn replace_rules(
+        &self,
+        store: &mut Scenario,
+        rules: &Value,
+        principal: &Principal,
+        if_match: Option<&str>,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .replace_rules(&mut store.native, rules, principal, if_match)
+            .await?;
+        let if_match = if_match.map(|value| vec![value.to_owned()]);
+        let wasm = store
+            .engine
+            .replace_rules(rules, principal, if_match.as_deref())
+            .await
+            .map(|digest| json!({ "digest": digest }));
+        same_outcome(native, outcome(wasm))
+    }
+
     async fn expire_due(
         &self,
         store: &mut Scenario,
@@ -246,7 +291,7 @@ impl Implementation for Wasmtime {
         Native.set_rules(&mut store.native, rules).await?;
         store
             .engine
-            .replace_rules(rules, None)
+            .replace_rules(rules, &Principal::new("conformance", &["admin"]), None)
             .await
             .map(|_| ())
             .map_err(|error| format!("setRules failed: {error:?}"))

@@ -1,4 +1,4 @@
-// A signoff cache over a JavaScript `Map`: the cache contract of SPEC section 6
+// A signoff cache over a JavaScript `Map`: the cache contract of docs/CONTRACT.md section 6
 // (`get`, `commit`, `range`) in a few lines, answering synchronously.
 //
 // Run it with `node wasm/examples/map-cache.mjs` once the package is built

@@ -1,4 +1,4 @@
-// The JavaScript API of SPEC section 8 over the three kinds of cache: the
+// The JavaScript API of docs/CONTRACT.md section 8 over the three kinds of cache: the
 // built-in MemoryCache, a cache answering plain values, and one answering
 // Promises; plus concurrent approvals over a cache that interleaves commits.
 import { describe, test } from "node:test";
@@ -23,6 +23,7 @@ import {
   manualClock,
   promiseCache,
   rejects,
+  thenableCache,
   rules,
   sequentialIds,
   throws,
@@ -35,6 +36,8 @@ const caches = {
   "MemoryCache": (clock) => new MemoryCache({ clock }),
   "a cache answering plain values": (clock) => new MapCache({ clock }),
   "a cache answering Promises": (clock) => promiseCache(new MapCache({ clock })),
+  "a cache answering thenable objects": (clock) => thenableCache("object", new MapCache({ clock })),
+  "a cache answering thenable functions": (clock) => thenableCache("function", new MapCache({ clock })),
 };
 
 for (const [kind, makeCache] of Object.entries(caches)) {

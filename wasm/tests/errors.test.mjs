@@ -115,7 +115,7 @@ describe("every error code", () => {
     await rejects(manager.create({ ...change, title: "Something else" }, alice, { idempotencyKey: "once" }), "conflict");
   });
 
-  test("the order of SPEC section 9: invalid_request before not_found", async () => {
+  test("the order of docs/CONTRACT.md section 9: invalid_request before not_found", async () => {
     const { manager } = setup();
     await rejects(manager.reject("nope", bob, { reason: "" }), "invalid_request");
   });
@@ -131,6 +131,9 @@ describe("unavailable when the cache fails", () => {
     "get answers a negative version": { get: () => ({ value: new Uint8Array(), version: -1 }) },
     "commit throws": { commit() { throw new TypeError("read-only"); } },
     "commit rejects": { commit: () => Promise.reject(new Error("timeout")) },
+    "commit answers a thenable function that rejects": {
+      commit: () => Object.assign(() => true, { then: (_resolve, reject) => reject(new Error("storage reset")) }),
+    },
     "commit answers neither true nor false": { commit: () => "maybe" },
     "range throws": { range() { throw new Error("no index"); } },
     "range answers too many entries": { range: () => Array.from({ length: 600 }, (_, i) => ({ sortKey: "k", member: `m${i}` })) },
@@ -244,14 +247,16 @@ describe("malformed inputs are invalid_request", () => {
     const cases = [
       ["alice", [{ path: "principal", code: "invalid_type" }]],
       [null, [{ path: "principal", code: "invalid_type" }]],
-      [{ id: "bob" }, [{ path: "principal.roles", code: "required" }]],
+      [{ id: "system" }, [{ path: "principal.id", code: "not_allowed" }]],
+      [{ id: "bob", roles: ["x", "x"] }, [{ path: "principal.roles[1]", code: "duplicate" }]],
+      [{ id: "b\u202eb", roles: [] }, [{ path: "principal.id", code: "forbidden_character" }]],
       [{ roles: [] }, [{ path: "principal.id", code: "required" }]],
       [{ id: "", roles: [] }, [{ path: "principal.id", code: "too_short" }]],
       [{ id: "bob", roles: "engineer" }, [{ path: "principal.roles", code: "invalid_type" }]],
       [{ id: "bob", roles: ["engineer", 3] }, [{ path: "principal.roles[1]", code: "invalid_type" }]],
       [{ id: "bob", roles: [], admin: true }, [{ path: "principal.admin", code: "unknown_field" }]],
       [{ id: "b\u0000b", roles: [] }, [{ path: "principal.id", code: "forbidden_character" }]],
-      [{ id: "bob", roles: Array(300).fill("r") }, [{ path: "principal.roles", code: "too_many" }]],
+      [{ id: "bob", roles: Array.from({ length: 300 }, (_, i) => `r${i}`) }, [{ path: "principal.roles", code: "too_many" }]],
     ];
     for (const [principal, expected] of cases) {
       const error = await rejects(manager.approve(created.id, principal), "invalid_request");

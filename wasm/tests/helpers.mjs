@@ -67,6 +67,38 @@ export function promiseCache(inner = new MapCache()) {
 }
 
 /**
+ * The same cache answering thenables that are not Promises: plain objects
+ * with a `then` method, or functions with one (as a Durable Object stub's
+ * RPC calls answer), settling on a later turn of the event loop.
+ */
+export function thenableCache(shape, inner = new MapCache()) {
+  const thenable = (compute) => {
+    const then = (resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(compute());
+        } catch (error) {
+          reject(error);
+        }
+      });
+    };
+    if (shape === "function") {
+      const callable = () => {
+        throw new Error("a thenable function is not called, only awaited");
+      };
+      callable.then = then;
+      return callable;
+    }
+    return { then };
+  };
+  return {
+    get: (key) => thenable(() => inner.get(key)),
+    commit: (batch) => thenable(() => inner.commit(batch)),
+    range: (index, after, limit) => thenable(() => inner.range(index, after, limit)),
+  };
+}
+
+/**
  * A cache whose commits first yield to the event loop (so that concurrent
  * operations interleave), then check and apply atomically, counting conflicts.
  */

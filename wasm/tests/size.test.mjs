@@ -1,19 +1,37 @@
-// The size of the package's WebAssembly, raw and gzipped (level 9), printed
-// for docs/PERFORMANCE.md and held to a budget so that growth is noticed.
+// The size of the package's one WebAssembly file, raw, gzipped (level 9) and
+// brotli-compressed (quality 11), printed for docs/PERFORMANCE.md and held to
+// the download budgets.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
+import { readFileSync, readdirSync } from "node:fs";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
-/** Bytes gzipped: the measured size (163 KB, see PERFORMANCE.md) plus about 5%. */
-const GZIP_BUDGET = 172_000;
+/**
+ * The budgets of the download. The target is 150 KB gzipped and 130 KB
+ * brotli, and it is MISSED: the decisions that moved into the core
+ * (principals, allowed actions, rules replacement) brought the module to
+ * 166,732 B gzipped and 137,160 B brotli (see docs/PERFORMANCE.md). The
+ * budgets below hold that size so that it cannot grow further unnoticed
+ * while it is won back.
+ */
+const GZIP_BUDGET = 170_000;
+const BROTLI_BUDGET = 140_000;
 
-for (const flavour of ["web", "node"]) {
-  test(`the ${flavour} .wasm stays within ${GZIP_BUDGET} bytes gzipped`, () => {
-    const wasm = readFileSync(new URL(`../pkg/${flavour}/signoff_wasm_bg.wasm`, import.meta.url));
-    const gzipped = gzipSync(wasm, { level: 9 }).length;
-    console.log(`${flavour}: ${wasm.length} bytes raw, ${gzipped} bytes gzipped`);
-    assert.ok(WebAssembly.validate(wasm), "a valid module");
-    assert.ok(gzipped <= GZIP_BUDGET, `${gzipped} bytes gzipped is over the budget`);
-  });
-}
+const pkg = new URL("../pkg/", import.meta.url);
+
+test("the package holds one .wasm", () => {
+  const found = readdirSync(pkg, { recursive: true }).filter((name) => String(name).endsWith(".wasm"));
+  assert.deepEqual(found, ["web/signoff_wasm_bg.wasm"]);
+});
+
+test(`the .wasm stays within ${GZIP_BUDGET} bytes gzipped and ${BROTLI_BUDGET} brotli`, () => {
+  const wasm = readFileSync(new URL("web/signoff_wasm_bg.wasm", pkg));
+  const gzipped = gzipSync(wasm, { level: 9 }).length;
+  const brotli = brotliCompressSync(wasm, {
+    params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: wasm.length },
+  }).length;
+  console.log(`signoff_wasm_bg.wasm: ${wasm.length} bytes raw, ${gzipped} gzipped, ${brotli} brotli`);
+  assert.ok(WebAssembly.validate(wasm), "a valid module");
+  assert.ok(gzipped <= GZIP_BUDGET, `${gzipped} bytes gzipped is over the budget`);
+  assert.ok(brotli <= BROTLI_BUDGET, `${brotli} bytes brotli is over the budget`);
+});

@@ -3,6 +3,7 @@
 // or loses a field fails `cargo xtask js`.
 import init, {
   ApprovalManager,
+  initSync,
   CompiledRules,
   MemoryCache,
   SignoffError,
@@ -24,9 +25,13 @@ import type {
   Preview,
   Principal,
   Rules,
+  SignoffErrorCode,
   Status,
   Violation,
 } from "signoff";
+import wasm from "signoff/web/signoff_wasm_bg.wasm";
+import { checkCache } from "signoff/conformance";
+import type { ConformanceReport } from "signoff/conformance";
 
 const rules: Rules = {
   levels: [
@@ -89,7 +94,10 @@ async function main(): Promise<void> {
     await manager.get("unknown");
   } catch (error) {
     if (error instanceof SignoffError) {
-      const code: ErrorCode = error.code;
+      const code: SignoffErrorCode = error.code;
+      const fromCore: ErrorCode | undefined = code === "not_initialized" ? undefined : code;
+      // @ts-expect-error: not a code
+      if (error.code === "not_a_code") console.log(fromCore);
       const details = error.details;
       if (details !== undefined && !Array.isArray(details)) {
         const wait: number = details.retryAfterSeconds;
@@ -101,4 +109,37 @@ async function main(): Promise<void> {
   console.log(next, report.expired, level, problems.length, digest, preview.explanation?.summary);
 }
 
+// Untrusted JSON goes to validateChange and previewChange without a cast...
+function untrusted(text: string): void {
+  const parsed: unknown = JSON.parse(text);
+  const problems: Violation[] = validateChange(parsed);
+  const preview: Preview = previewChange(parsed, rules);
+  // @ts-expect-error: ...but rules stay typed
+  previewChange(parsed, parsed);
+  // @ts-expect-error: and previewChange needs rules
+  previewChange(parsed);
+  console.log(problems, preview);
+}
+
+// The `.wasm` import is a compiled module, for initSync and init.
+function fromModule(): Promise<unknown> {
+  const module: WebAssembly.Module = wasm;
+  // @ts-expect-error: it is not bytes
+  const bytes: Uint8Array = wasm;
+  initSync({ module });
+  console.log(bytes);
+  return init({ module_or_path: wasm });
+}
+
+// The conformance check takes any cache.
+async function conformance(): Promise<boolean> {
+  const report: ConformanceReport = await checkCache(syncCache, { concurrency: 8 });
+  // @ts-expect-error: a cache needs get, commit and range
+  await checkCache({ get: () => null });
+  return report.ok && report.checks.every((check) => check.ok || typeof check.message === "string");
+}
+
 void main;
+void untrusted;
+void fromModule;
+void conformance;

@@ -11,6 +11,7 @@ import {
   SignoffError,
   previewChange,
   validateChange,
+  validatePrincipal,
   validateRules,
 } from "signoff";
 
@@ -88,6 +89,7 @@ async function runScenario(vector) {
   const cache = new MemoryCache({ clock });
   let manager = new ApprovalManager({ rules: vector.rules, cache, clock, ids: nextId });
   let lastCursor;
+  let lastDigest;
   for (const [index, step] of vector.steps.entries()) {
     const where = `step ${index} (${step.op})`;
     if (step.at !== undefined) now = Date.parse(step.at);
@@ -126,6 +128,19 @@ async function runScenario(vector) {
         case "comment":
           value = await manager.comment(step.id, step.principal, step.body);
           break;
+        case "replaceRules": {
+          let ifMatch = step.ifMatch;
+          if (ifMatch === "$digest") {
+            assert.ok(lastDigest, `${where}: no earlier replaceRules answered a digest`);
+            ifMatch = lastDigest;
+          }
+          value = await manager.replaceRules(step.rules, step.principal, ifMatch === undefined ? undefined : { ifMatch });
+          lastDigest = value.digest;
+          break;
+        }
+        case "allowedActions":
+          value = await manager.allowedActions(step.id, step.principal);
+          break;
         case "expireDue":
           value = await manager.expireDue(step.body);
           break;
@@ -157,6 +172,9 @@ function runCase(vector) {
   switch (vector.kind) {
     case "validateChange":
       assertMatches(vector.expect, vector.rules == null ? validateChange(vector.change) : validateChange(vector.change, vector.rules), "validateChange");
+      return undefined;
+    case "validatePrincipal":
+      assertMatches(vector.expect, validatePrincipal(vector.principal), "validatePrincipal");
       return undefined;
     case "validateRules":
       assertMatches(vector.expect, validateRules(vector.rules), "validateRules");

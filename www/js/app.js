@@ -3,8 +3,9 @@
 // mode), keeps the sign-in, and routes between the views by the URL hash.
 
 import { ServerBackend, LocalBackend } from "./backends.js";
-import { byId, h, replace, say } from "./dom.js";
+import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { setupForm } from "./form.js";
+import { errorText } from "./messages.js";
 import { setupQueue } from "./queue.js";
 import { setupRequestView } from "./request.js";
 import { setupRules } from "./rules.js";
@@ -23,6 +24,9 @@ const state = {
   local: null,
   session: readSession(),
   rules: null, // { rules, digest } of the current backend
+  // Counts loads and saves of the rules: a load answered after a newer load
+  // or a save began is dropped, so a late answer never brings back old rules.
+  rulesGeneration: 0,
 };
 
 function readSession() {
@@ -63,6 +67,7 @@ function banner(text, tone = "") {
 const form = setupForm({
   engine: () => state.engine,
   rules: () => state.rules?.rules ?? null,
+  rulesDigest: () => state.rules?.digest ?? null,
   backend,
   principal,
   canSubmit() {
@@ -71,20 +76,28 @@ const form = setupForm({
     return null;
   },
   created: (request) => learned(request, "create"),
+  /** Loads the rules in force again; resolves to their digest. */
   async refreshRules() {
     await loadRules();
     afterRulesChanged();
+    return state.rules?.digest ?? null;
   },
 });
 
 const queue = setupQueue({ backend });
-const requestView = setupRequestView({ backend, principal, learned });
+const requestView = setupRequestView({ engine: () => state.engine, backend, principal, learned, signInRequired });
 const rulesView = setupRules({
   engine: () => state.engine,
   backend,
   principal,
   rulesState: () => state.rules,
+  async reloadRules() {
+    await loadRules();
+    afterRulesChanged();
+    return state.rules;
+  },
   rulesSaved(saved) {
+    state.rulesGeneration += 1;
     state.rules = saved;
     afterRulesChanged();
   },
@@ -158,24 +171,55 @@ async function signIn(event) {
   const roles = String(data.get("roles") ?? "").split(",").map((role) => role.trim()).filter(Boolean);
   if (!token || !id) {
     say(status, "Give the token and the principal id it belongs to.", "error");
+    settle(status, "invalid");
     byId(token ? "s-id" : "s-token").focus();
     return;
   }
+  markBusy(status);
   say(status, "Checking the token with the server…");
   try {
     const probe = new ServerBackend({ token });
     const rules = await probe.rules();
     writeSession({ token, id, roles });
+    state.rulesGeneration += 1;
     state.rules = rules;
     byId("s-token").value = "";
     say(status, `Signed in as ${id}. The server accepted the token.`, "ok");
+    delete status.dataset.code;
     renderWho();
     afterRulesChanged();
+    settle(status, "signed-in");
+    // Back to the page a link named before sign-in was needed.
+    const next = signInTarget();
+    if (next) location.hash = `#${next}`;
   } catch (error) {
     say(status, error.code === "unauthenticated"
-      ? "The server refused this token (unauthenticated)."
-      : `The token could not be checked: ${error.message} (${error.code}).`, "error");
+      ? "The server refused this token: check that you pasted all of it, or ask for a new one."
+      : `The token could not be checked. ${errorText(error)}`, "error");
+    status.dataset.code = error.code;
+    settle(status, "refused");
   }
+}
+
+/** The view a sign-in should lead to: `#signin/<view>/…` names it. */
+function signInTarget() {
+  const [name, ...rest] = decodeURIComponent(location.hash.slice(1)).split("/");
+  return name === "signin" && rest.length > 0 ? rest.join("/") : null;
+}
+
+/**
+ * The server needs a sign-in for the view shown (no session, or its token
+ * was refused): show the sign-in form, and come back here after it.
+ */
+function signInRequired() {
+  if (state.session) {
+    writeSession(null);
+    renderWho();
+  }
+  const here = decodeURIComponent(location.hash.slice(1));
+  const target = here.startsWith("signin") ? signInTarget() : here;
+  history.replaceState(null, "", target ? `#signin/${target}` : "#signin");
+  route({ focus: true });
 }
 
 function signOut() {
@@ -208,15 +252,19 @@ async function loadRules() {
     state.rules = null;
     return;
   }
+  const generation = ++state.rulesGeneration;
   try {
-    state.rules = await state.server.rules();
+    const fresh = await state.server.rules();
+    if (generation === state.rulesGeneration) state.rules = fresh;
   } catch (error) {
+    if (generation !== state.rulesGeneration) return;
     state.rules = null;
     if (error.code === "unauthenticated") {
       writeSession(null);
+      renderWho();
       banner("Your session's token is no longer accepted: sign in again.", "error");
     } else {
-      banner(`The rules could not load: ${error.message} (${error.code}).`, "error");
+      banner(`The rules could not load. ${errorText(error)}`, "error");
     }
   }
 }
@@ -255,31 +303,68 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
 // ----- routing --------------------------------------------------------------
 
 const VIEWS = ["new", "queue", "request", "rules", "signin"];
+// Views whose data the server gives only to a signed-in caller.
+const SIGNED_IN_VIEWS = new Set(["queue", "request"]);
 
-async function route({ focus = false } = {}) {
+function currentView() {
+  const [name] = decodeURIComponent(location.hash.slice(1)).split("/");
+  return VIEWS.includes(name) ? name : "new";
+}
+
+/**
+ * Shows the view the URL names and loads its data (not before the mode is
+ * known: `load: false` at start shows the view only, so nothing is fetched
+ * twice).
+ */
+async function route({ focus = false, load = true } = {}) {
   const hash = decodeURIComponent(location.hash.slice(1));
-  const [name, ...rest] = hash.split("/");
-  const view = VIEWS.includes(name) ? name : "new";
+  const [, ...rest] = hash.split("/");
+  const view = currentView();
+  if (load && state.mode === "server" && SIGNED_IN_VIEWS.has(view) && !state.session) {
+    signInRequired();
+    return;
+  }
   for (const candidate of VIEWS) byId(`view-${candidate}`).hidden = candidate !== view;
   for (const link of document.querySelectorAll(".tabs a")) {
     if (link.dataset.route === view || (view === "request" && link.dataset.route === "queue")) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   if (view !== "request") requestView.hide();
+  if (view === "signin") {
+    const next = signInTarget();
+    const why = byId("signin-next");
+    why.hidden = !next || state.mode !== "server";
+    why.textContent = next?.startsWith("request/")
+      ? "Sign in to open the request the link names: you will land on it."
+      : `Sign in to see ${next?.split("/")[0] ?? "this page"}: you will land on it.`;
+  }
   if (focus) byId(`${view}-heading`).focus();
+  if (!load) return;
   if (view === "queue") await queue.load();
   if (view === "request") await requestView.show(rest.join("/"));
   if (view === "rules") {
     // Show the rules in force now, not the ones loaded at sign-in.
+    const section = byId("view-rules");
+    markBusy(section);
     rulesView.render();
     if (state.mode === "server" && state.session) {
       await loadRules();
       afterRulesChanged();
     }
+    settle(section, "loaded");
   }
 }
 
 window.addEventListener("hashchange", () => route({ focus: true }));
+
+// "Skip to content" goes to the heading of the view on show, without
+// changing the URL (a `#main` hash would leave the view).
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  const heading = byId(`${currentView()}-heading`);
+  heading.focus();
+  heading.scrollIntoView({ block: "start" });
+});
 
 // ----- start ----------------------------------------------------------------
 
@@ -290,7 +375,7 @@ async function loadEngine() {
 }
 
 async function start() {
-  route();
+  route({ load: false });
   const reachable = location.protocol.startsWith("http") ? state.server.reachable() : Promise.resolve(false);
   try {
     state.engine = await loadEngine();

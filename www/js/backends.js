@@ -1,4 +1,4 @@
-// The two places requests can live: the signoff server (HTTP API, SPEC
+// The two places requests can live: the signoff server (HTTP API, docs/CONTRACT.md
 // section 7) and this browser (the JS ApprovalManager over IndexedDB). Both
 // answer the same methods, so the views do not care which one they talk to.
 // Failures are `SignoffError`s carrying the stable `code` and, for invalid
@@ -142,19 +142,22 @@ export class ServerBackend {
   }
 }
 
+// Where an earlier version kept local rules; `reset` still clears it.
 const RULES_KEY = "signoff.local.rules";
 const PRINCIPAL_KEY = "signoff.local.principal";
 
 /**
  * Local mode: the signoff engine (wasm) in this page over an IndexedDB
- * cache, with demo rules (editable, kept in localStorage) and demo
- * principals to act as. No server, no token.
+ * cache, with demo rules (editable by the demo admin, kept by the engine in
+ * that cache) and demo principals to act as. No server, no token.
  */
 export class LocalBackend {
   /** Opens the local store; `engine` is the imported JS package. */
   static async open(engine, { database = "signoff-local" } = {}) {
     const cache = await IndexedDbCache.open(database);
-    return new LocalBackend(engine, cache);
+    const backend = new LocalBackend(engine, cache);
+    await backend.loadRules();
+    return backend;
   }
 
   constructor(engine, cache) {
@@ -163,21 +166,18 @@ export class LocalBackend {
     this.cache = cache;
     this.principals = DEMO_PRINCIPALS;
     this.principal = this.principals.find((p) => p.id === localStorage.getItem(PRINCIPAL_KEY)) ?? this.principals[0];
-    this.currentRules = this.loadRules();
+    this.currentRules = structuredClone(DEMO_RULES);
     this.manager = this.makeManager(this.currentRules);
   }
 
-  loadRules() {
-    const saved = localStorage.getItem(RULES_KEY);
-    if (saved) {
-      try {
-        const rules = JSON.parse(saved);
-        if (this.engine.validateRules(rules).length === 0) return rules;
-      } catch {
-        // Unreadable saved rules fall back to the demo rules below.
-      }
-    }
-    return structuredClone(DEMO_RULES);
+  /**
+   * Decides with the rules stored in the local cache, when an earlier
+   * `putRules` stored some (the engine keeps them there, as a server keeps
+   * them in its store).
+   */
+  async loadRules() {
+    const stored = await this.run(() => this.manager.storedRules());
+    if (stored) this.adopt(stored.rules);
   }
 
   makeManager(rules) {
@@ -187,6 +187,13 @@ export class LocalBackend {
       clock: () => Date.now(),
       ids: () => crypto.randomUUID(),
     });
+  }
+
+  adopt(rules) {
+    const previous = this.manager;
+    this.manager = this.makeManager(rules);
+    previous.free?.();
+    this.currentRules = rules;
   }
 
   /** Chooses the demo principal to act as. */
@@ -214,25 +221,23 @@ export class LocalBackend {
     return typeof digest === "function" ? digest.call(this.manager) : digest ?? null;
   }
 
-  async putRules(rules) {
-    const problems = this.engine.validateRules(rules);
-    if (problems.length > 0) throw new SignoffError("invalid_request", "the rules are invalid", { details: problems });
-    const previous = this.manager;
-    this.manager = this.makeManager(rules);
-    previous.free?.();
-    this.currentRules = rules;
-    localStorage.setItem(RULES_KEY, JSON.stringify(rules));
-    return { rules, digest: this.digest() };
+  /**
+   * Replaces the rules as the acting principal, when `digest` (the one the
+   * editor read) is still the one in force: the engine checks the admin
+   * role, the digest and the document, and stores them in the local cache.
+   */
+  async putRules(rules, digest) {
+    const replaced = await this.run(() =>
+      this.manager.replaceRules(rules, this.principal, digest ? { ifMatch: digest } : undefined));
+    this.adopt(replaced.rules);
+    return { rules: replaced.rules, digest: replaced.digest };
   }
 
   /** Restores the demo rules and erases every local request. */
   async reset() {
     localStorage.removeItem(RULES_KEY);
     await this.cache.clear();
-    this.currentRules = structuredClone(DEMO_RULES);
-    const previous = this.manager;
-    this.manager = this.makeManager(this.currentRules);
-    previous.free?.();
+    this.adopt(structuredClone(DEMO_RULES));
   }
 
   create(change, { idempotencyKey } = {}) {

@@ -72,11 +72,37 @@ export function formatDuration(ms) {
   return days > 0 ? `${days} d ${clock}` : clock;
 }
 
-/** Shows a short message in a status element, with a tone (`ok`, `error` or none). */
+/**
+ * Shows a short message in a status element, with a tone (`ok`, `error` or
+ * none). Every status element is a `notice`, so an error looks like one
+ * wherever it is shown.
+ */
 export function say(element, text, tone = "") {
   element.className = element.className.replace(/\b(ok|error)\b/g, "").trim();
+  element.classList.add("notice");
   if (tone) element.classList.add(tone);
   replace(element, text);
+}
+
+/**
+ * Marks `element` as working: `aria-busy`, and `data-state="busy"` until
+ * `settle` records how the work ended.
+ */
+export function markBusy(element) {
+  element.setAttribute("aria-busy", "true");
+  element.dataset.state = "busy";
+}
+
+/**
+ * Records that the work of `element` ended in `state` ("loaded", "filed",
+ * "refused"…) and counts it in `data-seq`. The tests wait for a count past
+ * the one they saw before acting, and for the state they expect, so they
+ * never read a page that has not settled, nor an earlier result.
+ */
+export function settle(element, state) {
+  element.removeAttribute("aria-busy");
+  element.dataset.state = state;
+  element.dataset.seq = String(Number(element.dataset.seq ?? 0) + 1);
 }
 
 /** A status pill. */

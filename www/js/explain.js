@@ -2,6 +2,7 @@
 // change got its level.
 
 import { h } from "./dom.js";
+import { plain } from "./messages.js";
 
 /** "3 d", "12 h", "45 min" for a number of seconds. */
 export function formatSeconds(seconds) {
@@ -39,7 +40,7 @@ export function explanationView(explanation, id = "preview-explanation") {
   const matched = explanation.matchedRules ?? [];
   return h("div", { class: "explanation", id },
     h("h3", {}, "Why"),
-    h("p", { class: explanation.defaultUsed ? "summary default-used" : "summary" }, explanation.summary),
+    h("p", { class: explanation.defaultUsed ? "summary default-used" : "summary" }, plain(explanation.summary)),
     explanation.defaultUsed
       ? null
       : h("ul", { class: "matched-rules", "aria-label": "Matched rules" }, matched.map((item) => {

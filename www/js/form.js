@@ -3,22 +3,11 @@
 // before the rules are known), shows each problem next to its field, shows
 // the approval level and why, and files the request.
 
-import { byId, h, replace, say } from "./dom.js";
+import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { describeStages, explanationView } from "./explain.js";
+import { FIELD_LABELS as LABELS, errorText, problemText } from "./messages.js";
 
 const FIELDS = ["policyId", "policyType", "changeKind", "environment", "title", "justification", "diff", "riskScore", "priority"];
-const LABELS = {
-  policyId: "Policy id",
-  policyType: "Policy type",
-  changeKind: "Change kind",
-  environment: "Environment",
-  title: "Title",
-  justification: "Justification",
-  diff: "Diff",
-  riskScore: "Risk score",
-  priority: "Priority",
-  metadata: "Metadata",
-};
 
 const INTEGER = /^[+-]?\d+$/;
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -27,8 +16,9 @@ let rowCounter = 0;
 
 /**
  * Wires the form. `ctx` gives `engine()`, `rules()` (the document or null),
- * `backend()`, `principal()`, `canSubmit()` (null or a reason) and
- * `created(request)`.
+ * `rulesDigest()`, `refreshRules()` (loads the rules in force again and
+ * resolves to their digest), `backend()`, `principal()`, `canSubmit()` (null
+ * or a reason) and `created(request)`.
  */
 export function setupForm(ctx) {
   const form = byId("change-form");
@@ -40,7 +30,12 @@ export function setupForm(ctx) {
   let showAll = false;
   let lastShown = null;
   let lastRules = null;
-  let lastAttempt = null; // { body, key }: a retry of the same body reuses its Idempotency-Key
+  // { body, key, filed }: one Idempotency-Key per draft. Submitting the same
+  // draft again (a second click, a retry after an error, or after it was
+  // filed) reuses the key, so the server answers with the request already
+  // filed instead of filing a second one. Any edit starts a new draft.
+  let draft = null;
+  let filing = false;
 
   function control(name) {
     return form.elements.namedItem(name);
@@ -123,14 +118,20 @@ export function setupForm(ctx) {
     return change;
   }
 
-  /** Problems the engine cannot see: a key given twice would be lost in JSON. */
+  /**
+   * Problems the engine cannot see: a key given twice would be lost in JSON,
+   * and a "number" value that is not one would be sent as text.
+   */
   function localProblems() {
     const seen = new Map();
     const problems = [];
-    for (const { row, key } of rows()) {
+    for (const { row, key, type, value } of rows()) {
+      if (type === "number" && value.trim() !== "" && !NUMBER.test(value.trim())) {
+        problems.push({ row, control: ".meta-value", item: { path: `metadata.${key}`, code: "invalid_type", message: "must be a number, such as 3 or 2.5" } });
+      }
       if (key === "") continue;
       if (seen.has(key)) {
-        problems.push({ row, item: { path: `metadata.${key}`, code: "duplicate", message: `the key \`${key}\` is already used above` } });
+        problems.push({ row, item: { path: `metadata.${key}`, code: "duplicate", message: `the key “${key}” is already used above` } });
       }
       seen.set(key, row);
     }
@@ -149,7 +150,7 @@ export function setupForm(ctx) {
   }
 
   function errorItem(item) {
-    return h("li", { dataset: { code: item.code, path: item.path } }, item.message);
+    return h("li", { dataset: { code: item.code, path: item.path } }, problemText(item));
   }
 
   /**
@@ -163,9 +164,9 @@ export function setupForm(ctx) {
       element?.setAttribute("aria-invalid", "true");
       first ??= element;
     };
-    for (const { row, item } of extra) {
+    for (const { row, item, control: which = ".meta-key" } of extra) {
       row.querySelector(".field-error").append(errorItem(item));
-      mark(row.querySelector(".meta-key"));
+      mark(row.querySelector(which));
     }
     for (const item of items) {
       const path = item.path ?? "";
@@ -184,7 +185,7 @@ export function setupForm(ctx) {
         byId(`e-${top}`).append(errorItem(item));
         mark(top === "metadata" ? rowsBox.querySelector("input") ?? byId("add-metadata") : control(top));
       } else {
-        byId("e-form").append(errorItem({ ...item, message: path ? `${path}: ${item.message}` : item.message }));
+        byId("e-form").append(h("li", { dataset: { code: item.code, path: item.path } }, path ? `${path}: ${problemText(item)}` : problemText(item)));
       }
     }
     return first;
@@ -203,7 +204,7 @@ export function setupForm(ctx) {
       h("ul", {}, all.map((item) => {
         const top = (item.path ?? "").split(/[.[]/)[0];
         const label = item.path?.startsWith("metadata.") ? `Metadata ${item.path.slice(9)}` : LABELS[top] ?? (item.path || "Change");
-        return h("li", { dataset: { code: item.code, path: item.path } }, `${label}: ${item.message}`);
+        return h("li", { dataset: { code: item.code, path: item.path } }, `${label}: ${problemText(item)}`);
       })));
   }
 
@@ -263,7 +264,7 @@ export function setupForm(ctx) {
       showLevel({ ...result, valid: result.valid && extra.length === 0 }, rules);
     }
     form.dataset.valid = String(result.valid && extra.length === 0);
-    return { valid: result.valid && extra.length === 0, first, change };
+    return { valid: result.valid && extra.length === 0, first, change, level: result.valid ? result.level : null };
   }
 
   function touch(event) {
@@ -298,39 +299,93 @@ export function setupForm(ctx) {
       rowsBox.replaceChildren();
       touched.clear();
       showAll = false;
-      lastAttempt = null;
+      draft = null;
       say(status, "");
       validate();
     });
   });
 
+  /** The submit button is busy while a request is being filed. */
+  function setFiling(on) {
+    filing = on;
+    const button = byId("submit-change");
+    button.disabled = on;
+    if (on) button.setAttribute("aria-busy", "true");
+    else button.removeAttribute("aria-busy");
+  }
+
+  /** Ends a submission: its message, tone and outcome (`data-state`). */
+  function outcome(state, text, tone, code = null) {
+    say(status, text, tone);
+    if (code) status.dataset.code = code;
+    else delete status.dataset.code;
+    settle(status, state);
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (filing) return;
     showAll = true;
-    const { valid, first, change } = validate({ everything: true });
-    if (!valid) {
-      say(status, "The change has problems: they are listed next to each field.", "error");
-      (first ?? summary).focus();
+    const shown = validate({ everything: true });
+    if (!shown.valid) {
+      outcome("invalid", "The change has problems: they are listed next to each field.", "error");
+      (shown.first ?? summary).focus();
       return;
     }
     const blocked = ctx.canSubmit();
     if (blocked) {
-      say(status, blocked, "error");
+      outcome("blocked", blocked, "error");
       return;
     }
-    const body = JSON.stringify(change);
-    if (lastAttempt?.body !== body) lastAttempt = { body, key: crypto.randomUUID() };
-    const button = byId("submit-change");
-    button.disabled = true;
-    say(status, "Filing the request…");
+    setFiling(true);
+    markBusy(status);
+    say(status, "Checking the rules in force…");
     try {
-      const request = await ctx.backend().create(change, { idempotencyKey: lastAttempt.key });
-      lastAttempt = null;
+      // The rules may have changed since this page loaded them: the level on
+      // show would then not be the one the request gets. Check the digest
+      // first, and when it moved, preview again before filing anything.
+      const previewedWith = ctx.rulesDigest();
+      const digest = await ctx.refreshRules();
+      if (digest === null && previewedWith !== null) {
+        outcome("refused", "The rules in force could not be loaded, so nothing was filed. Try again in a moment.", "error");
+        return;
+      }
+      let note = "";
+      let checked = shown;
+      if (digest !== previewedWith) {
+        checked = validate({ everything: true });
+        if (!checked.valid) {
+          outcome("rules-changed",
+            "The rules in force changed since this page loaded them, and this change no longer fits them: nothing was filed. The problems are listed next to each field.",
+            "error");
+          (checked.first ?? summary).focus();
+          return;
+        }
+        if (checked.level !== shown.level) {
+          outcome("rules-changed",
+            `The rules in force changed since this page loaded them: this change now needs the approval level ${checked.level} (it showed ${shown.level}). Nothing was filed: check the preview and submit again.`,
+            "error");
+          byId("preview-heading").scrollIntoView({ block: "nearest" });
+          return;
+        }
+        note = ` The rules in force changed meanwhile; the level stayed ${checked.level}.`;
+      }
+      const body = JSON.stringify(checked.change);
+      if (draft?.body !== body) draft = { body, key: crypto.randomUUID(), filed: null };
+      say(status, "Filing the request…");
+      const request = await ctx.backend().create(checked.change, { idempotencyKey: draft.key });
+      const again = draft.filed === request.id;
+      draft.filed = request.id;
+      if (request.level !== checked.level && !again) {
+        note += ` The rules changed while it was being filed: it got the level ${request.level}, not ${checked.level}.`;
+      }
       say(status, "");
       status.classList.add("ok");
       replace(status,
-        `Filed: level ${request.level}, status ${request.status}. `,
-        h("a", { href: `#request/${request.id}`, id: "created-link" }, `Open “${request.change.title}”`));
+        again ? "This draft was already filed, so nothing new was filed: " : `Filed: level ${request.level}, status ${request.status}.${note} `,
+        h("a", { href: `#request/${request.id}`, id: "created-link", dataset: { id: request.id } }, `Open “${request.change.title}”`));
+      delete status.dataset.code;
+      settle(status, again ? "already-filed" : "filed");
       ctx.created(request);
     } catch (error) {
       const items = error.items ?? [];
@@ -344,10 +399,9 @@ export function setupForm(ctx) {
         firstBad?.focus();
         await ctx.refreshRules();
       }
-      const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
-      say(status, `The request was not filed: ${error.message} (${error.code}).${wait}`, "error");
+      outcome("refused", `The request was not filed. ${errorText(error)}`, "error", error.code);
     } finally {
-      button.disabled = false;
+      setFiling(false);
     }
   });
 

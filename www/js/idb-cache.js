@@ -1,4 +1,4 @@
-// The cache contract of signoff (SPEC section 6) over IndexedDB, for the
+// The cache contract of signoff (docs/CONTRACT.md section 6) over IndexedDB, for the
 // editor's local mode: the JS `ApprovalManager` keeps its requests, rate
 // buckets and ordered indexes here, so the whole workflow runs in the browser.
 //
@@ -97,6 +97,19 @@ export class IndexedDbCache {
     const stored = await promised(tx.objectStore(VALUES).get(String(key)));
     if (!this.live(stored)) return null;
     return { value: new Uint8Array(stored.value), version: stored.version };
+  }
+
+  /**
+   * `{ value, version }` or null for each of `keys`, in order, read in one
+   * readonly transaction.
+   */
+  async getMany(keys) {
+    const tx = this.db.transaction(VALUES, "readonly");
+    const values = tx.objectStore(VALUES);
+    const found = await Promise.all(keys.map((key) => promised(values.get(String(key)))));
+    return found.map((stored) =>
+      this.live(stored) ? { value: new Uint8Array(stored.value), version: stored.version } : null,
+    );
   }
 
   /**

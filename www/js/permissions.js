@@ -1,76 +1,69 @@
-// Which actions the signed-in principal may take on a request, and why not.
-// This mirrors the lifecycle rules (SPEC sections 4 and 9, in the order in
-// which the engine reports them) so that a button is disabled with its
-// reason before anyone clicks. The engine still decides: a refused action
-// shows the engine's error.
-
-/** History length after which comments are refused. */
-export const MAX_HISTORY = 1000;
+// Which actions the signed-in principal may take on a request, and why not,
+// so that a button is disabled with its reason before anyone clicks.
+//
+// The engine decides: `allowedActions` of the signoff package answers, for
+// each action, the code of the error the action itself would give (it tries
+// the action with the core's own lifecycle rules). This module only words
+// each refusal for the person reading it, from the request on screen.
 
 /** The stage object of the request's current stage, if pending. */
 export function currentStage(request) {
   return (request.stages ?? []).find((stage) => stage.name === request.stage) ?? null;
 }
 
-function lifecycleBlock(request, now) {
-  if (request.status === "expired") {
-    return { code: "expired", reason: "This request expired; nothing can approve, reject or cancel it any more." };
-  }
-  if (request.status !== "pending") {
-    return { code: "not_pending", reason: `This request is ${request.status}; it no longer takes decisions.` };
-  }
-  if (Date.parse(request.expiresAt) <= now) {
-    return { code: "expired", reason: "This request has passed its expiry time; nothing can approve, reject or cancel it." };
-  }
-  return null;
+function rolesHeld(principal) {
+  return (principal.roles ?? []).length ? `you hold ${principal.roles.join(", ")}` : "you hold no role";
 }
 
-function decisionBlock(request, principal, now, verb) {
-  const blocked = lifecycleBlock(request, now);
-  if (blocked) return blocked;
-  if (request.requestedBy === principal.id) {
-    return { code: "self_approval", reason: `You filed this request, so you cannot ${verb} it: someone else must.` };
+/** A sentence for a refusal of `verb` by `principal` on `request`. */
+function sentence(refusal, verb, request, principal) {
+  switch (refusal.code) {
+    case "expired":
+      return request.status === "expired"
+        ? "This request expired; nothing can approve, reject or cancel it any more."
+        : "This request has passed its expiry time; nothing can approve, reject or cancel it.";
+    case "not_pending":
+      return `This request is ${request.status}; it no longer takes decisions.`;
+    case "self_approval":
+      return `You filed this request, so you cannot ${verb} it: someone else must.`;
+    case "already_approved": {
+      const mine = (request.approvals ?? []).find((approval) => approval.by === principal.id);
+      return `You already approved this request${mine ? ` (stage ${mine.stage})` : ""}; a principal approves once and cannot then reject.`;
+    }
+    case "not_eligible": {
+      const roles = currentStage(request)?.eligibleRoles ?? [];
+      return `Stage ${request.stage} needs one of the roles ${roles.join(", ")}; ${rolesHeld(principal)}.`;
+    }
+    case "forbidden":
+      return verb === "cancel"
+        ? `Only the requester (${request.requestedBy}) can cancel this request.`
+        : refusal.reason;
+    case "invalid_request":
+      return verb === "comment" ? "The history of this request is full; no more comments." : refusal.reason;
+    default:
+      return refusal.reason;
   }
-  const mine = (request.approvals ?? []).find((approval) => approval.by === principal.id);
-  if (mine) {
-    return {
-      code: "already_approved",
-      reason: `You already approved this request (stage ${mine.stage}); a principal approves once and cannot then reject.`,
-    };
-  }
-  const stage = currentStage(request);
-  const roles = stage?.eligibleRoles ?? [];
-  if (roles.length > 0 && !roles.some((role) => (principal.roles ?? []).includes(role))) {
-    const held = (principal.roles ?? []).length ? `you hold ${principal.roles.join(", ")}` : "you hold no role";
-    return {
-      code: "not_eligible",
-      reason: `Stage ${request.stage} needs one of the roles ${roles.join(", ")}; ${held}.`,
-    };
-  }
-  return null;
 }
 
 /**
  * `{ approve, reject, cancel, comment }`, each `null` when allowed or
- * `{ code, reason }` when not. `principal` is `{ id, roles }` or null when
- * nobody is signed in; `now` is epoch milliseconds.
+ * `{ code, reason }` when not, as the engine (`engine.allowedActions`)
+ * decides. `principal` is `{ id, roles }` or null when nobody is signed in;
+ * `now` is epoch milliseconds.
  */
-export function allowedActions(request, principal, now = Date.now()) {
-  if (!principal?.id) {
-    const block = { code: "unauthenticated", reason: "Sign in to act on requests." };
-    return { approve: block, reject: block, cancel: block, comment: block };
+export function allowedActions(engine, request, principal, now = Date.now()) {
+  const all = (block) => ({ approve: block, reject: block, cancel: block, comment: block });
+  if (!principal?.id) return all({ code: "unauthenticated", reason: "Sign in to act on requests." });
+  if (!engine) return all({ code: "unavailable", reason: "The signoff engine has not loaded." });
+  let decided;
+  try {
+    decided = engine.allowedActions(request, principal, now);
+  } catch (error) {
+    return all({ code: error.code ?? "invalid_request", reason: `This request cannot be judged here: ${error.message}` });
   }
-  const cancel = lifecycleBlock(request, now)
-    ?? (request.requestedBy === principal.id
-      ? null
-      : { code: "forbidden", reason: `Only the requester (${request.requestedBy}) can cancel this request.` });
-  const comment = (request.history ?? []).length >= MAX_HISTORY
-    ? { code: "invalid_request", reason: `The history is full (${MAX_HISTORY} entries); no more comments.` }
-    : null;
-  return {
-    approve: decisionBlock(request, principal, now, "approve"),
-    reject: decisionBlock(request, principal, now, "reject"),
-    cancel,
-    comment,
+  const word = (verb) => {
+    const refusal = decided[verb];
+    return refusal ? { code: refusal.code, reason: sentence(refusal, verb, request, principal) } : null;
   };
+  return { approve: word("approve"), reject: word("reject"), cancel: word("cancel"), comment: word("comment") };
 }

@@ -2,7 +2,8 @@
 // most recently updated first), filtered by policy type, one page at a time
 // with the opaque `nextCursor`.
 
-import { byId, h, replace, say, statusBadge, timeElement } from "./dom.js";
+import { byId, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
+import { errorText } from "./messages.js";
 
 /** `ctx` gives `backend()`. Returns `{ load }`. */
 export function setupQueue(ctx) {
@@ -15,6 +16,9 @@ export function setupQueue(ctx) {
   let cursor = null;
   let nextCursor = null;
   let page = 1;
+  // The load whose answer may be shown: an older answer that arrives late
+  // (the filter changed meanwhile) is dropped, not painted over a newer one.
+  let latest = null;
 
   function readFilter() {
     const data = new FormData(filter);
@@ -33,11 +37,13 @@ export function setupQueue(ctx) {
         : "No more requests."));
       return;
     }
-    replace(table, h("table", { id: "queue-list" },
-      h("caption", {}, `${query.status[0].toUpperCase()}${query.status.slice(1)} requests${query.policyType ? ` of type ${query.policyType}` : ""}, page ${page}`),
+    // Wide tables scroll inside their own box, never the whole page.
+    replace(table, h("div", { class: "table-scroll", role: "region", "aria-labelledby": "queue-caption", tabindex: "0" }, h("table", { id: "queue-list" },
+      h("caption", { id: "queue-caption" }, `${query.status[0].toUpperCase()}${query.status.slice(1)} requests${query.policyType ? ` of type ${query.policyType}` : ""}, page ${page}`),
       h("thead", {}, h("tr", {},
-        ["Title", "Policy", "Type", "Environment", "Priority", "Level", pending ? "Stage" : "Status", "Requested by", "Filed", pending ? "Expires" : "Updated"]
-          .map((name) => h("th", { scope: "col" }, name)))),
+        [["title", "Title"], ["policy", "Policy"], ["type", "Type"], ["environment", "Environment"], ["priority", "Priority"], ["level", "Level"],
+          ["stage", pending ? "Stage" : "Status"], ["by", "Requested by"], ["filed", "Filed"], ["expires", pending ? "Expires" : "Updated"]]
+          .map(([key, name]) => h("th", { scope: "col", class: `col-${key}` }, name)))),
       h("tbody", {}, items.map((request) => h("tr", { dataset: { id: request.id } },
         h("td", {}, h("a", { href: `#request/${request.id}` }, request.change.title)),
         h("td", {}, h("code", {}, request.change.policyId)),
@@ -48,24 +54,56 @@ export function setupQueue(ctx) {
         h("td", {}, pending ? request.stage ?? "—" : statusBadge(request.status)),
         h("td", {}, request.requestedBy),
         h("td", {}, timeElement(request.createdAt)),
-        h("td", {}, timeElement(pending ? request.expiresAt : request.updatedAt)))))));
+        h("td", {}, timeElement(pending ? request.expiresAt : request.updatedAt))))))));
   }
 
-  async function load() {
+  /** What is loaded, as `data-query` shows it to the tests. */
+  function queryKey() {
+    return new URLSearchParams({
+      status: query.status,
+      policyType: query.policyType ?? "",
+      limit: String(query.limit),
+      page: String(page),
+    }).toString();
+  }
+
+  function load() {
     query ??= readFilter();
+    const key = queryKey();
+    // The same page asked for again while it loads (a filter's change event
+    // and its submit, say) is fetched once.
+    if (latest?.key === key && latest.running) return latest.promise;
+    const mine = { key, running: true };
+    latest = mine;
+    table.dataset.query = key;
+    markBusy(table);
     say(status, "Loading…");
-    try {
-      const result = await ctx.backend().list({ ...query, cursor });
-      nextCursor = result.nextCursor;
-      render(result.items);
-      say(status, `${result.items.length} shown on page ${page}${nextCursor ? "; more on the next page" : ""}.`);
-    } catch (error) {
-      nextCursor = null;
-      replace(table);
-      say(status, `The queue could not load: ${error.message} (${error.code}).`, "error");
-    }
-    next.disabled = !nextCursor;
-    first.disabled = page === 1;
+    mine.promise = (async () => {
+      let result = null;
+      let failure = null;
+      try {
+        result = await ctx.backend().list({ ...query, cursor });
+      } catch (error) {
+        failure = error;
+      }
+      mine.running = false;
+      if (latest !== mine) return;
+      if (failure) {
+        nextCursor = null;
+        replace(table);
+        say(status, `The queue could not load. ${errorText(failure)}`, "error");
+        status.dataset.code = failure.code;
+      } else {
+        nextCursor = result.nextCursor;
+        render(result.items);
+        say(status, `${result.items.length} shown on page ${page}${nextCursor ? "; more on the next page" : ""}.`);
+        delete status.dataset.code;
+      }
+      next.disabled = !nextCursor;
+      first.disabled = page === 1;
+      settle(table, failure ? "error" : "loaded");
+    })();
+    return mine.promise;
   }
 
   filter.addEventListener("submit", (event) => {
@@ -75,7 +113,11 @@ export function setupQueue(ctx) {
     page = 1;
     load();
   });
-  filter.addEventListener("change", () => filter.requestSubmit());
+  // A new status or page size shows at once; a typed policy type waits for
+  // Show (or Enter), so leaving the field and clicking Show fetches once.
+  filter.addEventListener("change", (event) => {
+    if (event.target.tagName === "SELECT") filter.requestSubmit();
+  });
   next.addEventListener("click", () => {
     if (!nextCursor) return;
     cursor = nextCursor;

@@ -2,8 +2,9 @@
 // each, the history, a countdown to expiry, and the actions the signed-in
 // principal may take (each disabled button says why).
 
-import { byId, formatDuration, h, replace, say, statusBadge, timeElement } from "./dom.js";
+import { byId, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
 import { explanationView, whoMayApprove } from "./explain.js";
+import { errorText } from "./messages.js";
 import { allowedActions } from "./permissions.js";
 
 const ACTION_WORDS = {
@@ -15,7 +16,14 @@ const ACTION_WORDS = {
   expire: "expired the request",
 };
 
-/** `ctx` gives `backend()`, `principal()` and `learned(request, action)`. */
+// History actions that end a request, and so name the stage it ended at.
+const ENDINGS = new Set(["reject", "cancel", "expire"]);
+
+/**
+ * `ctx` gives `engine()` (the signoff package, which decides what the
+ * principal may do), `backend()`, `principal()`, `learned(request, action)` and
+ * `signInRequired()` (the token was refused while loading).
+ */
 export function setupRequestView(ctx) {
   const heading = byId("request-heading");
   const body = byId("request-body");
@@ -23,21 +31,40 @@ export function setupRequestView(ctx) {
   let request = null;
   let timer = null;
   let reloading = false;
+  let loadSeq = 0; // only the newest load of the view is shown
 
   function stopTimer() {
     if (timer) clearInterval(timer);
     timer = null;
   }
 
+  /**
+   * The stage a rejected, expired or cancelled request ended at: the
+   * rejection's stage, else the stage its ending history entry names, else
+   * the first stage whose approvals were not all given.
+   */
+  function endedAt() {
+    if (request.rejection?.stage) return request.rejection.stage;
+    const ending = [...(request.history ?? [])].reverse().find((entry) => ENDINGS.has(entry.action));
+    if (ending?.stage) return ending.stage;
+    const count = (name) => (request.approvals ?? []).filter((approval) => approval.stage === name).length;
+    return (request.stages ?? []).find((stage) => count(stage.name) < stage.requiredApprovals)?.name ?? null;
+  }
+
+  /** `{ state, label }` of one stage: passed, current, upcoming, ended or not reached. */
   function stageState(stage, index) {
-    if (request.status === "approved") return "passed";
-    const current = (request.stages ?? []).findIndex((item) => item.name === request.stage);
+    if (request.status === "approved") return { state: "passed", label: "passed" };
+    const stages = request.stages ?? [];
     if (request.status !== "pending") {
-      return (request.approvals ?? []).some((approval) => approval.stage === stage.name) ? "reached" : "not reached";
+      const ended = stages.findIndex((item) => item.name === endedAt());
+      if (index < ended) return { state: "passed", label: "passed" };
+      if (index === ended) return { state: "ended", label: `${request.status} here` };
+      return { state: "not reached", label: "not reached" };
     }
-    if (index < current) return "passed";
-    if (index === current) return "current";
-    return "upcoming";
+    const current = stages.findIndex((item) => item.name === request.stage);
+    if (index < current) return { state: "passed", label: "passed" };
+    if (index === current) return { state: "current", label: "current" };
+    return { state: "upcoming", label: "upcoming" };
   }
 
   function stagesView() {
@@ -47,9 +74,9 @@ export function setupRequestView(ctx) {
     }
     return h("ol", { class: "stages", id: "stages" }, stages.map((stage, index) => {
       const approvals = (request.approvals ?? []).filter((approval) => approval.stage === stage.name);
-      const state = stageState(stage, index);
-      return h("li", { class: state, dataset: { stage: stage.name, state } },
-        h("div", {}, h("strong", {}, stage.name), " ", h("span", { class: "tag" }, state)),
+      const { state, label } = stageState(stage, index);
+      return h("li", { class: state.replace(" ", "-"), dataset: { stage: stage.name, state } },
+        h("div", {}, h("strong", {}, stage.name), " ", h("span", { class: "tag" }, label)),
         h("div", {}, whoMayApprove(stage)),
         h("div", { class: "approval-count" }, `${approvals.length} of ${stage.requiredApprovals} approvals`),
         approvals.length > 0
@@ -76,7 +103,8 @@ export function setupRequestView(ctx) {
         reloading = true;
         stopTimer();
         // A read past expiresAt records the expiry; show what the engine says.
-        setTimeout(() => show(request.id).finally(() => { reloading = false; }), 500);
+        const id = request.id;
+        setTimeout(() => show(id).finally(() => { reloading = false; }), 500);
       }
     };
     tick();
@@ -85,7 +113,7 @@ export function setupRequestView(ctx) {
     return h("p", {}, "Pending: ", text, " (", timeElement(request.expiresAt), ")");
   }
 
-  function actionForm({ name, label, blocked, textarea, onSubmit }) {
+  function actionForm({ name, label, blocked, textarea, confirm, onSubmit }) {
     const reasonId = `${name}-reason`;
     const statusId = `${name}-status`;
     let field = null;
@@ -103,36 +131,86 @@ export function setupRequestView(ctx) {
       dataset: blocked ? { blocked: blocked.code } : {},
     }, label);
     const status = h("div", { id: statusId, role: "status", "aria-live": "polite", class: "notice" });
+    // An action that cannot be undone asks first, in the page (not a
+    // browser dialog), and sends nothing until it is confirmed.
+    const question = confirm
+      ? h("div", { class: "confirm", id: `${name}-confirm`, role: "group", "aria-labelledby": `${name}-confirm-question`, hidden: true },
+        h("p", { id: `${name}-confirm-question` }, confirm.question),
+        h("div", { class: "actions" },
+          h("button", { type: "button", class: "danger", id: `${name}-confirm-yes`, onclick: () => send("") }, confirm.yes),
+          h("button", {
+            type: "button",
+            class: "secondary",
+            id: `${name}-confirm-no`,
+            onclick: () => {
+              question.hidden = true;
+              say(status, "Nothing was sent.");
+              button.focus();
+            },
+          }, confirm.no)))
+      : null;
     const form = h("form", { class: "act", id: `${name}-form`, "aria-label": label }, field,
       h("div", { class: "actions" }, button, h("span", { class: "reason", id: reasonId }, blocked ? blocked.reason : "")),
+      question,
       status);
-    form.addEventListener("submit", async (event) => {
+
+    async function send(text) {
+      if (question) question.hidden = true;
+      button.setAttribute("aria-disabled", "true");
+      markBusy(status);
+      say(status, "Sending…");
+      try {
+        const updated = await onSubmit(text);
+        ctx.learned(updated, name);
+        request = updated;
+        render({ text: `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`, tone: "ok" }, { sent: name });
+        settle(body, "acted");
+      } catch (error) {
+        // Someone may have acted meanwhile: show the request as it is now,
+        // with the refusal above it, rather than the copy this page holds.
+        const refusal = { text: `${label} was refused. ${errorText(error)}`, tone: "error", code: error.code };
+        if (error.code === "unauthenticated") {
+          say(status, refusal.text, "error");
+          status.dataset.code = error.code;
+          settle(status, "refused");
+          ctx.signInRequired();
+          return;
+        }
+        await show(request.id, { notice: refusal, refused: name });
+      }
+    }
+
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      if (button.getAttribute("aria-disabled") === "true") return;
-      const text = field ? form.querySelector("textarea").value : "";
-      if (textarea?.required && text.trim() === "") {
+      if (button.getAttribute("aria-disabled") === "true") {
+        // A disabled button sends nothing; it says why once more.
+        if (blocked) {
+          say(status, `Not sent: ${blocked.reason}`);
+          settle(status, "blocked");
+        }
+        return;
+      }
+      const text = field ? form.querySelector("textarea").value.trim() : "";
+      if (textarea?.required && text === "") {
         say(status, textarea.required, "error");
+        settle(status, "invalid");
         form.querySelector("textarea").focus();
         return;
       }
-      button.setAttribute("aria-disabled", "true");
-      say(status, "Sending…");
-      try {
-        const updated = await onSubmit(text.trim());
-        ctx.learned(updated, name);
-        request = updated;
-        render(`${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`);
-      } catch (error) {
-        button.removeAttribute("aria-disabled");
-        say(status, `${error.message} (${error.code})`, "error");
+      if (question) {
+        question.hidden = false;
+        say(status, "");
+        byId(`${name}-confirm-no`).focus();
+        return;
       }
+      send(text);
     });
     return form;
   }
 
   function actionsView() {
     const principal = ctx.principal();
-    const allowed = allowedActions(request, principal);
+    const allowed = allowedActions(ctx.engine(), request, principal);
     const backend = ctx.backend();
     const id = request.id;
     return h("section", { class: "panel", "aria-labelledby": "actions-heading" },
@@ -150,6 +228,11 @@ export function setupRequestView(ctx) {
       }),
       actionForm({
         name: "cancel", label: "Cancel request", blocked: allowed.cancel,
+        confirm: {
+          question: "Cancel this request? Nobody can approve it afterwards, and this cannot be undone.",
+          yes: "Yes, cancel it",
+          no: "Keep it",
+        },
         onSubmit: () => backend.cancel(id),
       }),
       actionForm({
@@ -159,10 +242,18 @@ export function setupRequestView(ctx) {
       }));
   }
 
-  function render(announcement = "") {
+  /**
+   * Draws the request. `notice` (`{ text, tone, code }`) is announced above
+   * it. Texts typed into the action forms survive a redraw, except the one
+   * just `sent`.
+   */
+  function render(notice = null, { sent = null } = {}) {
     const change = request.change;
+    const typed = new Map([...body.querySelectorAll("form.act textarea")].map((area) => [area.id, area.value]));
     heading.textContent = change.title;
-    say(announce, announcement, announcement ? "ok" : "");
+    say(announce, notice?.text ?? "", notice?.tone ?? "");
+    if (notice?.code) announce.dataset.code = notice.code;
+    else delete announce.dataset.code;
     replace(body,
       h("p", {}, statusBadge(request.status), " ", h("span", { id: "request-status", dataset: { status: request.status } }, request.status),
         request.stage ? [" · current stage ", h("strong", { id: "request-stage" }, request.stage)] : null),
@@ -199,29 +290,59 @@ export function setupRequestView(ctx) {
             h("h2", { id: "history-heading" }, "History"),
             historyView())),
         actionsView()));
+    for (const [id, value] of typed) {
+      const area = document.getElementById(id);
+      if (area && !area.disabled && id !== `${sent}-text`) area.value = value;
+    }
   }
 
-  /** Loads and shows the request `id`. */
-  async function show(id) {
+  /**
+   * Loads and shows the request `id`; `notice` is announced above it (a
+   * refusal that made the page load the request again). `#request-body`
+   * settles as "loaded" (or "refused" after a refusal, "error").
+   */
+  async function show(id, { notice = null, refused = null } = {}) {
+    const mine = ++loadSeq;
     stopTimer();
-    heading.textContent = "Request";
-    say(announce, "");
-    replace(body, h("p", { role: "status" }, "Loading…"));
+    body.dataset.id = id;
+    markBusy(body);
+    if (!notice) {
+      heading.textContent = "Request";
+      say(announce, "");
+      replace(body, h("p", { role: "status" }, "Loading…"));
+    }
     try {
-      request = await ctx.backend().get(id);
-      render();
+      const fresh = await ctx.backend().get(id);
+      if (mine !== loadSeq) return;
+      request = fresh;
+      render(notice);
+      settle(body, refused ? "refused" : "loaded");
     } catch (error) {
+      if (mine !== loadSeq) return;
       request = null;
-      replace(body, h("p", { class: "notice error", role: "alert" }, `The request could not load: ${error.message} (${error.code}).`));
+      if (error.code === "unauthenticated") {
+        settle(body, "error");
+        ctx.signInRequired();
+        return;
+      }
+      replace(body, h("p", { class: "notice error", role: "alert", dataset: { code: error.code } },
+        `The request could not load. ${errorText(error)}`));
+      settle(body, "error");
     }
   }
 
   return {
     show,
-    hide: stopTimer,
+    hide() {
+      stopTimer();
+      loadSeq += 1;
+      delete body.dataset.state;
+    },
     /** Re-renders the buttons after the principal changed. */
     refresh() {
-      if (request) render();
+      if (!request) return;
+      render();
+      settle(body, "loaded");
     },
   };
 }

@@ -3,8 +3,9 @@
 // (path, code, message), and saves with If-Match so that nobody overwrites a
 // change they have not seen.
 
-import { byId, h, replace, say } from "./dom.js";
+import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { formatSeconds, whoMayApprove } from "./explain.js";
+import { errorText, problemText } from "./messages.js";
 
 function conditionText(when) {
   const parts = [];
@@ -48,7 +49,8 @@ export function rulesSummary(rules, digest) {
 
 /**
  * `ctx` gives `engine()`, `backend()`, `principal()`, `rulesState()` ({ rules,
- * digest } or null), `reloadRules()` and `rulesSaved(state)`.
+ * digest } or null), `reloadRules()` (loads the rules in force again and
+ * resolves to the new state) and `rulesSaved(state)`.
  */
 export function setupRules(ctx) {
   const current = byId("rules-current");
@@ -87,15 +89,17 @@ export function setupRules(ctx) {
       h("caption", {}, items.length === 1 ? "1 problem" : `${items.length} problems`),
       h("thead", {}, h("tr", {}, ["Path", "Code", "Message"].map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, items.map((item) => h("tr", { dataset: { code: item.code, path: item.path } },
-        h("td", {}, item.path || "(document)"), h("td", {}, h("code", {}, item.code)), h("td", {}, item.message))))));
+        h("td", {}, item.path || "(document)"), h("td", {}, h("code", {}, item.code)), h("td", {}, problemText(item)))))));
   }
 
   function updateSave() {
     const principal = ctx.principal();
     const state = ctx.rulesState();
     let why = "";
+    // Whether this principal may replace the rules is the engine's decision.
+    const refusal = principal && ctx.engine() ? ctx.engine().mayReplaceRules(principal) : null;
     if (!principal) why = "Sign in as an admin to save rules.";
-    else if (!(principal.roles ?? []).includes("admin")) why = `Saving rules needs the admin role; ${principal.id} holds ${(principal.roles ?? []).join(", ") || "no role"}.`;
+    else if (refusal) why = `Saving rules needs the admin role; ${principal.id} holds ${(principal.roles ?? []).join(", ") || "no role"}.`;
     else if (!state) why = "Load the rules in force first.";
     if (why) {
       save.setAttribute("aria-disabled", "true");
@@ -120,9 +124,27 @@ export function setupRules(ctx) {
     say(saveStatus, "");
     showProblems(check().items);
   });
-  byId("rules-revert").addEventListener("click", () => {
-    fillEditor(true);
-    say(saveStatus, "");
+  // Revert loads the rules in force from where they live: after a refused
+  // save the copy this page holds is the stale one.
+  const revert = byId("rules-revert");
+  revert.addEventListener("click", async () => {
+    revert.disabled = true;
+    markBusy(saveStatus);
+    say(saveStatus, "Loading the rules in force…");
+    try {
+      const state = await ctx.reloadRules();
+      if (!state) {
+        say(saveStatus, "The rules in force could not be loaded: nothing was reverted.", "error");
+        settle(saveStatus, "error");
+        return;
+      }
+      fillEditor(true);
+      say(saveStatus, `Reverted to the rules in force (digest ${state.digest ?? "not reported"}).`, "ok");
+      delete saveStatus.dataset.code;
+      settle(saveStatus, "reverted");
+    } finally {
+      revert.disabled = false;
+    }
   });
   byId("rules-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -131,22 +153,28 @@ export function setupRules(ctx) {
     showProblems(items);
     if (items.length > 0) {
       say(saveStatus, "Fix the problems listed above first.", "error");
+      settle(saveStatus, "invalid");
       text.focus();
       return;
     }
     save.setAttribute("aria-disabled", "true");
+    markBusy(saveStatus);
     say(saveStatus, "Saving…");
     try {
       const state = await ctx.backend().putRules(document, ctx.rulesState()?.digest);
       dirty = false;
       ctx.rulesSaved(state);
       say(saveStatus, `Saved. The new digest is ${state.digest ?? "(not reported)"}.`, "ok");
+      delete saveStatus.dataset.code;
+      settle(saveStatus, "saved");
     } catch (error) {
       if (error.items?.length) showProblems(error.items);
-      const hint = error.code === "precondition_failed"
-        ? " Someone changed the rules since you loaded them: revert to see theirs, then apply your edit again."
-        : "";
-      say(saveStatus, `Not saved: ${error.message} (${error.code}).${hint}`, "error");
+      const why = error.code === "precondition_failed"
+        ? "Someone changed the rules since you loaded them: revert to see theirs, then apply your edit again."
+        : errorText(error);
+      say(saveStatus, `Not saved. ${why}`, "error");
+      saveStatus.dataset.code = error.code;
+      settle(saveStatus, "refused");
     } finally {
       updateSave();
     }

@@ -180,6 +180,18 @@ export async function launchBrowser() {
 export async function openPage(context, url) {
   const page = await context.newPage();
   const problems = [];
+  // Every API call the page makes, in order, for tests that count them.
+  page.apiCalls = [];
+  page.on("request", (request) => {
+    const address = new URL(request.url());
+    if (!address.pathname.startsWith("/v1/")) return;
+    page.apiCalls.push({
+      method: request.method(),
+      path: address.pathname,
+      search: address.search,
+      idempotencyKey: request.headers()["idempotency-key"] ?? null,
+    });
+  });
   page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
   page.on("console", (message) => {
     if (message.type() !== "error") return;
@@ -188,6 +200,9 @@ export async function openPage(context, url) {
       && /\/(v1\/|healthz)/.test(where);
     if (!expected) problems.push(`console: ${message.text()} (${where})`);
   });
+  // SIGNOFF_TEST_TIMEOUT_MS shortens every wait, e.g. to see quickly which
+  // tests fail against another version of the editor.
+  if (process.env.SIGNOFF_TEST_TIMEOUT_MS) page.setDefaultTimeout(Number(process.env.SIGNOFF_TEST_TIMEOUT_MS));
   await page.goto(url);
   await page.waitForFunction(() => document.documentElement.dataset.ready, null, { timeout: 20_000 });
   const ready = await page.evaluate(() => document.documentElement.dataset.ready);

@@ -2,8 +2,9 @@
 //!
 //! `build` compiles `signoff-wasm` with feature `js`, runs wasm-bindgen for the
 //! web (ES module, `init()` fetches the `.wasm`) and for Node (CommonJS that
-//! loads the `.wasm` at require time), writes the package files from
-//! `wasm/package/`, and shrinks both `.wasm` files with `wasm-opt -Oz`.
+//! loads the web build's `.wasm` at require time), writes the package files
+//! from `wasm/package/`, and shrinks the package's one `.wasm` with
+//! `wasm-opt`.
 //! `test` runs the Rust tests of the binding and the Node test suites of
 //! `wasm/tests/` against that package.
 
@@ -13,7 +14,8 @@ use std::process::Command;
 
 use crate::tools::{Result, cargo, has_program, root, run};
 
-/// The crate's output under `target/wasm32-unknown-unknown/wasm/`.
+/// The crate's output under `target/wasm32-unknown-unknown/wasm-js/` (the
+/// workspace's `wasm-js` profile: `opt-level = "z"`).
 const WASM_FILE: &str = "signoff_wasm.wasm";
 
 fn target_dir() -> PathBuf {
@@ -66,13 +68,14 @@ fn ensure_wasm_bindgen() -> Result {
         return Ok(());
     }
     // Not `--locked`: the CLI's own lockfile names a crate version the
-    // registry no longer serves (see /work/shared/TOOLCHAIN.md).
+    // registry no longer serves.
     cargo(&["install", "wasm-bindgen-cli", "--version", &wanted])
 }
 
 /// `npm ci` where `node_modules` is missing or older than the lockfile: in
-/// `wasm/tests` (binaryen's wasm-opt, typescript, fake-indexeddb, and the
-/// package) and in `wasm/examples` (the package only).
+/// `wasm/tests` (binaryen's wasm-opt, typescript, fake-indexeddb, miniflare
+/// with workerd, webpack, vite, esbuild, and the package) and in
+/// `wasm/examples` (the package only).
 fn ensure_node_modules() -> Result {
     let modified = |path: &Path| fs::metadata(path).and_then(|meta| meta.modified()).ok();
     for dir in ["wasm/tests", "wasm/examples"] {
@@ -126,6 +129,44 @@ fn glue_path(out: &Path) -> Result<String> {
     Ok(format!("./{relative}"))
 }
 
+/// What a wasm-bindgen glue exports to users: its classes and functions, in
+/// order, without the internal `MemoryCacheHandle`.
+#[derive(Debug, PartialEq)]
+enum Export {
+    Class(String),
+    Function(String),
+}
+
+impl Export {
+    fn name(&self) -> &str {
+        match self {
+            Export::Class(name) | Export::Function(name) => name,
+        }
+    }
+}
+
+/// The exports of the web (ES module) glue: `export class X` and
+/// `export function f` lines.
+fn web_exports(glue: &str) -> Vec<Export> {
+    glue.lines()
+        .filter_map(|line| {
+            let word = |rest: &str| {
+                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .map(str::to_owned)
+            };
+            if let Some(rest) = line.strip_prefix("export class ") {
+                word(rest).map(Export::Class)
+            } else if let Some(rest) = line.strip_prefix("export function ") {
+                word(rest).map(Export::Function)
+            } else {
+                None
+            }
+        })
+        .filter(|export| export.name() != "MemoryCacheHandle")
+        .collect()
+}
+
 /// The names the Node (CommonJS) glue exports, in order.
 fn node_exports(glue: &str) -> Vec<String> {
     glue.lines()
@@ -136,51 +177,212 @@ fn node_exports(glue: &str) -> Vec<String> {
         .collect()
 }
 
+/// An ES module whose only imports are none and whose only exports are
+/// `export class` and `export [async] function` declarations (`glue.js`,
+/// `conformance.js`) as a CommonJS module: the same text with `export `
+/// dropped and the names assigned to `exports`.
+fn commonjs_glue(glue: &str) -> Result<String> {
+    let mut names = Vec::new();
+    let mut out = String::from("\"use strict\";\n");
+    for line in glue.lines() {
+        let Some(rest) = line.strip_prefix("export ") else {
+            if line.trim_start().starts_with("export ") || line.starts_with("import ") {
+                return Err(format!("glue.js: cannot turn `{line}` into CommonJS"));
+            }
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let name = rest
+            .strip_prefix("class ")
+            .or_else(|| rest.strip_prefix("function "))
+            .or_else(|| rest.strip_prefix("async function "))
+            .and_then(|rest| {
+                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+            })
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "glue.js: only `export class` and `export function` are supported, not `{line}`"
+                )
+            })?;
+        names.push(name.to_owned());
+        out.push_str(rest);
+        out.push('\n');
+    }
+    for name in names {
+        out.push_str(&format!("exports.{name} = {name};\n"));
+    }
+    Ok(out)
+}
+
 fn write(path: &Path, text: &str) -> Result {
     fs::write(path, text).map_err(io("write", path))
 }
 
-/// Writes the package files around the two wasm-bindgen outputs.
+fn remove(path: &Path) -> Result {
+    fs::remove_file(path).map_err(io("remove", path))
+}
+
+/// The `repository` of the workspace's `Cargo.toml`, for the npm package.
+fn workspace_repository() -> Result<String> {
+    let path = root().join("Cargo.toml");
+    let manifest = fs::read_to_string(&path).map_err(io("read", &path))?;
+    manifest
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("repository"))
+        .filter_map(|rest| rest.trim().strip_prefix('='))
+        .filter_map(|value| value.trim().strip_prefix('"')?.strip_suffix('"'))
+        .map(str::to_owned)
+        .next()
+        .ok_or_else(|| "Cargo.toml names no workspace repository".into())
+}
+
+/// The wasm path in wasm-bindgen's Node glue, and where the package's one
+/// `.wasm` is from `node/`.
+const NODE_WASM_PATH: &str = "`${__dirname}/signoff_wasm_bg.wasm`";
+const SHARED_WASM_PATH: &str = "`${__dirname}/../web/signoff_wasm_bg.wasm`";
+
+/// Writes the package files around the two wasm-bindgen outputs: the guarded
+/// web entry, the CommonJS and ES module Node entries over one `.wasm`, the
+/// declarations, the README and the examples.
 fn write_package(pkg: &Path) -> Result {
     let templates = root().join("wasm/package");
     let template = |name: &str| {
         let path = templates.join(name);
         fs::read_to_string(&path).map_err(io("read", &path))
     };
-    write(&pkg.join("package.json"), &template("package.json")?)?;
-    write(&pkg.join("README.md"), &template("README.md")?)?;
+    let repository = workspace_repository()?;
+    for name in ["package.json", "README.md"] {
+        write(
+            &pkg.join(name),
+            &template(name)?.replace("{{REPOSITORY}}", &repository),
+        )?;
+    }
+    write(&pkg.join("wasm.d.ts"), &template("wasm.d.ts")?)?;
+    let conformance = template("conformance.js")?;
+    write(&pkg.join("conformance.cjs"), &commonjs_glue(&conformance)?)?;
+    write(&pkg.join("conformance.js"), &conformance)?;
+    let conformance_types = template("conformance.d.ts")?;
+    write(&pkg.join("conformance.d.ts"), &conformance_types)?;
+    write(&pkg.join("conformance.d.cts"), &conformance_types)?;
+    let declarations = template("index.d.ts")?;
 
     let web = pkg.join("web");
-    let web_glue = glue_path(&web)?;
+    let web_glue_path = web.join("signoff_wasm.js");
+    let web_glue = fs::read_to_string(&web_glue_path).map_err(io("read", &web_glue_path))?;
+    let guarded: String = web_exports(&web_glue)
+        .iter()
+        .map(|export| match export {
+            Export::Class(name) => format!("export const {name} = guardClass(glue.{name});\n"),
+            Export::Function(name) => {
+                format!("export const {name} = guardFunction(glue.{name});\n")
+            }
+        })
+        .collect();
     write(
         &web.join("index.js"),
-        &template("web.index.js")?.replace("{{GLUE}}", &web_glue),
+        &template("web.index.js")?
+            .replace("{{GLUE}}", &glue_path(&web)?)
+            .replace("{{EXPORTS}}", &guarded),
     )?;
-    write(&web.join("index.d.ts"), &template("index.d.ts")?)?;
+    write(
+        &web.join("index.d.ts"),
+        &(declarations.clone() + &template("web.init.d.ts")?),
+    )?;
+    // The raw exports of the `.wasm`, which no user imports.
+    remove(&web.join("signoff_wasm_bg.wasm.d.ts"))?;
 
     let node = pkg.join("node");
-    let node_glue = glue_path(&node)?;
-    let cjs_path = node.join("signoff_wasm.js");
-    let cjs = fs::read_to_string(&cjs_path).map_err(io("read", &cjs_path))?;
-    let exports: String = node_exports(&cjs)
+    let node_glue_path = node.join("signoff_wasm.js");
+    let node_glue = fs::read_to_string(&node_glue_path).map_err(io("read", &node_glue_path))?;
+    if node_glue.matches(NODE_WASM_PATH).count() != 1 {
+        return Err(format!(
+            "the Node glue no longer reads {NODE_WASM_PATH}: update xtask/src/js.rs"
+        ));
+    }
+    write(
+        &node_glue_path,
+        &node_glue.replace(NODE_WASM_PATH, SHARED_WASM_PATH),
+    )?;
+    remove(&node.join("signoff_wasm_bg.wasm"))?;
+    remove(&node.join("signoff_wasm_bg.wasm.d.ts"))?;
+    let node_glue_snippet = glue_path(&node)?;
+    let snippet = node.join(&node_glue_snippet);
+    let esm = fs::read_to_string(&snippet).map_err(io("read", &snippet))?;
+    write(&snippet, &commonjs_glue(&esm)?)?;
+    let names = node_exports(&node_glue);
+    let cjs_exports: String = names
+        .iter()
+        .map(|name| format!("exports.{name} = bindings.{name};\n"))
+        .collect();
+    write(
+        &node.join("index.cjs"),
+        &template("node.index.cjs")?
+            .replace("{{GLUE}}", &node_glue_snippet)
+            .replace("{{EXPORTS}}", &cjs_exports),
+    )?;
+    let esm_exports: String = names
         .iter()
         .map(|name| format!("export const {name} = bindings.{name};\n"))
         .collect();
     write(
         &node.join("index.mjs"),
-        &template("node.index.mjs")?
-            .replace("{{GLUE}}", &node_glue)
-            .replace("{{EXPORTS}}", &exports),
+        &template("node.index.mjs")?.replace("{{EXPORTS}}", &esm_exports),
     )?;
-    write(&node.join("index.d.ts"), &template("node.index.d.ts")?)?;
+    let node_declarations = declarations + &template("node.init.d.ts")?;
+    // `index.d.ts` is CommonJS (node/package.json), `index.d.mts` an ES module.
+    write(&node.join("index.d.ts"), &node_declarations)?;
+    write(&node.join("index.d.mts"), &node_declarations)?;
     write(&node.join("package.json"), "{ \"type\": \"commonjs\" }\n")?;
-    write(
-        &node.join("snippets/package.json"),
-        "{ \"type\": \"module\" }\n",
-    )
+
+    copy_examples(&pkg.join("examples"))
 }
 
-/// `wasm-opt -Oz` over each `.wasm` of the package, when binaryen is there.
+/// The examples of `wasm/examples/` that run from the package, without the
+/// ones that only make sense in this repository (benchmarks, lockfiles).
+fn copy_examples(to: &Path) -> Result {
+    let from = root().join("wasm/examples");
+    fn walk(from: &Path, to: &Path) -> Result {
+        fs::create_dir_all(to).map_err(io("create", to))?;
+        for entry in fs::read_dir(from).map_err(io("read", from))? {
+            let entry = entry.map_err(io("read", from))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if name != "node_modules" {
+                    walk(&path, &to.join(&*name))?;
+                }
+            } else if [".mjs", ".js", ".md", ".toml"]
+                .iter()
+                .any(|extension| name.ends_with(extension))
+            {
+                let target = to.join(&*name);
+                fs::copy(&path, &target).map_err(io("copy to", &target))?;
+            }
+        }
+        Ok(())
+    }
+    walk(&from, to)
+}
+
+/// The `wasm-opt` settings for the package's `.wasm`, chosen for its size
+/// once compressed, which is what is downloaded: `-Os` without inlining
+/// (LLVM has inlined already; binaryen's inlining makes the file smaller raw
+/// but about 10 KB larger gzipped), and without the name and producers
+/// sections. Measured in docs/PERFORMANCE.md.
+const WASM_OPT_FLAGS: &[&str] = &[
+    "-Os",
+    "--no-inline=*",
+    "-fimfs=0",
+    "-ocimfs=0",
+    "--strip-debug",
+    "--strip-producers",
+];
+
+/// `wasm-opt` over the package's `.wasm`, when binaryen is there.
 fn shrink(pkg: &Path) -> Result {
     let local = root().join("wasm/tests/node_modules/.bin/wasm-opt");
     let wasm_opt = if local.exists() {
@@ -191,15 +393,12 @@ fn shrink(pkg: &Path) -> Result {
         eprintln!("wasm-opt not found: the package keeps wasm-bindgen's output");
         return Ok(());
     };
-    for flavour in ["web", "node"] {
-        let file = pkg.join(flavour).join("signoff_wasm_bg.wasm");
-        run(Command::new(&wasm_opt)
-            .arg("-Oz")
-            .arg(&file)
-            .arg("-o")
-            .arg(&file))?;
-    }
-    Ok(())
+    let file = pkg.join("web/signoff_wasm_bg.wasm");
+    run(Command::new(&wasm_opt)
+        .args(WASM_OPT_FLAGS)
+        .arg(&file)
+        .arg("-o")
+        .arg(&file))
 }
 
 /// Builds `wasm/pkg/`: the `signoff` npm package for browsers, edge runtimes
@@ -215,12 +414,10 @@ pub fn build() -> Result {
         "--target",
         "wasm32-unknown-unknown",
         "--profile",
-        "wasm",
+        "wasm-js",
     ])?;
-    // The component build of the same crate writes the same path: take our
-    // module away at once.
     let built = target_dir()
-        .join("wasm32-unknown-unknown/wasm")
+        .join("wasm32-unknown-unknown/wasm-js")
         .join(WASM_FILE);
     let staging = target_dir().join("signoff-js");
     fs::create_dir_all(&staging).map_err(io("create", &staging))?;
@@ -260,9 +457,13 @@ pub fn test() -> Result {
     ])?;
     ensure_node_modules()?;
     let tests = root().join("wasm/tests");
-    run(Command::new("npx")
-        .args(["--no-install", "tsc", "--noEmit", "-p", "."])
-        .current_dir(&tests))?;
+    // The Node project (with @types/node), then a browser project with
+    // neither @types/node nor the `esnext.disposable` library.
+    for project in [".", "tsconfig.bare.json"] {
+        run(Command::new("npx")
+            .args(["--no-install", "tsc", "--noEmit", "-p", project])
+            .current_dir(&tests))?;
+    }
     run(Command::new("node")
         .args(["--test", "--test-reporter=spec"])
         .current_dir(&tests))

@@ -1,9 +1,10 @@
 //! The storage behind the engine's `cache` import: the cache contract of
-//! SPEC section 6 over an embedded in-memory store or Redis.
+//! docs/CONTRACT.md section 6 over an embedded in-memory store or Redis.
 //!
 //! [`CacheBackend`] is the one type the engine talks to. Both backends give
 //! the same answers: versions change on every put and are never reused for a
-//! key, `commit` is all or nothing, and `range` is O(log N + limit). A failure
+//! key, `commit` is all or nothing, `get_many` is one round trip, and
+//! `range` is O(log N + limit). A failure
 //! of the store is a [`CacheError`], which the core reports as `unavailable`.
 
 mod redis;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use signoff_core::memory::MillisClock;
 use signoff_core::{Batch, Cache, CacheError, CommitOutcome, Entry, IndexEntry, MemoryCache};
 
-pub use self::redis::{RedisCache, RedisSetupError};
+pub use self::redis::{Durability, RedisCache, RedisSetupError};
 
 /// The most index entries one `range` returns, whatever the caller asks.
 ///
@@ -55,6 +56,10 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// How long one command may wait for its answer.
     pub response_timeout: Duration,
+    /// How many replicas must hold a commit before it answers (`WAIT`).
+    pub wait_replicas: u32,
+    /// The store's number of partitions, each a hash tag of its own.
+    pub partitions: u16,
 }
 
 impl Default for RedisOptions {
@@ -62,6 +67,8 @@ impl Default for RedisOptions {
         Self {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
+            wait_replicas: 0,
+            partitions: signoff_core::keys::DEFAULT_PARTITIONS,
         }
     }
 }
@@ -99,7 +106,9 @@ impl CacheBackend {
         key_prefix: &str,
         options: RedisOptions,
     ) -> Result<Self, RedisSetupError> {
-        RedisCache::open(url, key_prefix, options).map(|cache| Self::Redis(Arc::new(cache)))
+        let mut cache = RedisCache::open(url, key_prefix, options)?;
+        cache.set_wait_replicas(options.wait_replicas);
+        Ok(Self::Redis(Arc::new(cache)))
     }
 
     /// Memory when `url` is `None`, else Redis.
@@ -119,6 +128,19 @@ impl CacheBackend {
         match self {
             Self::Memory(cache) => Ok(cache.get_now(key)),
             Self::Redis(cache) => cache.get(key).await,
+        }
+    }
+
+    /// The values at `keys`, in order, in one round trip (a prefix of them
+    /// within `max_bytes`).
+    pub async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        match self {
+            Self::Memory(cache) => Ok(cache.get_many_now(keys, max_bytes)),
+            Self::Redis(cache) => cache.get_many(keys, max_bytes).await,
         }
     }
 
@@ -152,6 +174,24 @@ impl CacheBackend {
         }
     }
 
+    /// What the store promises about keeping acknowledged writes; `None`
+    /// for the in-memory cache, which keeps nothing across a restart.
+    pub async fn durability(&self) -> Result<Option<Durability>, CacheError> {
+        match self {
+            Self::Memory(_) => Ok(None),
+            Self::Redis(cache) => cache.durability().await.map(Some),
+        }
+    }
+
+    /// Drops expired values from the in-memory cache (Redis expires its
+    /// own); how many.
+    pub fn purge_expired(&self) -> usize {
+        match self {
+            Self::Memory(cache) => cache.purge_expired(),
+            Self::Redis(_) => 0,
+        }
+    }
+
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
@@ -164,6 +204,14 @@ impl CacheBackend {
 impl Cache for CacheBackend {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         CacheBackend::get(self, key).await
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        CacheBackend::get_many(self, keys, max_bytes).await
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {

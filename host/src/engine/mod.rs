@@ -31,8 +31,8 @@ use std::time::Duration;
 use serde_json::Value;
 use signoff_core::input::ActionName;
 use signoff_core::{
-    ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport, Page, Preview,
-    Principal, Put, Rules, Status, Timestamp, Violation,
+    AllowedActions, ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport,
+    Page, Preview, Principal, Put, Rules, Status, StoredRules, Timestamp, Violation,
 };
 
 pub use self::rules::RULES_KEY;
@@ -40,9 +40,11 @@ pub use self::runtime::{
     ClockFn, IdFn, InstanceStats, Limits, LoadError, MAX_CALLS_PER_INSTANCE, RETIRE_ABOVE_BYTES,
 };
 
-use self::rules::{RulesInForce, RulesRecord};
+use self::rules::RulesInForce;
+use self::runtime::generated::exports::signoff::engine::manager::Action;
 use self::runtime::{Runtime, State};
-use crate::cache::{CacheBackend, RedisOptions};
+use crate::cache::{CacheBackend, Durability, RedisOptions};
+use signoff_core::keys::Layout;
 
 /// The engine component as built from this repository: the guest's core
 /// module for `wasm32-unknown-unknown`, made a component when loaded.
@@ -65,6 +67,30 @@ pub struct EngineOptions {
     pub key_prefix: String,
     /// The rules in force at start (unless the cache holds newer ones).
     pub rules: Rules,
+    /// How the store is laid out and what it must promise.
+    pub storage: StorageOptions,
+}
+
+/// The layout of the store and the durability it must promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// The number of partitions (1..=1024), fixed for the life of a store:
+    /// a store records it, and the engine refuses to start with another.
+    pub partitions: u16,
+    /// Start even when Redis may evict keys (and so delete requests).
+    pub allow_eviction: bool,
+    /// Replicas that must hold each commit before it answers (`WAIT`).
+    pub redis_wait_replicas: u32,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            partitions: signoff_core::keys::DEFAULT_PARTITIONS,
+            allow_eviction: false,
+            redis_wait_replicas: 0,
+        }
+    }
 }
 
 /// Everything else, with defaults fit for the server.
@@ -118,26 +144,12 @@ pub struct Stats {
     pub oldest_pending_created_at: Option<Timestamp>,
 }
 
-/// Why a rules replacement was refused.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplaceRulesError {
-    /// `If-Match` named another digest.
-    PreconditionFailed {
-        /// The digest in force.
-        current: String,
-    },
-    /// The document is invalid; every problem.
-    Invalid(Vec<Violation>),
-    /// The cache failed.
-    Unavailable(String),
-}
-
-/// How many times a rules replacement retries against a concurrent one.
-const RULES_ATTEMPTS: usize = 16;
-
 struct Inner {
     runtime: Arc<Runtime>,
     cache: CacheBackend,
+    layout: Layout,
+    durability: Option<Durability>,
+    create_turns: CreateTurns,
     rules: std::sync::RwLock<Arc<RulesInForce>>,
     clock: ClockFn,
     ids: IdFn,
@@ -176,13 +188,33 @@ impl Engine {
         settings: EngineSettings,
     ) -> anyhow::Result<Self> {
         let runtime = Runtime::shared(&settings.wasm, settings.limits)?;
+        let layout = Layout::new(u32::from(options.storage.partitions))?;
         let cache = match options.redis_url.as_deref() {
-            Some(url) => CacheBackend::redis(url, &options.key_prefix, settings.redis)?,
+            Some(url) => {
+                let redis = RedisOptions {
+                    wait_replicas: options.storage.redis_wait_replicas,
+                    partitions: layout.partitions(),
+                    ..settings.redis
+                };
+                CacheBackend::redis(url, &options.key_prefix, redis)?
+            }
             None => {
                 let clock = settings.clock.clone();
                 CacheBackend::memory_with_clock(Arc::new(move || clock().as_millis()))
             }
         };
+        let durability = check_durability(&cache, options.storage.allow_eviction).await?;
+        if let Err(error) = record_partitions(&cache, layout).await {
+            match error {
+                PartitionsError::Mismatch(_) => return Err(error.into()),
+                PartitionsError::Unavailable(reason) => {
+                    tracing::warn!(%reason, "cannot check the store's partitions yet");
+                }
+            }
+        }
+        if matches!(cache, CacheBackend::Memory(_)) {
+            spawn_memory_purger(cache.clone(), MEMORY_PURGE_PERIOD);
+        }
         let placeholder = Arc::new(RulesInForce {
             document: Value::Null,
             text: Arc::from(""),
@@ -191,6 +223,9 @@ impl Engine {
         let inner = Arc::new(Inner {
             runtime,
             cache,
+            layout,
+            durability,
+            create_turns: CreateTurns::new(),
             rules: std::sync::RwLock::new(placeholder),
             clock: settings.clock,
             ids: settings.ids,
@@ -227,80 +262,46 @@ impl Engine {
         &self.inner.cache
     }
 
+    /// The layout of the store (its partitions).
+    pub fn layout(&self) -> Layout {
+        self.inner.layout
+    }
+
+    /// What the Redis deployment promised at start-up (`None`: the
+    /// in-memory cache, or Redis could not be asked then).
+    pub fn durability(&self) -> Option<&Durability> {
+        self.inner.durability.as_ref()
+    }
+
     /// The rules document in force and its digest.
     pub async fn rules(&self) -> (Value, String) {
         let rules = self.inner.rules_in_force();
         (rules.document.clone(), rules.digest.clone())
     }
 
-    /// Replaces the rules if `expected_digest` (when given) is the digest in
-    /// force; returns the new digest. The precondition is checked against the
-    /// cache, so it holds across servers.
+    /// Replaces the rules for `principal` (`admin` only) when `if_match`
+    /// (when given) holds for the digest in force, and puts them in force;
+    /// returns the new digest. The core decides, in the engine, against the
+    /// digest stored in the cache, so the precondition holds across servers.
     pub async fn replace_rules(
         &self,
         document: &Value,
-        expected_digest: Option<&str>,
-    ) -> Result<String, ReplaceRulesError> {
-        let unavailable = |error: Error| ReplaceRulesError::Unavailable(error.to_string());
-        let mut validated: Option<RulesInForce> = None;
-        for _ in 0..RULES_ATTEMPTS {
-            let stored = self
-                .inner
-                .cache
-                .get(RULES_KEY)
-                .await
-                .map_err(|error| unavailable(error.into()))?;
-            let current = match &stored {
-                Some(entry) => decode_record(&entry.value)
-                    .map(|record| record.digest)
-                    .unwrap_or_default(),
-                None => self.inner.rules_in_force().digest.clone(),
-            };
-            if let Some(expected) = expected_digest
-                && expected != current
-            {
-                return Err(ReplaceRulesError::PreconditionFailed { current });
-            }
-            let next = match validated.take() {
-                Some(next) => next,
-                None => self
-                    .inner
-                    .validate_rules(&json_text(document))
-                    .await
-                    .map_err(unavailable)?
-                    .map_err(ReplaceRulesError::Invalid)?,
-            };
-            let record = RulesRecord {
-                digest: next.digest.clone(),
-                document: next.document.clone(),
-            };
-            let value = serde_json::to_vec(&record)
-                .map_err(|error| ReplaceRulesError::Unavailable(error.to_string()))?;
-            let batch = Batch {
-                checks: vec![Check {
-                    key: RULES_KEY.to_owned(),
-                    version: stored.map(|entry| entry.version),
-                }],
-                puts: vec![Put {
-                    key: RULES_KEY.to_owned(),
-                    value,
-                    ttl_ms: None,
-                }],
-                ..Batch::default()
-            };
-            match self.inner.cache.commit(batch).await {
-                Ok(CommitOutcome::Committed) => {
-                    let digest = next.digest.clone();
-                    self.inner.set_rules(next);
-                    return Ok(digest);
-                }
-                Ok(CommitOutcome::Conflict) => validated = Some(next),
-                Err(error) => return Err(unavailable(error.into())),
-            }
-        }
-        Err(ReplaceRulesError::Unavailable(
-            "the rules kept changing concurrently; retry".to_owned(),
-        ))
+        principal: &Principal,
+        if_match: Option<&[String]>,
+    ) -> Result<String, Error> {
+        let document = json_text(document);
+        let principal = convert::to_json(principal)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_replace_rules(&mut session.store, &document, &principal, if_match)
+            .await;
+        let info = self.inner.answer(session, answer)?;
+        let rules = RulesInForce::from_info(info.digest, info.document)?;
+        let digest = rules.digest.clone();
+        self.inner.set_rules(rules);
+        Ok(digest)
     }
 
     /// Validates a change and determines its level; stores nothing.
@@ -312,7 +313,7 @@ impl Engine {
             .signoff_engine_manager()
             .call_preview(&mut session.store, &change)
             .await;
-        self.inner.answer(session, answer).map(convert::preview)
+        convert::answer(&self.inner.answer(session, answer)?)
     }
 
     /// Files a change for `principal`.
@@ -323,14 +324,20 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Result<Created, Error> {
         let change = json_text(change);
-        let principal = convert::principal(principal);
+        // One requester's creates all update its rate-limit bucket: taken
+        // in turns on this server, they do not fight over its version.
+        let _turn = match self.inner.rules_limit_rate() {
+            true => Some(self.inner.create_turns.take(&principal.id).await),
+            false => None,
+        };
+        let principal = convert::to_json(principal)?;
         let mut session = self.inner.session().await?;
         let answer = session
             .engine
             .signoff_engine_manager()
             .call_create(&mut session.store, &change, &principal, idempotency_key)
             .await;
-        convert::created(self.inner.answer(session, answer)?)
+        convert::answer(&self.inner.answer(session, answer)?)
     }
 
     /// The request with `id`, or `None`.
@@ -343,13 +350,15 @@ impl Engine {
             .await;
         self.inner
             .answer(session, answer)?
-            .map(convert::request)
+            .map(|request| convert::answer(&request))
             .transpose()
     }
 
-    /// One page of requests; `query` is `{ status?, policyType?, limit?, cursor? }`
-    /// (`limit` may be a decimal string, as query strings carry it).
-    pub async fn list(&self, query: &Value) -> Result<Page, Error> {
+    /// One page of requests as the JSON body `{ items, nextCursor? }`,
+    /// ready to be sent: the items are the stored bytes, passed through;
+    /// `query` is `{ status?, policyType?, limit?, cursor?, view? }` (`limit`
+    /// may be a decimal string, as query strings carry it).
+    pub async fn list_json(&self, query: &Value) -> Result<Vec<u8>, Error> {
         let query = json_text(query);
         let mut session = self.inner.session().await?;
         let answer = session
@@ -357,7 +366,15 @@ impl Engine {
             .signoff_engine_manager()
             .call_list(&mut session.store, &query)
             .await;
-        convert::page(self.inner.answer(session, answer)?)
+        self.inner.answer(session, answer)
+    }
+
+    /// One page of requests, typed (full items: `view` must be absent or
+    /// `full`); see [`Engine::list_json`].
+    pub async fn list(&self, query: &Value) -> Result<Page, Error> {
+        let body = self.list_json(query).await?;
+        serde_json::from_slice(&body)
+            .map_err(|error| Error::Internal(format!("the engine answered a bad page: {error}")))
     }
 
     /// Approves with the body `{ comment? }` (absent body allowed).
@@ -409,19 +426,51 @@ impl Engine {
         principal: &Principal,
         body: Option<&Value>,
     ) -> Result<ApprovalRequest, Error> {
-        let principal = convert::principal(principal);
+        let principal = convert::to_json(principal)?;
         let body = body.map(json_text);
-        let body = body.as_deref();
-        let mut session = self.inner.session().await?;
-        let manager = session.engine.signoff_engine_manager();
-        let store = &mut session.store;
-        let answer = match name {
-            ActionName::Approve => manager.call_approve(store, id, &principal, body).await,
-            ActionName::Reject => manager.call_reject(store, id, &principal, body).await,
-            ActionName::Cancel => manager.call_cancel(store, id, &principal, body).await,
-            ActionName::Comment => manager.call_comment(store, id, &principal, body).await,
+        let action = match name {
+            ActionName::Approve => Action::Approve,
+            ActionName::Reject => Action::Reject,
+            ActionName::Cancel => Action::Cancel,
+            ActionName::Comment => Action::Comment,
         };
-        convert::request(self.inner.answer(session, answer)?)
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_act(&mut session.store, action, id, &principal, body.as_ref())
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// What `principal` may do now to the request `id` (`not_found` when
+    /// unknown).
+    pub async fn allowed_actions(
+        &self,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<AllowedActions, Error> {
+        let principal = convert::to_json(principal)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_allowed_actions(&mut session.store, id, &principal)
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// The validation items of a principal document (empty when valid), as
+    /// the engine judges every principal it is given.
+    pub async fn validate_principal(&self, principal: &Value) -> Result<Vec<Violation>, Error> {
+        let principal = json_text(principal);
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_validate_principal(&mut session.store, &principal)
+            .await;
+        convert::answer(&self.inner.answer(session, answer.map(Ok::<_, String>))?)
     }
 
     /// Expires up to `limit` due requests.
@@ -432,16 +481,32 @@ impl Engine {
             .signoff_engine_manager()
             .call_expire_due(&mut session.store, limit)
             .await;
-        convert::expire_report(self.inner.answer(session, answer)?)
+        let report: ExpireReport = convert::answer(&self.inner.answer(session, answer)?)?;
+        if report.undecodable > 0 {
+            tracing::error!(
+                undecodable = report.undecodable,
+                "the sweep stepped over stored requests it cannot decode"
+            );
+        }
+        if report.stale_removed > 0 {
+            tracing::info!(
+                removed = report.stale_removed,
+                "the sweep removed stale due-index entries"
+            );
+        }
+        Ok(report)
     }
 
     /// Pending count and oldest pending age.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        let pending = self
-            .inner
-            .cache
-            .index_len(&signoff_core::keys::status_index(Status::Pending))
-            .await?;
+        let mut pending = 0;
+        for partition in self.inner.layout.all() {
+            pending += self
+                .inner
+                .cache
+                .index_len(&self.inner.layout.status_index(partition, Status::Pending))
+                .await?;
+        }
         let mut session = self.inner.session().await?;
         let answer = session
             .engine
@@ -478,11 +543,19 @@ impl Engine {
     }
 }
 
-fn decode_record(bytes: &[u8]) -> Option<RulesRecord> {
-    serde_json::from_slice(bytes).ok()
+fn decode_record(bytes: &[u8]) -> Option<StoredRules> {
+    StoredRules::decode(bytes).ok()
 }
 
 impl Inner {
+    /// Whether the rules in force limit how often a requester creates.
+    fn rules_limit_rate(&self) -> bool {
+        self.rules_in_force()
+            .document
+            .get("rateLimit")
+            .is_some_and(|limit| !limit.is_null())
+    }
+
     fn rules_in_force(&self) -> Arc<RulesInForce> {
         self.rules
             .read()
@@ -501,6 +574,7 @@ impl Inner {
     async fn session(&self) -> Result<runtime::Session<'_>, Error> {
         let state = State {
             cache: self.cache.clone(),
+            layout: self.layout,
             rules: self.rules_in_force(),
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
@@ -513,7 +587,7 @@ impl Inner {
     fn answer<T>(
         &self,
         session: runtime::Session<'_>,
-        answer: wasmtime::Result<Result<T, runtime::generated::signoff::engine::types::Error>>,
+        answer: wasmtime::Result<Result<T, String>>,
     ) -> Result<T, Error> {
         match answer {
             Ok(Ok(value)) => {
@@ -522,7 +596,7 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 session.release();
-                Err(convert::error(error))
+                Err(convert::error(&error))
             }
             Err(error) => {
                 drop(session);
@@ -540,7 +614,7 @@ impl Inner {
         let answer = session
             .engine
             .signoff_engine_manager()
-            .call_validate_rules(&mut session.store, document)
+            .call_validate_rules(&mut session.store, &document.to_owned())
             .await;
         let answer = match answer {
             Ok(answer) => {
@@ -553,17 +627,8 @@ impl Inner {
             }
         };
         Ok(match answer {
-            Ok(info) => {
-                let parsed: Value = serde_json::from_str(&info.document).map_err(|error| {
-                    Error::Internal(format!("the engine normalized rules badly: {error}"))
-                })?;
-                Ok(RulesInForce {
-                    document: parsed,
-                    text: Arc::from(info.document),
-                    digest: info.digest,
-                })
-            }
-            Err(violations) => Err(convert::violations(violations)),
+            Ok(info) => Ok(RulesInForce::from_info(info.digest, info.document)?),
+            Err(violations) => Err(convert::answer(&violations)?),
         })
     }
 
@@ -592,7 +657,7 @@ impl Inner {
             }
             None => {
                 let rules = self.rules_in_force();
-                let record = RulesRecord {
+                let record = StoredRules {
                     digest: rules.digest.clone(),
                     document: rules.document.clone(),
                 };
@@ -635,4 +700,160 @@ fn spawn_rules_refresher(inner: Weak<Inner>, period: Duration) {
             }
         }
     });
+}
+
+/// How often the in-memory cache drops expired values.
+const MEMORY_PURGE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Drops the memory cache's expired values every `period`, until the last
+/// handle to the cache is gone.
+fn spawn_memory_purger(cache: CacheBackend, period: Duration) {
+    let CacheBackend::Memory(memory) = cache else {
+        return;
+    };
+    let weak = memory.downgrade();
+    drop(memory);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let Some(memory) = weak.upgrade() else {
+                break;
+            };
+            let purged = memory.purge_expired();
+            if purged > 0 {
+                tracing::debug!(purged, "dropped expired values from the memory cache");
+            }
+        }
+    });
+}
+
+/// Why the store's recorded partitions do not allow a start.
+#[derive(Debug, thiserror::Error)]
+enum PartitionsError {
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Records the number of partitions in a new store, or checks that the
+/// store was made with the same number.
+async fn record_partitions(cache: &CacheBackend, layout: Layout) -> Result<(), PartitionsError> {
+    let unavailable = |error: signoff_core::CacheError| PartitionsError::Unavailable(error.0);
+    let key = signoff_core::keys::PARTITIONS_KEY;
+    let wanted = layout.partitions();
+    loop {
+        match cache.get(key).await.map_err(unavailable)? {
+            Some(entry) => {
+                let recorded = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|text| text.parse::<u16>().ok());
+                return match recorded {
+                    Some(recorded) if recorded == wanted => Ok(()),
+                    Some(recorded) => Err(PartitionsError::Mismatch(format!(
+                        "the store was made with {recorded} partitions, not {wanted}: \
+                         the number of partitions is fixed for the life of a store"
+                    ))),
+                    None => Err(PartitionsError::Mismatch(format!(
+                        "the store's record of its partitions (`{key}`) is unreadable"
+                    ))),
+                };
+            }
+            None => {
+                let batch = Batch {
+                    checks: vec![Check {
+                        key: key.to_owned(),
+                        version: None,
+                    }],
+                    puts: vec![Put {
+                        key: key.to_owned(),
+                        value: wanted.to_string().into_bytes(),
+                        ttl_ms: None,
+                    }],
+                    ..Batch::default()
+                };
+                // A conflict: another server recorded it first; read it.
+                if cache.commit(batch).await.map_err(unavailable)? == CommitOutcome::Committed {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Asks Redis what it promises, logs it, and refuses a Redis that may evict
+/// keys unless `allow_eviction`. A Redis that does not answer yet is logged
+/// and allowed (calls answer `unavailable` until it does).
+async fn check_durability(
+    cache: &CacheBackend,
+    allow_eviction: bool,
+) -> anyhow::Result<Option<Durability>> {
+    let durability = match cache.durability().await {
+        Ok(Some(durability)) => durability,
+        Ok(None) => return Ok(None),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the durability settings of Redis");
+            return Ok(None);
+        }
+    };
+    tracing::info!(
+        maxmemory_policy = %durability.maxmemory_policy,
+        appendonly = %durability.appendonly,
+        appendfsync = %durability.appendfsync,
+        "redis durability"
+    );
+    if durability.may_evict() {
+        if !allow_eviction {
+            anyhow::bail!(
+                "redis has maxmemory-policy `{}`: it may evict keys and so delete requests; \
+                 set it to `noeviction`, or start with --allow-eviction",
+                durability.maxmemory_policy
+            );
+        }
+        tracing::warn!(
+            maxmemory_policy = %durability.maxmemory_policy,
+            "redis may evict keys (allowed by --allow-eviction)"
+        );
+    }
+    Ok(Some(durability))
+}
+
+/// Turns for the creates of one requester on this server.
+///
+/// Every create of a requester takes a token from its one rate-limit bucket
+/// with a compare-and-swap; concurrent creates of one requester (a CI bot
+/// filing in parallel) would make all but one retry, round after round.
+/// Taking turns makes each create's commit go in at its first attempt on
+/// this server; requesters spread over a fixed set of locks, so the table
+/// stays small, and two requesters that share a lock only wait for each
+/// other's short commit.
+struct CreateTurns {
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// The number of locks of [`CreateTurns`].
+const CREATE_TURN_LOCKS: usize = 256;
+
+impl CreateTurns {
+    fn new() -> Self {
+        Self {
+            locks: (0..CREATE_TURN_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn take(&self, principal: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        principal.hash(&mut hasher);
+        let slot = usize::try_from(hasher.finish() % CREATE_TURN_LOCKS as u64).unwrap_or(0);
+        match self.locks.get(slot) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! The rules in force, and how they are shared through the cache.
 //!
-//! The document lives in the cache under [`RULES_KEY`] as
-//! `{ "digest", "document" }`, so every server on one Redis decides with the
-//! same rules. A replacement is a compare-and-swap on that key. Each server
+//! The document lives in the cache under [`RULES_KEY`] as the core's
+//! `StoredRules` (`{ "digest", "document" }`), so every server on one Redis
+//! decides with the same rules. A replacement is decided by the core in the
+//! engine (`admin`, `If-Match`, a compare-and-swap on that key). Each server
 //! keeps its own copy for the requests it serves and reloads it when the
 //! cache holds another digest: at start, right after its own replacements,
 //! and on a timer (`EngineSettings::rules_refresh`, one second by default),
@@ -11,21 +12,11 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use signoff_core::Error;
 
-/// The cache key of the rules document (beside the core's own keys, which
-/// never start with `cfg:`).
-pub const RULES_KEY: &str = "cfg:rules";
-
-/// The stored form.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RulesRecord {
-    /// The digest the engine computed for `document`.
-    pub digest: String,
-    /// The normalized document.
-    pub document: Value,
-}
+/// The cache key of the rules document: the core's.
+pub use signoff_core::rules_store::RULES_KEY;
 
 /// One version of the rules, as every request reads it.
 #[derive(Debug)]
@@ -36,4 +27,19 @@ pub struct RulesInForce {
     pub text: Arc<str>,
     /// Its digest.
     pub digest: String,
+}
+
+impl RulesInForce {
+    /// The rules that the engine validated (or replaced): their digest and
+    /// normalized document as JSON text.
+    pub fn from_info(digest: String, text: String) -> Result<Self, Error> {
+        let document = serde_json::from_str(&text).map_err(|error| {
+            Error::Internal(format!("the engine normalized rules badly: {error}"))
+        })?;
+        Ok(Self {
+            document,
+            text: Arc::from(text),
+            digest,
+        })
+    }
 }

@@ -58,7 +58,7 @@ pub(super) mod generated {
     });
 }
 
-use generated::signoff::engine::{cache, host, types};
+use generated::signoff::engine::{cache, host};
 
 /// The clock the engine decides with.
 pub type ClockFn = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -108,6 +108,7 @@ pub const RETIRE_ABOVE_BYTES: usize = 8 << 20;
 /// What one request's imports reach.
 pub(super) struct State {
     pub cache: CacheBackend,
+    pub layout: signoff_core::keys::Layout,
     pub rules: Arc<RulesInForce>,
     pub clock: ClockFn,
     pub ids: IdFn,
@@ -161,6 +162,36 @@ impl cache::Host for StoreData {
             value: entry.value,
             version: entry.version,
         }))
+    }
+
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<cache::Entry>>, String> {
+        let state = self.request.as_ref().ok_or(DETACHED)?;
+        let entries = state
+            .cache
+            .get_many(&keys, max_bytes)
+            .await
+            .map_err(|error| error.0)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                entry.map(|entry| cache::Entry {
+                    value: entry.value,
+                    version: entry.version,
+                })
+            })
+            .collect())
+    }
+
+    async fn partitions(&mut self) -> u16 {
+        self.request
+            .as_ref()
+            .map_or(signoff_core::keys::DEFAULT_PARTITIONS, |state| {
+                state.layout.partitions()
+            })
     }
 
     async fn commit(&mut self, batch: cache::Batch) -> Result<cache::CommitOutcome, String> {
@@ -226,8 +257,6 @@ impl host::Host for StoreData {
         }
     }
 }
-
-impl types::Host for StoreData {}
 
 /// Why the component could not be loaded.
 #[derive(Debug, thiserror::Error)]

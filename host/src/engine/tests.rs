@@ -63,6 +63,7 @@ async fn engine(limits: Limits, settings: EngineSettings) -> Engine {
             redis_url: None,
             key_prefix: "pool".to_owned(),
             rules: rules("peer"),
+            storage: super::StorageOptions::default(),
         },
         EngineSettings { limits, ..settings },
     )
@@ -193,7 +194,11 @@ async fn a_reused_instance_decides_with_the_rules_in_force() {
         .expect("created");
     assert_eq!(first.request.level, "peer");
     let digest = engine
-        .replace_rules(&serde_json::to_value(rules("pair")).expect("json"), None)
+        .replace_rules(
+            &serde_json::to_value(rules("pair")).expect("json"),
+            &Principal::new("root", &["admin"]),
+            None,
+        )
         .await
         .expect("replaced");
     let preview = engine.preview(&change("after")).await.expect("preview");

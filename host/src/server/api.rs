@@ -14,10 +14,11 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use signoff_core::input::ActionName;
+use signoff_core::rules_store::ensure_may_replace;
 use signoff_core::{
-    ApprovalRequest, Error, ErrorCode, Status, Timestamp, Violation, ViolationCode,
+    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, Timestamp, ViolationCode,
 };
 
 use super::auth::Principals;
@@ -26,7 +27,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::fair_share::FairShare;
 use super::metrics::{Metrics, Outcome};
-use crate::engine::{Engine, ReplaceRulesError};
+use crate::engine::Engine;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -44,12 +45,6 @@ pub struct AppState {
 }
 
 type ApiResult = Result<Response, ApiError>;
-
-/// The role that may replace the rules.
-pub const ADMIN_ROLE: &str = "admin";
-
-/// The query parameters of `GET /v1/requests`.
-const LIST_PARAMETERS: [&str; 4] = ["status", "policyType", "limit", "cursor"];
 
 fn etag(digest: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{digest}\"")).ok()
@@ -103,7 +98,7 @@ pub async fn create(
     Ok(response)
 }
 
-/// `GET /v1/requests?status=&policyType=&limit=&cursor=`.
+/// `GET /v1/requests?status=&policyType=&limit=&cursor=&view=`.
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -117,31 +112,19 @@ pub async fn list(
             "is not a valid query string",
         ));
     };
-    let mut problems = Vec::new();
-    let mut object = Map::new();
-    for (name, value) in pairs {
-        if !LIST_PARAMETERS.contains(&name.as_str()) {
-            problems.push(Violation::new(
-                name,
-                ViolationCode::UnknownField,
-                "is not a parameter of this listing (status, policyType, limit, cursor)",
-            ));
-        } else if object.contains_key(&name) {
-            problems.push(Violation::new(
-                name,
-                ViolationCode::Duplicate,
-                "is given twice",
-            ));
-        } else if !value.is_empty() {
-            // An empty value (`?status=`) means the parameter is absent.
-            object.insert(name, Value::String(value));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::invalid("the listing query is invalid", problems));
-    }
-    let page = state.engine.list(&Value::Object(object)).await?;
-    Ok(Json(page).into_response())
+    // Which parameters exist, and what they may hold, is the core's.
+    let object = ListQuery::object_from_pairs(pairs)?;
+    // The engine answers the page's JSON, built around the stored items'
+    // bytes: it goes out as it is, with no decoding per item.
+    let page = state.engine.list_json(&object).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        page,
+    )
+        .into_response())
 }
 
 /// `GET /v1/requests/{id}`.
@@ -266,40 +249,16 @@ fn precondition_failed(message: &str, current: &str) -> ApiError {
     }
 }
 
-/// What an `If-Match` header asks for.
-enum IfMatch {
-    /// `*`: whatever is in force.
-    Any,
-    /// One of these entity tags (quotes removed; weak tags never match).
-    Tags(Vec<String>),
-}
-
-fn parse_if_match(headers: &HeaderMap) -> Option<IfMatch> {
-    let mut tags = Vec::new();
-    let mut present = false;
-    for value in headers.get_all(header::IF_MATCH) {
-        present = true;
-        let text = value.to_str().ok()?;
-        for item in text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-        {
-            if item == "*" {
-                return Some(IfMatch::Any);
-            }
-            if let Some(tag) = item
-                .strip_prefix('"')
-                .and_then(|rest| rest.strip_suffix('"'))
-            {
-                tags.push(tag.to_owned());
-            } else if !item.starts_with("W/") && !item.contains('"') {
-                // A bare digest is taken as its quoted form.
-                tags.push(item.to_owned());
-            }
-        }
-    }
-    present.then_some(IfMatch::Tags(tags))
+/// The values of the `If-Match` headers, `None` when there is none. A value
+/// that is not visible ASCII is kept as `""`, which matches no digest: a
+/// precondition the server cannot read never passes.
+fn if_match_values(headers: &HeaderMap) -> Option<Vec<String>> {
+    let values: Vec<String> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .map(|value| value.to_str().unwrap_or_default().to_owned())
+        .collect();
+    (!values.is_empty()).then_some(values)
 }
 
 /// `PUT /v1/rules`: needs `admin`; an `If-Match` other than the digest in
@@ -311,34 +270,26 @@ pub async fn put_rules(
     payload: Payload,
 ) -> ApiResult {
     let principal = &caller.principal;
-    if !principal.roles.iter().any(|role| role == ADMIN_ROLE) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("replacing the rules needs the `{ADMIN_ROLE}` role"),
+    // The engine checks `admin`, then `If-Match`, then the document (the
+    // order of section 9); the body is read only after the first two checks
+    // passed.
+    ensure_may_replace(principal).map_err(ApiError::from)?;
+    let if_match = if_match_values(&headers);
+    let (_, current) = state.engine.rules().await;
+    if let Some(values) = &if_match
+        && !IfMatch::parse(values.iter().map(String::as_str)).holds(&current)
+    {
+        return Err(precondition_failed(
+            "the rules changed since they were read: `If-Match` is not the digest in force",
+            &current,
         ));
     }
-    let (_, current) = state.engine.rules().await;
-    let expected = match parse_if_match(&headers) {
-        // Without `If-Match` the replacement is unconditional, as in HTTP;
-        // editors send the digest they read so that nobody overwrites a
-        // change they have not seen.
-        None | Some(IfMatch::Any) => None,
-        Some(IfMatch::Tags(tags)) => {
-            if !tags.contains(&current) {
-                return Err(precondition_failed(
-                    "the rules changed since they were read: `If-Match` is not the digest in force",
-                    &current,
-                ));
-            }
-            Some(current)
-        }
-    };
     let document = payload
         .required_json(&headers, "the rules document")
         .await?;
     match state
         .engine
-        .replace_rules(&document, expected.as_deref())
+        .replace_rules(&document, &principal, if_match.as_deref())
         .await
     {
         Ok(_) => {
@@ -346,17 +297,11 @@ pub async fn put_rules(
             tracing::info!(actor = %principal.id, digest = %digest, "rules replaced");
             Ok(rules_response(&document, &digest))
         }
-        Err(ReplaceRulesError::PreconditionFailed { current }) => Err(precondition_failed(
+        Err(Error::PreconditionFailed { current }) => Err(precondition_failed(
             "the rules changed since they were read: `If-Match` is not the digest in force",
             &current,
         )),
-        Err(ReplaceRulesError::Invalid(problems)) => {
-            Err(ApiError::invalid("the rules document is invalid", problems))
-        }
-        Err(ReplaceRulesError::Unavailable(detail)) => {
-            tracing::warn!(error = %detail, "rules replacement failed: cache unavailable");
-            Err(ApiError::unavailable())
-        }
+        Err(error) => Err(ApiError::from(error)),
     }
 }
 
@@ -389,10 +334,16 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// `GET /readyz`: the cache answers.
+/// `GET /readyz`: the cache answers; with what the store promised at
+/// start-up (`store`: its durability settings, `null` for memory).
 pub async fn readyz(State(state): State<AppState>) -> ApiResult {
     if state.engine.ready().await {
-        Ok(Json(json!({ "status": "ready" })).into_response())
+        Ok(Json(json!({
+            "status": "ready",
+            "store": state.engine.durability(),
+            "partitions": state.engine.layout().partitions(),
+        }))
+        .into_response())
     } else {
         Err(ApiError::unavailable())
     }

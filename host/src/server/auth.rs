@@ -11,19 +11,14 @@ use std::collections::HashSet;
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use signoff_core::validation::ObjectReader;
 use signoff_core::{Principal, Violation, ViolationCode};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::error::ApiError;
 
-/// The longest principal id accepted.
-const MAX_ID_CHARS: usize = 256;
-/// At most this many roles per principal.
-const MAX_ROLES: usize = 256;
 /// At most this many principals in a file.
 const MAX_PRINCIPALS: usize = 100_000;
-/// The actor name the engine records for expiry; no principal may take it.
-const RESERVED_ID: &str = signoff_core::request::SYSTEM_ACTOR;
 
 struct Entry {
     digest: [u8; 32],
@@ -52,8 +47,10 @@ fn bad(path: String, code: ViolationCode, message: &str) -> Violation {
     Violation::new(path, code, message)
 }
 
-fn is_clean(text: &str) -> bool {
-    !text.chars().any(char::is_control)
+/// The 32 bytes of a 64-digit hex digest.
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0_u8; 32];
+    (text.len() == 64 && hex::decode_to_slice(text, &mut digest).is_ok()).then_some(digest)
 }
 
 impl Principals {
@@ -83,7 +80,9 @@ impl Principals {
         }
     }
 
-    /// Validates a principals document, reporting every problem.
+    /// Validates a principals document, reporting every problem: each
+    /// entry is a principal as the core reads one (`Principal::read_fields`),
+    /// plus its `tokenSha256`; ids and token digests are unique.
     pub fn parse(value: &Value) -> Result<Self, Vec<Violation>> {
         let mut out = Vec::new();
         let Value::Array(items) = value else {
@@ -111,151 +110,43 @@ impl Principals {
         let mut digests = HashSet::new();
         let mut entries = Vec::new();
         for (position, item) in items.iter().enumerate() {
-            let at = |field: &str| {
-                if field.is_empty() {
-                    format!("[{position}]")
-                } else {
-                    format!("[{position}].{field}")
-                }
-            };
-            let Value::Object(map) = item else {
-                out.push(bad(at(""), ViolationCode::InvalidType, "must be an object"));
+            let path = format!("[{position}]");
+            let Some(mut reader) = ObjectReader::new(&path, item, &mut out) else {
                 continue;
             };
-            let id = match map.get("id") {
-                None | Some(Value::Null) => {
-                    out.push(bad(at("id"), ViolationCode::Required, "is required"));
-                    None
-                }
-                Some(Value::String(id)) => {
-                    let chars = id.chars().count();
-                    if chars == 0 {
-                        out.push(bad(at("id"), ViolationCode::TooShort, "must not be empty"));
-                    } else if chars > MAX_ID_CHARS {
-                        out.push(bad(
-                            at("id"),
-                            ViolationCode::TooLong,
-                            "must be at most 256 chars",
-                        ));
-                    } else if !is_clean(id) {
-                        out.push(bad(
-                            at("id"),
-                            ViolationCode::ForbiddenCharacter,
-                            "must not hold control characters",
-                        ));
-                    } else if id == RESERVED_ID {
-                        out.push(bad(
-                            at("id"),
-                            ViolationCode::NotAllowed,
-                            "`system` is reserved for the clock",
-                        ));
-                    } else if !ids.insert(id.clone()) {
-                        out.push(bad(at("id"), ViolationCode::Duplicate, "is listed twice"));
-                    }
-                    Some(id.clone())
-                }
-                Some(_) => {
-                    out.push(bad(
-                        at("id"),
-                        ViolationCode::InvalidType,
-                        "must be a string",
-                    ));
-                    None
-                }
-            };
-            let mut roles = Vec::new();
-            match map.get("roles") {
-                None | Some(Value::Null) => {}
-                Some(Value::Array(list)) => {
-                    if list.len() > MAX_ROLES {
-                        out.push(bad(
-                            at("roles"),
-                            ViolationCode::TooMany,
-                            "holds more than 256 roles",
-                        ));
-                    }
-                    for (index, role) in list.iter().enumerate() {
-                        let path = format!("{}[{index}]", at("roles"));
-                        match role {
-                            Value::String(role) if role.is_empty() => {
-                                out.push(bad(path, ViolationCode::TooShort, "must not be empty"));
-                            }
-                            Value::String(role) if !is_clean(role) => out.push(bad(
-                                path,
-                                ViolationCode::ForbiddenCharacter,
-                                "must not hold control characters",
-                            )),
-                            Value::String(role) if roles.contains(role) => {
-                                out.push(bad(path, ViolationCode::Duplicate, "is listed twice"));
-                            }
-                            Value::String(role) => roles.push(role.clone()),
-                            _ => {
-                                out.push(bad(path, ViolationCode::InvalidType, "must be a string"))
-                            }
-                        }
-                    }
-                }
-                Some(_) => out.push(bad(
-                    at("roles"),
-                    ViolationCode::InvalidType,
-                    "must be an array of strings",
-                )),
-            }
-            let digest = match map.get("tokenSha256") {
-                None | Some(Value::Null) => {
-                    out.push(bad(
-                        at("tokenSha256"),
-                        ViolationCode::Required,
-                        "is required: the hex sha256 of the principal's token",
-                    ));
-                    None
-                }
-                Some(Value::String(text)) => {
-                    let mut digest = [0_u8; 32];
-                    if text.len() == 64 && hex::decode_to_slice(text, &mut digest).is_ok() {
-                        if !digests.insert(digest) {
-                            out.push(bad(
-                                at("tokenSha256"),
-                                ViolationCode::Duplicate,
-                                "is the digest of another principal's token",
-                            ));
-                        }
-                        Some(digest)
-                    } else {
-                        out.push(bad(
-                            at("tokenSha256"),
-                            ViolationCode::InvalidFormat,
-                            "must be 64 hex digits (the sha256 of the token)",
-                        ));
-                        None
-                    }
-                }
-                Some(_) => {
-                    out.push(bad(
-                        at("tokenSha256"),
-                        ViolationCode::InvalidType,
-                        "must be a string",
-                    ));
-                    None
-                }
-            };
-            let mut unknown: Vec<&String> = map
-                .keys()
-                .filter(|key| !matches!(key.as_str(), "id" | "roles" | "tokenSha256"))
-                .collect();
-            unknown.sort();
-            for key in unknown {
+            let principal = Principal::read_fields(&mut reader, &mut out);
+            if let Some(principal) = &principal
+                && !ids.insert(principal.id.clone())
+            {
                 out.push(bad(
-                    at(key),
-                    ViolationCode::UnknownField,
-                    "is not a field of a principal",
+                    reader.path_of("id"),
+                    ViolationCode::Duplicate,
+                    "is listed twice",
                 ));
             }
-            if let (Some(id), Some(digest)) = (id, digest) {
-                entries.push(Entry {
-                    digest,
-                    principal: Principal { id, roles },
+            let digest = reader
+                .required_str("tokenSha256", &mut out)
+                .and_then(|text| {
+                    let path = reader.path_of("tokenSha256");
+                    let digest = parse_digest(text);
+                    match digest {
+                        None => out.push(bad(
+                            path,
+                            ViolationCode::InvalidFormat,
+                            "must be 64 hex digits (the sha256 of the token)",
+                        )),
+                        Some(digest) if !digests.insert(digest) => out.push(bad(
+                            path,
+                            ViolationCode::Duplicate,
+                            "is the digest of another principal's token",
+                        )),
+                        Some(_) => {}
+                    }
+                    digest
                 });
+            reader.finish(&mut out);
+            if let (Some(principal), Some(digest)) = (principal, digest) {
+                entries.push(Entry { digest, principal });
             }
         }
         if out.is_empty() {
@@ -358,6 +249,7 @@ mod tests {
             { "id": "carol", "roles": "admin", "tokenSha256": digest_hex("x") },
             "nope",
             { "roles": [] },
+            { "id": "ev\u{202E}e", "roles": ["ops\u{2066}"], "tokenSha256": digest_hex("e") },
         ]))
         .unwrap_err();
         let listed: Vec<(String, ViolationCode)> = problems
@@ -378,6 +270,8 @@ mod tests {
                 ("[3]".into(), ViolationCode::InvalidType),
                 ("[4].id".into(), ViolationCode::Required),
                 ("[4].tokenSha256".into(), ViolationCode::Required),
+                ("[5].id".into(), ViolationCode::ForbiddenCharacter),
+                ("[5].roles[0]".into(), ViolationCode::ForbiddenCharacter),
             ]
         );
         assert!(Principals::parse(&json!([])).is_err());

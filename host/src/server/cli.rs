@@ -74,6 +74,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGNOFF_MAX_INFLIGHT_PER_PRINCIPAL", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_inflight_per_principal: u64,
+    /// The store's partitions (1..=1024), fixed for its life: a store
+    /// records it at first start and refuses another number later.
+    #[arg(long, env = "SIGNOFF_PARTITIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub partitions: u16,
+    /// Start even when Redis's `maxmemory-policy` may evict keys (and so
+    /// delete requests).
+    #[arg(long, env = "SIGNOFF_ALLOW_EVICTION")]
+    pub allow_eviction: bool,
+    /// Replicas that must hold each commit before it answers (Redis `WAIT`).
+    #[arg(long, env = "SIGNOFF_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 }
 
 /// Why `signoff serve` would not start.
@@ -203,6 +215,11 @@ impl ServeArgs {
             max_inflight_per_principal: usize::try_from(self.max_inflight_per_principal)
                 .unwrap_or(usize::MAX),
             ..ServingLimits::default()
+        };
+        config.storage = crate::engine::StorageOptions {
+            partitions: self.partitions,
+            allow_eviction: self.allow_eviction,
+            redis_wait_replicas: self.redis_wait_replicas,
         };
         Ok((config, demo_principals))
     }

@@ -49,6 +49,14 @@ struct LevelLabels {
     level: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    backend: String,
+    maxmemory_policy: String,
+    appendonly: String,
+    appendfsync: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn http_buckets() -> Histogram {
@@ -113,6 +121,8 @@ pub struct Metrics {
     sweeps: Counter,
     sweep_failures: Counter,
     stats_failures: Counter,
+    store: Family<StoreLabels, Gauge>,
+    partitions: Gauge,
     policy_types: Mutex<HashSet<String>>,
 }
 
@@ -145,6 +155,8 @@ impl Metrics {
             sweeps: Counter::default(),
             sweep_failures: Counter::default(),
             stats_failures: Counter::default(),
+            store: Family::default(),
+            partitions: Gauge::default(),
             policy_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -202,6 +214,16 @@ impl Metrics {
             "sweep_failures",
             "Sweeper batches that failed (the cache was unavailable)",
             metrics.sweep_failures.clone(),
+        );
+        registry.register(
+            "store",
+            "What the store promises (1 for the durability settings read at start-up)",
+            metrics.store.clone(),
+        );
+        registry.register(
+            "store_partitions",
+            "The store's number of partitions",
+            metrics.partitions.clone(),
         );
         registry.register(
             "stats_failures",
@@ -304,6 +326,26 @@ impl Metrics {
             status,
         };
         self.http.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Records what the store promised at start-up, and its partitions.
+    pub fn set_store(&self, durability: Option<&crate::cache::Durability>, partitions: u16) {
+        let labels = match durability {
+            Some(durability) => StoreLabels {
+                backend: "redis".to_owned(),
+                maxmemory_policy: durability.maxmemory_policy.clone(),
+                appendonly: durability.appendonly.clone(),
+                appendfsync: durability.appendfsync.clone(),
+            },
+            None => StoreLabels {
+                backend: "memory-or-unknown".to_owned(),
+                maxmemory_policy: String::new(),
+                appendonly: String::new(),
+                appendfsync: String::new(),
+            },
+        };
+        self.store.get_or_create(&labels).set(1);
+        self.partitions.set(i64::from(partitions));
     }
 
     /// Sets the gauges from the engine's figures, read at scrape time.

@@ -1,4 +1,4 @@
-//! The HTTP API (section 7 of the specification) and the editor.
+//! The HTTP API (docs/CONTRACT.md, section 7) and the editor.
 //!
 //! [`run`] serves a [`Config`] on a listener until a shutdown future
 //! completes, so tests bind `127.0.0.1:0` and the `signoff` binary is a thin
@@ -53,7 +53,7 @@ use self::fair_share::FairShare;
 use self::metrics::Metrics;
 pub use self::serving::ServingLimits;
 pub use self::sweeper::SweepConfig;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineOptions, StorageOptions};
 
 /// The editor's files, found at build time; `--www-dir` overrides it.
 pub const DEFAULT_WWW_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www");
@@ -80,6 +80,8 @@ pub struct Config {
     pub sweep: SweepConfig,
     /// Timeouts, the connection cap and each principal's fair share.
     pub limits: ServingLimits,
+    /// The store's partitions and the durability it must promise.
+    pub storage: StorageOptions,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("sweep", &self.sweep)
             .field("limits", &self.limits)
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +117,7 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             sweep: SweepConfig::default(),
             limits: ServingLimits::default(),
+            storage: StorageOptions::default(),
         }
     }
 }
@@ -140,6 +144,7 @@ pub async fn run(
         redis_url: config.redis_url.clone(),
         key_prefix: config.key_prefix.clone(),
         rules: config.rules.clone(),
+        storage: config.storage,
     })
     .await
     .map_err(|error| ServerError::Engine(format!("{error:#}")))?;
@@ -150,6 +155,10 @@ pub async fn run(
         fair_share: FairShare::new(config.limits.max_inflight_per_principal),
         body_timeout: config.limits.body_timeout,
     };
+    state.metrics.set_store(
+        state.engine.durability(),
+        state.engine.layout().partitions(),
+    );
     let (stop, stopped) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(
         Arc::clone(&state.engine),

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use signoff_core::{ErrorCode, Principal, Rules, Status, Timestamp};
+use signoff_core::{Error, ErrorCode, Principal, Rules, Status, Timestamp};
 use signoff_host::cache::{CacheBackend, RedisOptions};
-use signoff_host::engine::{Engine, EngineOptions, EngineSettings, ReplaceRulesError};
+use signoff_host::engine::{Engine, EngineOptions, EngineSettings, StorageOptions};
 
 /// Where the engines of one scenario keep their data.
 #[derive(Debug, Clone)]
@@ -105,12 +105,28 @@ impl Harness {
             redis_url: self.redis_url.clone(),
             key_prefix: self.prefix.clone(),
             rules: Rules::parse(&rules_document()).expect("valid rules"),
+            storage: StorageOptions::default(),
         }
     }
 
     /// An engine with the default settings.
     pub async fn engine(&self) -> Engine {
         self.engine_with(EngineSettings::default()).await
+    }
+
+    /// An engine over `rules` and `storage`, or why it would not start.
+    pub async fn try_engine(
+        &self,
+        rules: Rules,
+        storage: StorageOptions,
+        settings: EngineSettings,
+    ) -> anyhow::Result<Engine> {
+        let options = EngineOptions {
+            rules,
+            storage,
+            ..self.options()
+        };
+        Engine::start_with(options, settings).await
     }
 
     /// An engine with `settings`.
@@ -395,21 +411,31 @@ pub async fn full_lifecycle(harness: &Harness) {
     // a second server adopts.
     let (document, digest) = engine.rules().await;
     assert_eq!(document["defaultLevel"], "standard");
+    let admin = Principal::new("root", &["admin"]);
+    let quoted = |digest: &str| vec![format!("\"{digest}\"")];
+    assert_eq!(
+        engine
+            .replace_rules(&document, &admin, Some(&quoted("not-the-digest")))
+            .await,
+        Err(Error::PreconditionFailed {
+            current: digest.clone()
+        })
+    );
     assert!(matches!(
-        engine.replace_rules(&document, Some("not-the-digest")).await,
-        Err(ReplaceRulesError::PreconditionFailed { current }) if current == digest
+        engine.replace_rules(&json!({ "levels": [] }), &admin, Some(&quoted(&digest))).await,
+        Err(Error::InvalidRequest { details, .. }) if !details.is_empty()
     ));
-    assert!(matches!(
-        engine.replace_rules(&json!({ "levels": [] }), Some(&digest)).await,
-        Err(ReplaceRulesError::Invalid(items)) if !items.is_empty()
-    ));
+    assert_eq!(
+        code(engine.replace_rules(&document, &bob(), None).await),
+        ErrorCode::Forbidden
+    );
     let other = harness
         .engine_with(settings_with_offset(offset.clone()))
         .await;
     let mut stricter = rules_document();
     stricter["defaultLevel"] = json!("crowd");
     let new_digest = engine
-        .replace_rules(&stricter, Some(&digest))
+        .replace_rules(&stricter, &admin, Some(&quoted(&digest)))
         .await
         .expect("replace");
     assert_ne!(new_digest, digest);
@@ -606,7 +632,7 @@ pub async fn conflict_retried(harness: &Harness) {
         .await
         .expect("create")
         .request;
-    let key = signoff_core::keys::request(&request.id);
+    let key = signoff_core::keys::Layout::default().request(&request.id);
     target
         .set((engine.cache().clone(), key.clone()))
         .expect("set once");
@@ -647,7 +673,13 @@ pub async fn conflict_retried(harness: &Harness) {
             value: b"overwritten".to_vec(),
             ttl_ms: None,
         }],
-        deletes: vec![signoff_core::keys::rate_bucket("nobody")],
+        // A key of the same partition: a commit never spans partitions.
+        deletes: vec![format!(
+            "p{}:nothing",
+            signoff_core::keys::split_partition(&key)
+                .expect("a partitioned key")
+                .0
+        )],
         ..signoff_core::Batch::default()
     };
     assert_eq!(
@@ -657,10 +689,25 @@ pub async fn conflict_retried(harness: &Harness) {
     assert_eq!(engine.cache().get(&key).await.expect("get"), Some(stored));
 }
 
-/// Commits, then `stop` the store: every call answers `unavailable` (and
-/// `ready` is false) while it is down; then `restart` it: the same engine
-/// reconnects by itself, and every committed request is there.
-pub async fn restart_keeps_commits(harness: &Harness, stop: impl FnOnce(), restart: impl FnOnce()) {
+/// What a stopped server takes down.
+#[derive(Debug, Clone, Copy)]
+pub enum Outage {
+    /// The only Redis server: nothing can be read or written.
+    Whole,
+    /// One master of a cluster: the partitions it holds, and every listing.
+    OneMaster,
+}
+
+/// Commits, then `stop` the store: what it held answers `unavailable` (for a
+/// whole outage every call does, and `ready` is false) while it is down; then
+/// `restart` it: the same engine reconnects by itself, and every committed
+/// request is there.
+pub async fn restart_keeps_commits(
+    harness: &Harness,
+    outage: Outage,
+    stop: impl FnOnce(),
+    restart: impl FnOnce(),
+) {
     let engine = harness.engine().await;
     let mut committed = Vec::new();
     for n in 0..10 {
@@ -678,15 +725,48 @@ pub async fn restart_keeps_commits(harness: &Harness, stop: impl FnOnce(), resta
     assert_eq!(approved.stage.as_deref(), Some("security"));
 
     stop();
-    assert!(!engine.ready().await);
-    let down = engine.get(&committed[1].to_string()).await;
-    assert_eq!(code(down), ErrorCode::Unavailable);
-    let down = engine
-        .create(&change("iam", "while-down"), &alice(), None)
-        .await;
-    assert_eq!(code(down), ErrorCode::Unavailable);
+    // A listing merges every partition, so it needs every master.
     assert_eq!(code(engine.list(&json!({})).await), ErrorCode::Unavailable);
-    assert_eq!(code(engine.stats().await), ErrorCode::Unavailable);
+    match outage {
+        Outage::Whole => {
+            assert!(!engine.ready().await);
+            let down = engine.get(&committed[1].to_string()).await;
+            assert_eq!(code(down), ErrorCode::Unavailable);
+            let down = engine
+                .create(&change("iam", "while-down"), &alice(), None)
+                .await;
+            assert_eq!(code(down), ErrorCode::Unavailable);
+            assert_eq!(code(engine.stats().await), ErrorCode::Unavailable);
+        }
+        Outage::OneMaster => {
+            // The requests on the stopped master are unavailable; the others
+            // may still be read until the cluster declares itself down. No
+            // read answers anything else, and nothing is answered wrongly.
+            let mut unavailable = 0;
+            for id in &committed {
+                match engine.get(&id.to_string()).await {
+                    Ok(found) => {
+                        let found = found.expect("a committed request is never missing");
+                        assert_eq!(found.id, *id);
+                    }
+                    Err(error) => {
+                        assert_eq!(error.code(), ErrorCode::Unavailable, "{error}");
+                        unavailable += 1;
+                    }
+                }
+            }
+            assert!(unavailable > 0, "the stopped master held some requests");
+            // A create lands in one partition: it is either refused as
+            // unavailable or committed, and then it must survive too.
+            match engine
+                .create(&change("iam", "while-down"), &alice(), None)
+                .await
+            {
+                Ok(created) => committed.push(created.request.id),
+                Err(error) => assert_eq!(error.code(), ErrorCode::Unavailable, "{error}"),
+            }
+        }
+    }
 
     restart();
     let started = std::time::Instant::now();

@@ -142,6 +142,12 @@ async fn run_case<I: Implementation>(implementation: &I, case: &Value) -> Result
             let found = implementation.validate_rules(&case["rules"]).await?;
             Ok(compare(&case["expect"], &found)?)
         }
+        Some("validatePrincipal") => {
+            let found = implementation
+                .validate_principal(&case["principal"])
+                .await?;
+            Ok(compare(&case["expect"], &found)?)
+        }
         Some("preview") => {
             let rules = parse_rules(&case["rules"])?;
             let found = implementation.preview(&case["change"], &rules).await?;
@@ -178,6 +184,7 @@ async fn run_scenario<I: Implementation>(
         implementation,
         store: implementation.open(&rules, &clock, &ids).await?,
         previous_cursor: None,
+        previous_digest: None,
     };
     for (position, step) in steps.iter().enumerate() {
         let op = step["op"].as_str().unwrap_or("?");
@@ -208,6 +215,8 @@ struct Scenario<'a, I: Implementation> {
     store: I::Store,
     /// The `nextCursor` of the latest successful `list` step.
     previous_cursor: Option<String>,
+    /// The `digest` of the latest successful `replaceRules` step.
+    previous_digest: Option<String>,
 }
 
 impl<I: Implementation> Scenario<'_, I> {
@@ -250,7 +259,34 @@ impl<I: Implementation> Scenario<'_, I> {
                     .comment(store, id, &principal(step)?, body)
                     .await
             }
+            "allowedActions" => {
+                implementation
+                    .allowed_actions(store, id, &principal(step)?)
+                    .await
+            }
             "expireDue" => implementation.expire_due(store, body).await,
+            "replaceRules" => {
+                let if_match = match step["ifMatch"].as_str() {
+                    Some("$digest") => Some(
+                        self.previous_digest
+                            .clone()
+                            .ok_or("`$digest` but no replaceRules step answered a digest")?,
+                    ),
+                    other => other.map(str::to_owned),
+                };
+                let answer = implementation
+                    .replace_rules(
+                        store,
+                        &step["rules"],
+                        &principal(step)?,
+                        if_match.as_deref(),
+                    )
+                    .await?;
+                if let Ok(answer) = &answer {
+                    self.previous_digest = answer["digest"].as_str().map(str::to_owned);
+                }
+                Ok(answer)
+            }
             "setRules" => {
                 implementation.set_rules(store, &step["rules"]).await?;
                 Ok(Ok(Value::Null))

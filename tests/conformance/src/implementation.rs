@@ -153,6 +153,10 @@ pub trait Implementation {
     /// `validateRules(rules)`: the validation items, `[]` when valid.
     async fn validate_rules(&self, rules: &Value) -> Result<Value, String>;
 
+    /// `validatePrincipal(principal)`: the validation items of a principal
+    /// document, `[]` when valid.
+    async fn validate_principal(&self, principal: &Value) -> Result<Value, String>;
+
     /// `previewChange(change, rules)`: `{ valid, errors, level, explanation }`.
     async fn preview(&self, change: &Value, rules: &Rules) -> Result<Value, String>;
 
@@ -210,11 +214,30 @@ pub trait Implementation {
         body: Option<&Value>,
     ) -> Result<Outcome, String>;
 
+    /// `allowedActions(request, principal, now)` for the stored request
+    /// `id` at the scenario's time: `{ approve, reject, cancel, comment }`.
+    async fn allowed_actions(
+        &self,
+        store: &mut Self::Store,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Outcome, String>;
+
     /// `expireDue(body)`: `{ expired, ids }`.
     async fn expire_due(
         &self,
         store: &mut Self::Store,
         body: Option<&Value>,
+    ) -> Result<Outcome, String>;
+
+    /// `replaceRules(rules, principal, { ifMatch })`: `{ digest }` of the
+    /// rules now in force, which then decide over the same store.
+    async fn replace_rules(
+        &self,
+        store: &mut Self::Store,
+        rules: &Value,
+        principal: &Principal,
+        if_match: Option<&str>,
     ) -> Result<Outcome, String>;
 
     /// From now on, decide with the rules document `rules` over the same

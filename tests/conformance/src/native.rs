@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use signoff_core::input::{ActionName, parse_action, parse_expire_limit};
 use signoff_core::{
-    ListQuery, Manager, MemoryCache, PolicyChange, Principal, Rules, Timestamp, preview,
+    IfMatch, ListQuery, Manager, MemoryCache, PolicyChange, Principal, Rules, Timestamp, preview,
 };
 use uuid::Uuid;
 
@@ -47,6 +47,10 @@ impl Implementation for Native {
         items(Rules::parse(rules))
     }
 
+    async fn validate_principal(&self, principal: &Value) -> Result<Value, String> {
+        items(Principal::parse(principal, "principal"))
+    }
+
     async fn preview(&self, change: &Value, rules: &Rules) -> Result<Value, String> {
         to_json(&preview(change, rules))
     }
@@ -59,12 +63,12 @@ impl Implementation for Native {
     ) -> Result<NativeStore, String> {
         let cache_clock = clock.clone();
         let cache = MemoryCache::with_clock(Arc::new(move || cache_clock.millis()));
-        let clock = clock.clone();
-        let clock: ClockFn = Box::new(move || clock.now());
+        let scenario_clock = clock.clone();
+        let clock_fn: ClockFn = Box::new(move || scenario_clock.now());
         let ids = ids.source();
         let ids: IdFn = Box::new(move || ids.next_id());
         Ok(NativeStore {
-            manager: Manager::new(cache, clock, ids, rules.clone()),
+            manager: Manager::new(cache, clock_fn, ids, rules.clone()),
         })
     }
 
@@ -80,6 +84,16 @@ impl Implementation for Native {
             .create(change, principal, idempotency_key)
             .await;
         outcome(created.map(|created| created.request))
+    }
+
+    async fn allowed_actions(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+    ) -> Result<Outcome, String> {
+        let found = store.manager.allowed_actions(id, principal).await;
+        outcome(found)
     }
 
     async fn get(&self, store: &mut NativeStore, id: &str) -> Result<Outcome, String> {
@@ -141,6 +155,28 @@ impl Implementation for Native {
             Ok(limit) => outcome(store.manager.expire_due(limit).await),
             Err(error) => outcome::<()>(Err(error)),
         }
+    }
+
+    async fn replace_rules(
+        &self,
+        store: &mut NativeStore,
+        rules: &Value,
+        principal: &Principal,
+        if_match: Option<&str>,
+    ) -> Result<Outcome, String> {
+        let if_match = if_match.map(|value| IfMatch::parse([value]));
+        let replaced = store
+            .manager
+            .replace_rules(rules, principal, if_match.as_ref())
+            .await;
+        Ok(match replaced {
+            Ok(replaced) => {
+                let digest = replaced.digest.clone();
+                store.manager.set_rules(replaced.rules);
+                Ok(json!({ "digest": digest }))
+            }
+            Err(error) => outcome::<()>(Err(error))?,
+        })
     }
 
     async fn set_rules(&self, store: &mut NativeStore, rules: &Value) -> Result<(), String> {

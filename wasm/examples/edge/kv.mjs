@@ -70,7 +70,7 @@ function entryKey(index, { sortKey, member }) {
   return `${INDEX}${index}/${sortKey}\u0000${member}`;
 }
 
-/** signoff's cache contract (SPEC section 6) over a `KvStore`. */
+/** signoff's cache contract (docs/CONTRACT.md section 6) over a `KvStore`. */
 export function kvCache(store) {
   return {
     async get(key) {

@@ -60,6 +60,23 @@ impl Cache for HostCache {
             .map_err(CacheError)
     }
 
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        let entries = cache::get_many(keys, max_bytes).map_err(CacheError)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                entry.map(|entry| Entry {
+                    value: entry.value,
+                    version: entry.version,
+                })
+            })
+            .collect())
+    }
+
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
         let batch = cache::Batch {
             checks: batch
@@ -105,6 +122,13 @@ impl Cache for HostCache {
             })
             .collect())
     }
+}
+
+/// The layout of the host's store.
+pub fn host_layout() -> Result<signoff_core::keys::Layout, Error> {
+    let partitions = cache::partitions();
+    signoff_core::keys::Layout::new(u32::from(partitions))
+        .map_err(|error| Error::Internal(format!("the host's store: {error}")))
 }
 
 /// The host's clock.

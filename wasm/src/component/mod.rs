@@ -6,25 +6,23 @@
 //! time), so the managers are kept between calls: the one that decides from
 //! the rules is rebuilt only when the host reports rules with another
 //! digest, and they hold nothing else (all other state lives behind the
-//! imports). The answers are converted to WIT types in one place
-//! ([`convert`]). The core's futures never pend here (the imports are
-//! synchronous for the guest), so [`imports::block_on`] polls them once.
+//! imports). Values cross the boundary as JSON text written and read by the
+//! core's own types, errors as the core's `Error` in JSON. The core's futures
+//! never pend here (the imports are synchronous for the guest), so
+//! [`imports::block_on`] polls them once.
 
-mod convert;
 mod imports;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde::Serialize;
 use serde_json::Value;
 use signoff_core::input::{ActionName, parse_action};
-use signoff_core::{Error, ListQuery, Manager, Rules};
+use signoff_core::{Error, IfMatch, ListQuery, Manager, Principal, Rules, Violation};
 
-use bindings::exports::signoff::engine::manager::{
-    ApprovalRequest, ChangePreview, Created, Error as WitError, ExpireReport, Guest, Page,
-    Principal, RulesInfo, Timestamp, Violation,
-};
-use imports::{HostCache, HostClock, HostIds, block_on};
+use bindings::exports::signoff::engine::manager::{Action, Guest, RulesInfo};
+use imports::{HostCache, HostClock, HostIds, block_on, host_layout};
 
 #[allow(
     unsafe_code,
@@ -76,7 +74,10 @@ thread_local! {
 /// The manager over the rules in force, parsed only when their digest is not
 /// the one this instance holds.
 fn deciding_manager() -> Result<Rc<HostManager>, Error> {
-    let held = DECIDING.with_borrow(Clone::clone);
+    let layout = host_layout()?;
+    let held = DECIDING
+        .with_borrow(Clone::clone)
+        .filter(|manager| manager.layout() == layout);
     let known = held
         .as_ref()
         .map(|manager| manager.rules_digest().to_owned());
@@ -94,9 +95,9 @@ fn deciding_manager() -> Result<Rc<HostManager>, Error> {
             "the rules in force are not a normalized rules document: {error}"
         ))
     })?;
-    let manager = Rc::new(Manager::with_digest(
-        HostCache, HostClock, HostIds, rules, digest,
-    ));
+    let manager = Rc::new(
+        Manager::with_digest(HostCache, HostClock, HostIds, rules, digest).with_layout(layout),
+    );
     DECIDING.set(Some(Rc::clone(&manager)));
     Ok(manager)
 }
@@ -105,22 +106,34 @@ fn deciding_manager() -> Result<Rc<HostManager>, Error> {
 fn manager(needs: Needs) -> Result<Rc<HostManager>, Error> {
     match needs {
         Needs::Rules => deciding_manager(),
-        Needs::Nothing => Ok(RULELESS.with_borrow_mut(|held| {
-            Rc::clone(held.get_or_insert_with(|| {
-                Rc::new(Manager::new(
-                    HostCache,
-                    HostClock,
-                    HostIds,
-                    Rules {
-                        levels: Vec::new(),
-                        default_level: String::new(),
-                        rules: Vec::new(),
-                        policy_types: None,
-                        rate_limit: None,
-                    },
-                ))
+        Needs::Nothing => {
+            let layout = host_layout()?;
+            Ok(RULELESS.with_borrow_mut(|held| {
+                if held
+                    .as_ref()
+                    .is_some_and(|manager| manager.layout() != layout)
+                {
+                    *held = None;
+                }
+                Rc::clone(held.get_or_insert_with(|| {
+                    Rc::new(
+                        Manager::new(
+                            HostCache,
+                            HostClock,
+                            HostIds,
+                            Rules {
+                                levels: Vec::new(),
+                                default_level: String::new(),
+                                rules: Vec::new(),
+                                policy_types: None,
+                                rate_limit: None,
+                            },
+                        )
+                        .with_layout(layout),
+                    )
+                }))
             }))
-        })),
+        }
     }
 }
 
@@ -130,7 +143,7 @@ fn parse_json(text: &str, what: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|error| {
         Error::invalid(
             format!("the {what} is not JSON"),
-            vec![signoff_core::Violation::new(
+            vec![Violation::new(
                 "",
                 signoff_core::ViolationCode::InvalidType,
                 format!("is not JSON: {error}"),
@@ -139,154 +152,165 @@ fn parse_json(text: &str, what: &str) -> Result<Value, Error> {
     })
 }
 
-fn parse_body(body: Option<&str>) -> Result<Option<Value>, Error> {
-    body.map(|text| parse_json(text, "body")).transpose()
+/// The principal the host names, checked as every build checks one.
+fn parse_principal(text: &str) -> Result<Principal, Error> {
+    Principal::parse(&parse_json(text, "principal")?, "principal")
+        .map_err(|items| Error::invalid("the principal is invalid", items))
 }
 
-/// approve, reject, cancel and comment: the body is judged before the
-/// stored request, as the specification orders their errors.
-fn act(
-    name: ActionName,
-    id: String,
-    principal: Principal,
-    body: Option<String>,
-) -> Result<ApprovalRequest, WitError> {
-    let principal = convert::principal(principal);
-    run(
-        Needs::Nothing,
-        async |manager| {
-            let action = parse_action(name, parse_body(body.as_deref())?.as_ref())?;
-            manager.act(&id, &principal, action).await
-        },
-        convert::request,
-    )
+/// The core's error as the host reads it.
+fn error_json(error: &Error) -> String {
+    serde_json::to_string(error)
+        .unwrap_or_else(|_| r#"{"code":"internal","data":"an error did not serialize"}"#.to_owned())
 }
 
-/// Runs one operation to completion and converts its answer.
-fn run<T, W>(
+/// An answer as JSON text.
+fn answer_json<T: Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value)
+        .map_err(|error| Error::Internal(format!("an answer did not serialize: {error}")))
+}
+
+/// Runs one operation to completion: its answer as JSON, or its error.
+fn run<T: Serialize>(
     needs: Needs,
     operation: impl AsyncFnOnce(Rc<HostManager>) -> Result<T, Error>,
-    to_wit: impl FnOnce(T) -> W,
-) -> Result<W, WitError> {
-    let outcome = manager(needs).and_then(|manager| block_on(operation(manager)));
-    outcome.map(to_wit).map_err(convert::error)
+) -> Result<String, String> {
+    manager(needs)
+        .and_then(|manager| block_on(operation(manager)))
+        .and_then(|value| answer_json(&value))
+        .map_err(|error| error_json(&error))
+}
+
+/// A normalized rules document with its digest.
+fn rules_info(rules: &Rules, digest: String) -> Result<RulesInfo, Error> {
+    Ok(RulesInfo {
+        digest,
+        document: answer_json(rules)?,
+    })
 }
 
 impl Guest for SignoffEngine {
-    fn preview(change: String) -> Result<ChangePreview, WitError> {
-        run(
-            Needs::Rules,
-            async |manager| {
-                let change = parse_json(&change, "change")?;
-                Ok(signoff_core::preview(&change, manager.rules()))
-            },
-            convert::preview,
-        )
+    fn preview(change: String) -> Result<String, String> {
+        run(Needs::Rules, async |manager| {
+            let change = parse_json(&change, "change")?;
+            Ok(signoff_core::preview(&change, manager.rules()))
+        })
     }
 
-    fn validate_rules(document: String) -> Result<RulesInfo, Vec<Violation>> {
-        let rules = Rules::parse_str(&document).map_err(|violations| {
-            violations
-                .iter()
-                .map(convert::violation)
-                .collect::<Vec<_>>()
-        })?;
-        let normalized = serde_json::to_string(&rules).map_err(|error| {
-            vec![convert::violation(&signoff_core::Violation::new(
+    fn validate_rules(document: String) -> Result<RulesInfo, String> {
+        let invalid = |items: Vec<Violation>| {
+            serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_owned())
+        };
+        let rules = Rules::parse_str(&document).map_err(invalid)?;
+        rules_info(&rules, rules.digest()).map_err(|error| {
+            invalid(vec![Violation::new(
                 "",
                 signoff_core::ViolationCode::InvalidType,
                 format!("cannot be normalized: {error}"),
-            ))]
-        })?;
-        Ok(RulesInfo {
-            digest: rules.digest(),
-            document: normalized,
+            )])
         })
+    }
+
+    fn validate_principal(principal: String) -> String {
+        let items = match parse_json(&principal, "principal") {
+            Ok(document) => Principal::parse(&document, "principal")
+                .err()
+                .unwrap_or_default(),
+            Err(Error::InvalidRequest { details, .. }) => details,
+            Err(_) => Vec::new(),
+        };
+        serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_owned())
     }
 
     fn create(
         change: String,
-        principal: Principal,
+        principal: String,
         idempotency_key: Option<String>,
-    ) -> Result<Created, WitError> {
-        let principal = convert::principal(principal);
-        run(
-            Needs::Rules,
-            async |manager| {
-                let change = parse_json(&change, "change")?;
-                manager
-                    .create(&change, &principal, idempotency_key.as_deref())
-                    .await
-            },
-            convert::created,
-        )
+    ) -> Result<String, String> {
+        run(Needs::Rules, async |manager| {
+            let change = parse_json(&change, "change")?;
+            let principal = parse_principal(&principal)?;
+            manager
+                .create(&change, &principal, idempotency_key.as_deref())
+                .await
+        })
     }
 
-    fn get(id: String) -> Result<Option<ApprovalRequest>, WitError> {
-        run(
-            Needs::Nothing,
-            async |manager| manager.get(&id).await,
-            |request| request.map(convert::request),
-        )
+    fn get(id: String) -> Result<Option<String>, String> {
+        let answer = manager(Needs::Nothing)
+            .and_then(|manager| block_on(manager.get(&id)))
+            .and_then(|request| request.as_ref().map(answer_json).transpose());
+        answer.map_err(|error| error_json(&error))
     }
 
-    fn list(query: String) -> Result<Page, WitError> {
-        run(
-            Needs::Nothing,
-            async |manager| {
-                let query = parse_json(&query, "list query")?;
-                let query = ListQuery::parse(Some(&query))?;
-                manager.list(&query).await
-            },
-            convert::page,
-        )
+    fn list(query: String) -> Result<Vec<u8>, String> {
+        let page = manager(Needs::Nothing).and_then(|manager| {
+            let query = parse_json(&query, "list query")?;
+            let query = ListQuery::parse(Some(&query))?;
+            block_on(manager.list_raw(&query))
+        });
+        page.map(|page| page.to_json())
+            .map_err(|error| error_json(&error))
     }
 
-    fn approve(
+    fn act(
+        action: Action,
         id: String,
-        principal: Principal,
+        principal: String,
         body: Option<String>,
-    ) -> Result<ApprovalRequest, WitError> {
-        act(ActionName::Approve, id, principal, body)
+    ) -> Result<String, String> {
+        let name = match action {
+            Action::Approve => ActionName::Approve,
+            Action::Reject => ActionName::Reject,
+            Action::Cancel => ActionName::Cancel,
+            Action::Comment => ActionName::Comment,
+        };
+        run(Needs::Nothing, async |manager| {
+            // The body is judged before the stored request, as section 9
+            // orders the errors.
+            let body = body
+                .as_deref()
+                .map(|text| parse_json(text, "body"))
+                .transpose()?;
+            let action = parse_action(name, body.as_ref())?;
+            let principal = parse_principal(&principal)?;
+            manager.act(&id, &principal, action).await
+        })
     }
 
-    fn reject(
-        id: String,
-        principal: Principal,
-        body: Option<String>,
-    ) -> Result<ApprovalRequest, WitError> {
-        act(ActionName::Reject, id, principal, body)
+    fn allowed_actions(id: String, principal: String) -> Result<String, String> {
+        run(Needs::Nothing, async |manager| {
+            let principal = parse_principal(&principal)?;
+            manager.allowed_actions(&id, &principal).await
+        })
     }
 
-    fn cancel(
-        id: String,
-        principal: Principal,
-        body: Option<String>,
-    ) -> Result<ApprovalRequest, WitError> {
-        act(ActionName::Cancel, id, principal, body)
+    fn replace_rules(
+        document: String,
+        principal: String,
+        if_match: Option<Vec<String>>,
+    ) -> Result<RulesInfo, String> {
+        let replaced = manager(Needs::Rules).and_then(|manager| {
+            let document = parse_json(&document, "rules document")?;
+            let principal = parse_principal(&principal)?;
+            let if_match = if_match.map(|values| IfMatch::parse(values.iter().map(String::as_str)));
+            let replaced =
+                block_on(manager.replace_rules(&document, &principal, if_match.as_ref()))?;
+            rules_info(&replaced.rules, replaced.digest)
+        });
+        replaced.map_err(|error| error_json(&error))
     }
 
-    fn comment(
-        id: String,
-        principal: Principal,
-        body: Option<String>,
-    ) -> Result<ApprovalRequest, WitError> {
-        act(ActionName::Comment, id, principal, body)
+    fn expire_due(limit: u32) -> Result<String, String> {
+        run(Needs::Nothing, async |manager| {
+            manager.expire_due(limit).await
+        })
     }
 
-    fn expire_due(limit: u32) -> Result<ExpireReport, WitError> {
-        run(
-            Needs::Nothing,
-            async |manager| manager.expire_due(limit).await,
-            convert::expire_report,
-        )
-    }
-
-    fn oldest_pending() -> Result<Option<Timestamp>, WitError> {
-        run(
-            Needs::Nothing,
-            async |manager| manager.oldest_pending().await,
-            |oldest| oldest.map(|time| time.as_millis()),
-        )
+    fn oldest_pending() -> Result<Option<i64>, String> {
+        let oldest = manager(Needs::Nothing).and_then(|manager| block_on(manager.oldest_pending()));
+        oldest
+            .map(|oldest| oldest.map(|time| time.as_millis()))
+            .map_err(|error| error_json(&error))
     }
 }

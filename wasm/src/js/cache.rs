@@ -2,7 +2,9 @@
 //! exported to JavaScript.
 //!
 //! A JS cache is any object with `get(key)`, `commit(batch)` and
-//! `range(index, after, limit)` (shapes in `types.rs` and `wasm/README.md`).
+//! `range(index, after, limit)` (shapes in `types.rs` and `wasm/README.md`),
+//! and optionally `getMany(keys)` (one `{ value, version }` or null per key,
+//! in order): a listing page then reads all its values in one call.
 //! Each method may answer with a plain value or a Promise (any thenable). A
 //! method that throws, rejects, or answers outside the contract fails the
 //! operation with `unavailable`; the core retries a `conflict` by itself.
@@ -23,9 +25,12 @@ use super::wire;
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A cache implemented in JavaScript.
+#[derive(Clone)]
 pub struct JsCache {
     target: JsValue,
     get: Function,
+    /// `getMany(keys)`, when the object has one: one call for many keys.
+    get_many: Option<Function>,
     commit: Function,
     range: Function,
 }
@@ -59,13 +64,22 @@ fn broken(name: &str, contract: &str) -> CacheError {
     CacheError(format!("cache.{name} broke the contract: {contract}"))
 }
 
+/// Calls `method` on `target` with `Reflect.apply`, not `method.call(...)`:
+/// a Durable Object stub's methods are proxies that would send `call` itself
+/// to the object as a remote method.
+fn apply(method: &Function, target: &JsValue, arguments: &Array) -> Result<JsValue, JsValue> {
+    Reflect::apply(method, target, arguments)
+}
+
 /// Awaits `result` if it is a thenable, and turns a throw or a rejection into
 /// a [`CacheError`].
 async fn settle(name: &str, result: Result<JsValue, JsValue>) -> Result<JsValue, CacheError> {
     let value = result.map_err(|thrown| {
         CacheError(format!("cache.{name} threw: {}", describe_thrown(&thrown)))
     })?;
-    let thenable = value.is_object()
+    // Any object or function with a callable `then` is a thenable (Promises/A+
+    // 1.1): a Durable Object's storage answers with thenable functions.
+    let thenable = (value.is_object() || value.is_function())
         && Reflect::get(&value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function());
     if !thenable {
         return Ok(value);
@@ -130,6 +144,9 @@ impl JsCache {
             (Some(get), Some(commit), Some(range)) => Ok(Self {
                 target: target.clone(),
                 get,
+                get_many: Reflect::get(target, &JsValue::from_str("getMany"))
+                    .ok()
+                    .and_then(|value| value.dyn_into::<Function>().ok()),
                 commit,
                 range,
             }),
@@ -138,25 +155,105 @@ impl JsCache {
     }
 }
 
+/// An answered `{ value, version }` or null as an entry.
+fn entry_of(name: &str, answer: &JsValue) -> Result<Option<Entry>, CacheError> {
+    if answer.is_null() || answer.is_undefined() {
+        return Ok(None);
+    }
+    let contract = "it must answer { value: Uint8Array, version: number } or null";
+    if !answer.is_object() {
+        return Err(broken(name, contract));
+    }
+    let value = bytes_of(&field(answer, "value")).ok_or_else(|| broken(name, contract))?;
+    let version = version_of(&field(answer, "version")).ok_or_else(|| broken(name, contract))?;
+    Ok(Some(Entry { value, version }))
+}
+
+/// The byte length of an answered value, without copying it.
+fn answered_size(answer: &JsValue) -> Option<u64> {
+    if answer.is_null() || answer.is_undefined() {
+        return None;
+    }
+    let value = field(answer, "value");
+    if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        return Some(u64::from(array.length()));
+    }
+    value
+        .dyn_ref::<js_sys::ArrayBuffer>()
+        .map(|buffer| u64::from(buffer.byte_length()))
+}
+
 impl Cache for JsCache {
     async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
-        let answer = settle("get", self.get.call1(&self.target, &JsValue::from_str(key))).await?;
-        if answer.is_null() || answer.is_undefined() {
-            return Ok(None);
+        let answer = settle(
+            "get",
+            apply(
+                &self.get,
+                &self.target,
+                &Array::of1(&JsValue::from_str(key)),
+            ),
+        )
+        .await?;
+        entry_of("get", &answer)
+    }
+
+    /// One `getMany(keys)` call when the object has the method, else one
+    /// `get` per key. Values past `max_bytes` are not copied into the module.
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        let Some(get_many) = &self.get_many else {
+            let mut out = Vec::with_capacity(keys.len());
+            let mut sizes = Vec::with_capacity(keys.len());
+            for key in keys {
+                let entry = self.get(key).await?;
+                sizes.push(
+                    entry
+                        .as_ref()
+                        .map(|entry| u64::try_from(entry.value.len()).unwrap_or(u64::MAX)),
+                );
+                out.push(entry);
+                if signoff_core::cache::budget_prefix(sizes.iter().copied(), max_bytes) < out.len()
+                {
+                    out.pop();
+                    break;
+                }
+            }
+            return Ok(out);
+        };
+        let argument = array(keys.iter().map(|key| JsValue::from_str(key)));
+        let answer = settle(
+            "getMany",
+            apply(get_many, &self.target, &Array::of1(&argument)),
+        )
+        .await?;
+        let contract = "it must answer an array with one { value, version } or null per key";
+        let answers = answer
+            .dyn_into::<Array>()
+            .map_err(|_| broken("getMany", contract))?;
+        if answers.length() as usize != keys.len() {
+            return Err(broken("getMany", contract));
         }
-        let contract = "it must answer { value: Uint8Array, version: number } or null";
-        if !answer.is_object() {
-            return Err(broken("get", contract));
-        }
-        let value = bytes_of(&field(&answer, "value")).ok_or_else(|| broken("get", contract))?;
-        let version =
-            version_of(&field(&answer, "version")).ok_or_else(|| broken("get", contract))?;
-        Ok(Some(Entry { value, version }))
+        let taken = signoff_core::cache::budget_prefix(
+            answers.iter().map(|answer| answered_size(&answer)),
+            max_bytes,
+        );
+        answers
+            .iter()
+            .take(taken)
+            .map(|answer| entry_of("getMany", &answer))
+            .collect()
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
         let argument = batch_to_js(&batch);
-        let answer = settle("commit", self.commit.call1(&self.target, &argument)).await?;
+        let answer = settle(
+            "commit",
+            apply(&self.commit, &self.target, &Array::of1(&argument)),
+        )
+        .await?;
         match (answer.as_bool(), answer.as_string().as_deref()) {
             (Some(true), _) | (_, Some("committed")) => Ok(CommitOutcome::Committed),
             (Some(false), _) | (_, Some("conflict")) => Ok(CommitOutcome::Conflict),
@@ -179,11 +276,10 @@ impl Cache for JsCache {
         };
         let answer = settle(
             "range",
-            self.range.call3(
+            apply(
+                &self.range,
                 &self.target,
-                &JsValue::from_str(index),
-                &after_js,
-                &JsValue::from(limit),
+                &Array::of3(&JsValue::from_str(index), &after_js, &JsValue::from(limit)),
             ),
         )
         .await?;
@@ -282,11 +378,13 @@ pub const NIL_ID_REFUSED: &str = "refused to store a request under the nil UUID"
 /// The cache of a manager: the built-in memory cache, or a JS object. It
 /// refuses (changing nothing) any commit that stores the request with the nil
 /// UUID, the id the core gets when the JS id source fails.
+#[derive(Clone)]
 pub struct AnyCache {
     backend: Backend,
     refused_key: String,
 }
 
+#[derive(Clone)]
 enum Backend {
     /// A [`MemoryCache`] made in JavaScript, used without crossing the
     /// boundary, with its clock kept alive for as long as the manager lives.
@@ -303,10 +401,16 @@ enum Backend {
 impl AnyCache {
     /// The cache behind `value`.
     pub fn from_js(value: &JsValue) -> Result<Self, Vec<Violation>> {
+        // Only an object that wasm-bindgen made (its pointer is a number) may
+        // be a MemoryCache: a proxy such as a Durable Object stub answers a
+        // remote method for every property, and calling one would send it.
+        let made_here = Reflect::get(value, &JsValue::from_str("__wbg_ptr"))
+            .is_ok_and(|pointer| pointer.as_f64().is_some());
         let handle = Reflect::get(value, &JsValue::from_str(HANDLE_METHOD))
             .ok()
+            .filter(|_| made_here)
             .and_then(|method| method.dyn_into::<Function>().ok())
-            .and_then(|method| method.call0(value).ok())
+            .and_then(|method| apply(&method, value, &Array::new()).ok())
             .and_then(|handle| {
                 <MemoryCacheHandle as wasm_bindgen::convert::TryFromJsValue>::try_from_js_value(
                     handle,
@@ -322,7 +426,7 @@ impl AnyCache {
         };
         Ok(Self {
             backend,
-            refused_key: signoff_core::keys::request(&uuid::Uuid::nil()),
+            refused_key: signoff_core::keys::Layout::default().request(&uuid::Uuid::nil()),
         })
     }
 }
@@ -332,6 +436,17 @@ impl Cache for AnyCache {
         match &self.backend {
             Backend::Memory { cache, .. } => cache.get(key).await,
             Backend::Js(cache) => cache.get(key).await,
+        }
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[String],
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Option<Entry>>, CacheError> {
+        match &self.backend {
+            Backend::Memory { cache, .. } => cache.get_many(keys, max_bytes).await,
+            Backend::Js(cache) => cache.get_many(keys, max_bytes).await,
         }
     }
 
@@ -393,7 +508,7 @@ fn epoch_millis(clock: Option<&Function>) -> Option<i64> {
         Some(clock) => clock.call0(&JsValue::UNDEFINED).ok()?.as_f64()?,
         None => js_sys::Date::now(),
     };
-    (value.is_finite() && value.abs() <= 8.64e15).then(|| value.floor() as i64)
+    super::wire::epoch_millis(value)
 }
 
 /// An in-memory cache for JavaScript: the core's `MemoryCache`, with TTLs

@@ -23,9 +23,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use cache::AnyCache;
+use signoff_core::{AllowedActions, ApprovalRequest, Preview, Principal};
 use types::{
     ApproveOptions, CommentOptions, CreateOptions, ExpireOptions, ListOptions, ManagerOptions,
-    Preview, RejectOptions,
+    RejectOptions, ReplaceRulesOptions,
 };
 
 #[wasm_bindgen]
@@ -52,8 +53,7 @@ impl JsClock {
             Some(source) => source.call0(&JsValue::UNDEFINED).ok()?.as_f64()?,
             None => js_sys::Date::now(),
         };
-        let millis =
-            (millis.is_finite() && millis.abs() <= 8.64e15).then(|| millis.floor() as i64)?;
+        let millis = wire::epoch_millis(millis)?;
         self.0.last.set(millis);
         Some(millis)
     }
@@ -113,12 +113,22 @@ fn config_error(path: &str, message: &str) -> JsValue {
 struct Inner {
     manager: Manager<AnyCache, JsClock, JsIds>,
     clock: JsClock,
+    ids: JsIds,
 }
 
-/// The approval engine over a cache (SPEC section 8).
+/// The approval engine over a cache (docs/CONTRACT.md section 8).
 #[wasm_bindgen]
 pub struct ApprovalManager {
-    inner: Rc<Inner>,
+    /// The manager deciding now. An operation takes the one in force when it
+    /// starts; `replaceRules` puts a manager over the same cache with the new
+    /// rules in its place, so no borrow is held across an await.
+    inner: Rc<RefCell<Rc<Inner>>>,
+}
+
+impl ApprovalManager {
+    fn current(&self) -> Rc<Inner> {
+        Rc::clone(&self.inner.borrow())
+    }
 }
 
 fn optional_function(options: &JsValue, name: &str, out: &mut Vec<Violation>) -> Option<Function> {
@@ -188,7 +198,7 @@ impl Drop for CompiledRules {
 impl CompiledRules {
     /// Validates `rules`; throws `invalid_request` listing every problem.
     #[wasm_bindgen(constructor)]
-    pub fn new(rules: Ts<types::Rules>) -> Result<CompiledRules, JsValue> {
+    pub fn new(rules: Ts<Rules>) -> Result<CompiledRules, JsValue> {
         let rules = parse_rules(&rules.js_value())?;
         let slot = COMPILED.with(|compiled| {
             let mut compiled = compiled.borrow_mut();
@@ -312,17 +322,18 @@ impl ApprovalManager {
         }));
         let ids = JsIds(Rc::new(ids));
         Ok(ApprovalManager {
-            inner: Rc::new(Inner {
-                manager: Manager::new(cache, clock.clone(), ids, rules),
+            inner: Rc::new(RefCell::new(Rc::new(Inner {
+                manager: Manager::new(cache, clock.clone(), ids.clone(), rules),
                 clock,
-            }),
+                ids,
+            }))),
         })
     }
 
     /// The digest of the rules in force (recorded on every request).
     #[wasm_bindgen(getter, js_name = rulesDigest)]
     pub fn rules_digest(&self) -> String {
-        self.inner.manager.rules_digest().to_owned()
+        self.current().manager.rules_digest().to_owned()
     }
 
     /// Validates, rate-limits, decides and stores a change filed by
@@ -331,11 +342,11 @@ impl ApprovalManager {
     #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
     pub fn create(
         &self,
-        change: Ts<types::PolicyChange>,
-        principal: Ts<types::Principal>,
+        change: Ts<PolicyChange>,
+        principal: Ts<Principal>,
         options: Option<Ts<CreateOptions>>,
     ) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let (change, principal) = (change.js_value(), principal.js_value());
         let options = options.map(|options| options.js_value());
         promise(async move {
@@ -363,7 +374,7 @@ impl ApprovalManager {
     /// unknown.
     #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest | null>")]
     pub fn get(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         promise(async move {
             let id = wire::id(&id)?;
             inner.clock.probe()?;
@@ -374,10 +385,101 @@ impl ApprovalManager {
         })
     }
 
+    /// What `principal` may do now to the request `id`: `{ approve, reject,
+    /// cancel, comment }`, each `null` when allowed, else `{ code, reason }`.
+    /// Rejects with `not_found` when unknown.
+    #[wasm_bindgen(js_name = allowedActions, unchecked_return_type = "Promise<AllowedActions>")]
+    pub fn allowed_actions(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<Principal>,
+    ) -> Promise {
+        let inner = self.current();
+        let principal = principal.js_value();
+        promise(async move {
+            let id = wire::id(&id)?;
+            let principal = wire::principal(&principal)?;
+            inner.clock.probe()?;
+            let allowed = inner
+                .manager
+                .allowed_actions(&id, &principal)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&allowed)
+        })
+    }
+
+    /// Replaces the rules for `principal` (who needs the `admin` role) when
+    /// `options.ifMatch` (a digest, quoted or not, or `*`) is the digest in
+    /// force: the one stored in the cache, or this manager's when the cache
+    /// holds none. The rules are stored in the cache, so every manager over
+    /// it can load them (`storedRules`), and this manager decides with them
+    /// from then on. Resolves to `{ digest, rules }` (the normalized
+    /// document); rejects with `forbidden`, `precondition_failed` or
+    /// `invalid_request`, in that order.
+    #[wasm_bindgen(js_name = replaceRules, unchecked_return_type = "Promise<RulesInForce>")]
+    pub fn replace_rules(
+        &self,
+        rules: Ts<Rules>,
+        principal: Ts<Principal>,
+        options: Option<Ts<ReplaceRulesOptions>>,
+    ) -> Promise {
+        let inner = self.current();
+        let slot = Rc::clone(&self.inner);
+        let rules = rules.js_value();
+        let principal = principal.js_value();
+        let options = options.map(|options| options.js_value());
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let if_match =
+                wire::if_match(wire::options(options, "replaceRules options")?.as_ref())?;
+            let document = wire::json(&rules, "", "rules")?;
+            inner.clock.probe()?;
+            let replaced = inner
+                .manager
+                .replace_rules(&document, &principal, if_match.as_ref())
+                .await
+                .map_err(core_error)?;
+            let answer = wire::to_js(&replaced)?;
+            let next = Inner {
+                manager: Manager::with_digest(
+                    inner.manager.cache().clone(),
+                    inner.clock.clone(),
+                    inner.ids.clone(),
+                    replaced.rules,
+                    replaced.digest,
+                ),
+                clock: inner.clock.clone(),
+                ids: inner.ids.clone(),
+            };
+            *slot.borrow_mut() = Rc::new(next);
+            Ok(answer)
+        })
+    }
+
+    /// The rules stored in the cache by `replaceRules` (here or by another
+    /// manager over the same cache), or `null` when none were stored:
+    /// `{ digest, rules }`, to build a manager that decides with them.
+    #[wasm_bindgen(js_name = storedRules, unchecked_return_type = "Promise<RulesInForce | null>")]
+    pub fn stored_rules(&self) -> Promise {
+        let inner = self.current();
+        promise(async move {
+            match inner
+                .manager
+                .stored_rules_in_force()
+                .await
+                .map_err(core_error)?
+            {
+                Some(rules) => wire::to_js(&rules),
+                None => Ok(JsValue::NULL),
+            }
+        })
+    }
+
     /// One page of requests: `{ items, nextCursor? }`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Page>")]
     pub fn list(&self, options: Option<Ts<ListOptions>>) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let options = options.map(|options| options.js_value());
         promise(async move {
             let options = wire::options(options, "listing query")?;
@@ -393,10 +495,10 @@ impl ApprovalManager {
     pub fn approve(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        principal: Ts<types::Principal>,
+        principal: Ts<Principal>,
         options: Option<Ts<ApproveOptions>>,
     ) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let principal = principal.js_value();
         let options = options.map(|options| options.js_value());
         act(inner, id, principal, ActionName::Approve, move || {
@@ -409,10 +511,10 @@ impl ApprovalManager {
     pub fn reject(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        principal: Ts<types::Principal>,
+        principal: Ts<Principal>,
         options: Ts<RejectOptions>,
     ) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let (principal, options) = (principal.js_value(), options.js_value());
         act(inner, id, principal, ActionName::Reject, move || {
             wire::json(&options, "", "rejection").map(Some)
@@ -424,9 +526,9 @@ impl ApprovalManager {
     pub fn cancel(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        principal: Ts<types::Principal>,
+        principal: Ts<Principal>,
     ) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let principal = principal.js_value();
         act(inner, id, principal, ActionName::Cancel, || Ok(None))
     }
@@ -436,10 +538,10 @@ impl ApprovalManager {
     pub fn comment(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-        principal: Ts<types::Principal>,
+        principal: Ts<Principal>,
         options: Ts<CommentOptions>,
     ) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let (principal, options) = (principal.js_value(), options.js_value());
         act(inner, id, principal, ActionName::Comment, move || {
             wire::json(&options, "", "comment").map(Some)
@@ -450,7 +552,7 @@ impl ApprovalManager {
     /// `expiresAt`.
     #[wasm_bindgen(js_name = expireDue, unchecked_return_type = "Promise<ExpireReport>")]
     pub fn expire_due(&self, options: Option<Ts<ExpireOptions>>) -> Promise {
-        let inner = self.inner.clone();
+        let inner = self.current();
         let options = options.map(|options| options.js_value());
         promise(async move {
             let body = wire::options(options, "expiry sweep")?;
@@ -466,7 +568,7 @@ impl ApprovalManager {
 /// when given (which then must be valid).
 #[wasm_bindgen(js_name = validateChange, unchecked_return_type = "Violation[]")]
 pub fn validate_change(
-    change: Ts<types::PolicyChange>,
+    change: Ts<PolicyChange>,
     #[wasm_bindgen(unchecked_optional_param_type = "Rules | CompiledRules | null")] rules: Option<
         JsValue,
     >,
@@ -489,7 +591,7 @@ pub fn validate_change(
 /// rules are invalid.
 #[wasm_bindgen(js_name = previewChange)]
 pub fn preview_change(
-    change: Ts<types::PolicyChange>,
+    change: Ts<PolicyChange>,
     #[wasm_bindgen(unchecked_param_type = "Rules | CompiledRules")] rules: JsValue,
 ) -> Result<Ts<Preview>, JsValue> {
     let rules = parse_rules(&rules)?;
@@ -505,9 +607,72 @@ pub fn preview_change(
     wire::to_js(&preview).map(Ts::new_unchecked)
 }
 
+/// What `principal` may do to `request` at `now` (epoch milliseconds,
+/// default `Date.now()`): `{ approve, reject, cancel, comment }`, each `null`
+/// when allowed, else `{ code, reason }` with the error the action would
+/// throw. The core decides, exactly as the action itself would.
+#[wasm_bindgen(js_name = allowedActions)]
+pub fn allowed_actions(
+    request: Ts<ApprovalRequest>,
+    principal: Ts<Principal>,
+    #[wasm_bindgen(unchecked_optional_param_type = "number | null")] now: Option<f64>,
+) -> Result<Ts<AllowedActions>, JsValue> {
+    let request = wire::json(&request.js_value(), "", "request")?;
+    let request: ApprovalRequest = serde_json::from_value(request).map_err(|error| {
+        wire::invalid(
+            "the request is not a stored request",
+            vec![Violation::new(
+                "request",
+                ViolationCode::InvalidFormat,
+                error.to_string(),
+            )],
+        )
+    })?;
+    let principal = wire::principal(&principal.js_value())?;
+    let now = wire::epoch_millis(now.unwrap_or_else(js_sys::Date::now)).ok_or_else(|| {
+        wire::invalid(
+            "now is not a time",
+            vec![Violation::new(
+                "now",
+                ViolationCode::OutOfRange,
+                "must be epoch milliseconds",
+            )],
+        )
+    })?;
+    let now = Timestamp::from_millis(now);
+    wire::to_js(&AllowedActions::of(&request, &principal, now)).map(Ts::new_unchecked)
+}
+
+/// Whether `principal` may replace the rules: `null`, or the `{ code,
+/// reason }` that `replaceRules` would reject with.
+#[wasm_bindgen(js_name = mayReplaceRules, unchecked_return_type = "Refusal | null")]
+pub fn may_replace_rules(principal: Ts<Principal>) -> Result<JsValue, JsValue> {
+    let principal = wire::principal(&principal.js_value())?;
+    match signoff_core::rules_store::ensure_may_replace(&principal) {
+        Ok(()) => Ok(JsValue::NULL),
+        Err(error) => wire::to_js(&signoff_core::Refusal {
+            code: error.code(),
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// Every problem of a principal `{ id, roles }` (empty when valid): the
+/// checks every method applies to the principal it is given.
+#[wasm_bindgen(js_name = validatePrincipal, unchecked_return_type = "Violation[]")]
+pub fn validate_principal(principal: Ts<Principal>) -> Result<JsValue, JsValue> {
+    let problems = match wire::json_or_problems(&principal.js_value(), "principal", "principal") {
+        Ok(document) => Principal::parse(&document, "principal")
+            .err()
+            .unwrap_or_default(),
+        Err(problems) => problems,
+    };
+    wire::to_js(&problems)
+}
+
 /// Every problem of a rules document (empty when valid).
 #[wasm_bindgen(js_name = validateRules, unchecked_return_type = "Violation[]")]
-pub fn validate_rules(rules: Ts<types::Rules>) -> Result<JsValue, JsValue> {
+pub fn validate_rules(rules: Ts<Rules>) -> Result<JsValue, JsValue> {
     let problems = match wire::json_or_problems(&rules.js_value(), "", "rules") {
         Ok(document) => Rules::parse(&document).err().unwrap_or_default(),
         Err(problems) => problems,

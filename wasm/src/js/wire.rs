@@ -8,10 +8,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use signoff_core::validation::{
-    CharPolicy, ObjectReader, TextRule, check_text, expect_array, expect_str, index,
-};
-use signoff_core::{Error, ErrorCode, Principal, Violation, ViolationCode};
+use signoff_core::validation::ObjectReader;
+use signoff_core::{Error, ErrorCode, IfMatch, Principal, Violation, ViolationCode};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/js/glue.js")]
@@ -28,16 +26,12 @@ extern "C" {
 /// The most characters of an id argument (UTF-16 units) read at all.
 const MAX_ID_UNITS: u32 = 4096;
 
-/// Principal ids and role names: 1..=256 chars, no control or bidi character.
-const PRINCIPAL_TEXT: TextRule = TextRule {
-    min: 1,
-    max: 256,
-    trim: false,
-    chars: CharPolicy::SingleLine,
-};
-
-/// The most roles a principal may hold.
-const MAX_ROLES: usize = 256;
+/// A JS time (epoch milliseconds, as `Date.now()` gives it) as whole
+/// milliseconds, or `None` when it is not a finite time a `Date` can hold
+/// (at most 8.64e15 ms either side of the epoch).
+pub fn epoch_millis(value: f64) -> Option<i64> {
+    (value.is_finite() && value.abs() <= 8.64e15).then(|| value.floor() as i64)
+}
 
 /// A thrown `SignoffError` with `code`, `message` and `details`.
 pub fn js_error(code: ErrorCode, message: &str, details: Option<&Value>) -> JsValue {
@@ -181,42 +175,29 @@ pub fn id(value: &JsValue) -> Result<String, JsValue> {
     }
 }
 
-/// A principal `{ id, roles }`: the id and each role 1..=256 characters
-/// without control or bidi characters, at most 256 roles.
+/// A principal `{ id, roles }`, validated by the core (`Principal::parse`).
 pub fn principal(value: &JsValue) -> Result<Principal, JsValue> {
     let json = json(value, "principal", "principal")?;
+    Principal::parse(&json, "principal").map_err(|items| invalid("the principal is invalid", items))
+}
+
+/// The options of `replaceRules`: `{ ifMatch? }`, a digest or `*`.
+pub fn if_match(options: Option<&Value>) -> Result<Option<IfMatch>, JsValue> {
+    let Some(options) = options else {
+        return Ok(None);
+    };
     let mut out = Vec::new();
-    let mut principal = Principal::new(String::new(), &[]);
-    if let Some(mut reader) = ObjectReader::new("principal", &json, &mut out) {
-        if let Some(id) = reader.required_str("id", &mut out) {
-            principal.id = check_text("principal.id", id, PRINCIPAL_TEXT, &mut out);
-        }
-        if let Some(roles) = reader
-            .required("roles", &mut out)
-            .and_then(|roles| expect_array("principal.roles", roles, &mut out))
-        {
-            if roles.len() > MAX_ROLES {
-                out.push(Violation::new(
-                    "principal.roles",
-                    ViolationCode::TooMany,
-                    format!("must hold at most {MAX_ROLES} roles"),
-                ));
-            }
-            for (position, role) in roles.iter().enumerate().take(MAX_ROLES) {
-                let path = index("principal.roles", position);
-                if let Some(role) = expect_str(&path, role, &mut out) {
-                    principal
-                        .roles
-                        .push(check_text(&path, role, PRINCIPAL_TEXT, &mut out));
-                }
-            }
-        }
+    let mut found = None;
+    if let Some(mut reader) = ObjectReader::new("", options, &mut out) {
+        found = reader
+            .optional_str("ifMatch", &mut out)
+            .map(|value| IfMatch::parse([value]));
         reader.finish(&mut out);
     }
     if out.is_empty() {
-        Ok(principal)
+        Ok(found)
     } else {
-        Err(invalid("the principal is invalid", out))
+        Err(invalid("the replaceRules options are invalid", out))
     }
 }
 
