@@ -234,6 +234,11 @@ fn rules_response(document: &Value, digest: &str) -> Response {
     response
 }
 
+/// `GET /v1/me`: the principal the caller's token names, `{ id, roles }`.
+pub async fn me(caller: Caller) -> ApiResult {
+    Ok(Json(caller.principal).into_response())
+}
+
 /// `GET /v1/rules`.
 pub async fn get_rules(State(state): State<AppState>, _caller: Caller) -> ApiResult {
     let (document, digest) = state.engine.rules().await;

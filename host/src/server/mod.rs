@@ -213,6 +213,7 @@ fn router(
         .route("/v1/requests/{id}/cancel", post(api::cancel))
         .route("/v1/requests/{id}/comments", post(api::comment))
         .route("/v1/preview", post(api::preview))
+        .route("/v1/me", get(api::me))
         .route("/v1/rules", get(api::get_rules).put(api::put_rules))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))
