@@ -17,9 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use signoff_core::input::ActionName;
 use signoff_core::rules_store::ensure_may_replace;
-use signoff_core::{
-    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, Timestamp, ViolationCode,
-};
+use signoff_core::{ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, ViolationCode};
+use subtle::ConstantTimeEq;
 
 use super::auth::Principals;
 use super::body::Payload;
@@ -42,6 +41,8 @@ pub struct AppState {
     pub fair_share: Arc<FairShare>,
     /// How long a body may take to arrive.
     pub body_timeout: Duration,
+    /// The sha256 of the token `/metrics` asks for, if any.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -310,14 +311,34 @@ pub async fn put_rules(
     }
 }
 
-/// `GET /metrics`: Prometheus text (OpenMetrics when asked for).
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let stats = state.engine.stats().await.map_err(|error| {
-        tracing::warn!(error = %error, "metrics: pending figures unavailable");
-    });
-    let (rules, _) = state.engine.rules().await;
-    let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
-    state.metrics.set_stats(stats, now, &rules);
+/// Whether the request carries `Authorization: Bearer <token>` for the token
+/// whose sha256 is `expected` (compared in constant time).
+fn bears_token(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some(token) = value.to_str().ok().and_then(|text| {
+        let (scheme, token) = text.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }) else {
+        return false;
+    };
+    bool::from(super::auth::token_digest(token).ct_eq(expected))
+}
+
+/// `GET /metrics`: Prometheus text (OpenMetrics when asked for), rendered
+/// from the figures in memory: a scrape never waits on the cache or on an
+/// engine instance (see [`super::metrics::refresh`]). When the server has a
+/// metrics token, the scrape must bear it.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    if let Some(expected) = &state.metrics_token
+        && !bears_token(&headers, expected)
+    {
+        return Err(ApiError::unauthenticated(
+            "/metrics needs `Authorization: Bearer <metrics token>`",
+        ));
+    }
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -327,11 +348,11 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
     };
-    (
+    Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         state.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 /// `GET /healthz`: the process answers.

@@ -2,9 +2,10 @@
 //!
 //! Every flag has an environment variable of the same meaning. Without
 //! `--dev`, the server refuses to start unless it is given `--rules` and
-//! `--principals`; with `--dev` it listens on loopback only, fills what is
-//! missing with the demo set-up of [`super::demo`] and prints the demo
-//! tokens.
+//! `--principals`, and refuses a principals file that holds one of the
+//! published demo tokens; with `--dev` it listens on loopback only, fills what
+//! is missing with the demo set-up of [`super::demo`] and prints the demo
+//! tokens. `--dev` is the only way to the demo principals and rules.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,14 @@ pub struct ServeArgs {
     /// Replicas that must hold each commit before it answers (Redis `WAIT`).
     #[arg(long, env = "SIGNOFF_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
+    /// The bearer token `/metrics` asks for; absent, `/metrics` is open.
+    #[arg(
+        long,
+        env = "SIGNOFF_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 /// Why `signoff serve` would not start.
@@ -128,6 +137,20 @@ pub enum StartError {
         address: String,
         /// Why.
         error: std::io::Error,
+    },
+    /// A principals file holding a published demo token, without `--dev`.
+    #[error(
+        "`{path}` gives `{principal}` the public demo token `{token}`; refusing to start \
+         without --dev, since everybody knows that token: give `{principal}` a token of \
+         its own (for instance from `openssl rand -hex 32`) and list its sha256"
+    )]
+    DemoToken {
+        /// The principals file.
+        path: PathBuf,
+        /// The principal holding it.
+        principal: String,
+        /// The demo token (public by design).
+        token: &'static str,
     },
     /// `--dev` with an address another machine could reach.
     #[error(
@@ -177,6 +200,20 @@ pub fn load_rules(path: &Path) -> Result<Rules, StartError> {
     })
 }
 
+/// Refuses principals that hold one of the published demo tokens.
+fn refuse_demo_tokens(path: &Path, principals: &Principals) -> Result<(), StartError> {
+    for (_, _, token) in demo::PRINCIPALS {
+        if let Some(principal) = principals.find(token) {
+            return Err(StartError::DemoToken {
+                path: path.to_owned(),
+                principal: principal.id.clone(),
+                token,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Loads the principals file named by `path`.
 pub fn load_principals(path: &Path) -> Result<Principals, StartError> {
     Principals::parse_str(&read(path)?).map_err(|problems| StartError::Invalid {
@@ -200,7 +237,13 @@ impl ServeArgs {
             (None, false) => return Err(StartError::NoRules),
         };
         let (principals, demo_principals) = match (&self.principals, self.dev) {
-            (Some(path), _) => (load_principals(path)?, false),
+            (Some(path), dev) => {
+                let principals = load_principals(path)?;
+                if !dev {
+                    refuse_demo_tokens(path, &principals)?;
+                }
+                (principals, false)
+            }
             (None, true) => (demo::principals(), true),
             (None, false) => return Err(StartError::NoPrincipals),
         };
@@ -221,6 +264,10 @@ impl ServeArgs {
             allow_eviction: self.allow_eviction,
             redis_wait_replicas: self.redis_wait_replicas,
         };
+        config.metrics_token = self
+            .metrics_token
+            .clone()
+            .filter(|token| !token.trim().is_empty());
         Ok((config, demo_principals))
     }
 }
@@ -317,7 +364,7 @@ mod tests {
             Err(StartError::NoPrincipals)
         ));
         let principals = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/principals.json");
-        let (config, demo) = args(&["--rules", rules, "--principals", principals])
+        let (config, demo) = args(&["--dev", "--rules", rules, "--principals", principals])
             .config()
             .unwrap();
         assert!(!demo);
@@ -325,6 +372,49 @@ mod tests {
         let (config, demo) = args(&["--dev"]).config().unwrap();
         assert!(demo);
         assert_eq!(config.redis_url, None);
+    }
+
+    #[test]
+    fn a_demo_token_is_refused_without_dev() {
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/rules.json");
+        let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/principals.json");
+        let error = args(&["--rules", rules, "--principals", demo_file])
+            .config()
+            .unwrap_err();
+        assert!(matches!(error, StartError::DemoToken { .. }), "{error}");
+        let text = error.to_string();
+        assert!(text.contains("alice") && text.contains("--dev"), "{text}");
+
+        // One demo token among fresh ones is enough to refuse.
+        let dir = std::env::temp_dir().join(format!("signoff-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("principals.json");
+        let fresh = hex::encode(super::super::auth::token_digest("a-fresh-token"));
+        let admin = hex::encode(super::super::auth::token_digest("dev-admin"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"[{{"id":"ops","roles":["admin"],"tokenSha256":"{fresh}"}},
+                    {{"id":"root","roles":["admin"],"tokenSha256":"{admin}"}}]"#
+            ),
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        match args(&["--rules", rules, "--principals", path]).config() {
+            Err(StartError::DemoToken { principal, .. }) => assert_eq!(principal, "root"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(
+            &file,
+            format!(r#"[{{"id":"ops","roles":["admin"],"tokenSha256":"{fresh}"}}]"#),
+        )
+        .unwrap();
+        let (config, demo) = args(&["--rules", rules, "--principals", path])
+            .config()
+            .unwrap();
+        assert!(!demo);
+        assert_eq!(config.principals.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

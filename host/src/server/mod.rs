@@ -82,6 +82,10 @@ pub struct Config {
     pub limits: ServingLimits,
     /// The store's partitions and the durability it must promise.
     pub storage: StorageOptions,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` is open.
+    pub metrics_token: Option<String>,
+    /// How often the figures `/metrics` serves are read from the engine.
+    pub metrics_refresh: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -99,6 +103,8 @@ impl std::fmt::Debug for Config {
             .field("sweep", &self.sweep)
             .field("limits", &self.limits)
             .field("storage", &self.storage)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("metrics_refresh", &self.metrics_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +124,8 @@ impl Config {
             sweep: SweepConfig::default(),
             limits: ServingLimits::default(),
             storage: StorageOptions::default(),
+            metrics_token: None,
+            metrics_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -154,6 +162,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::new()),
         fair_share: FairShare::new(config.limits.max_inflight_per_principal),
         body_timeout: config.limits.body_timeout,
+        metrics_token: config.metrics_token.as_deref().map(auth::token_digest),
     };
     state.metrics.set_store(
         state.engine.durability(),
@@ -164,6 +173,12 @@ pub async fn run(
         Arc::clone(&state.engine),
         Arc::clone(&state.metrics),
         config.sweep,
+        stopped.clone(),
+    ));
+    let refresher = tokio::spawn(metrics::refresh(
+        Arc::clone(&state.engine),
+        Arc::clone(&state.metrics),
+        config.metrics_refresh,
         stopped.clone(),
     ));
     tokio::spawn(async move {
@@ -183,6 +198,7 @@ pub async fn run(
     }
     let served = serving::serve(listener, app, config.limits, stopped).await;
     let _ = sweeper.await;
+    let _ = refresher.await;
     tracing::info!("stopped");
     served.map_err(ServerError::Io)
 }
