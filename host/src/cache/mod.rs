@@ -23,6 +23,32 @@ pub use self::redis::{Durability, RedisCache, RedisSetupError};
 /// for its own limit, and simply runs again when it got fewer than it asked.
 pub const MAX_RANGE: u32 = 1000;
 
+/// `url` (or comma-separated URLs) with every password replaced by `***`,
+/// for logs and error messages: a Redis URL's password never reaches either.
+/// Everything between the scheme and the last `@` but the user name is
+/// hidden, so a password holding a raw `/`, `?` or `@` is hidden too; a user
+/// info without a `:` is hidden whole, as it may be a password.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|part| {
+            let Some(scheme_end) = part.find("://").map(|at| at + 3) else {
+                return part.to_owned();
+            };
+            let (scheme, rest) = part.split_at(scheme_end);
+            let Some(at) = rest.rfind('@') else {
+                return part.to_owned();
+            };
+            let (user_info, host) = rest.split_at(at);
+            let shown = match user_info.split_once(':') {
+                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:***"),
+                _ => "***".to_owned(),
+            };
+            format!("{scheme}{shown}{host}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// How the Redis backend connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisOptions {
@@ -199,5 +225,38 @@ impl Cache for CacheBackend {
         limit: u32,
     ) -> Result<Vec<IndexEntry>, CacheError> {
         CacheBackend::range(self, index, after, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_show() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "redis://:hunter2@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            (
+                "rediss://user:p%40ss@example.com:6380/?protocol=resp3",
+                "rediss://user:***@example.com:6380/?protocol=resp3",
+            ),
+            ("redis://secret@host", "redis://***@host"),
+            ("redis://:pa/ss?x@host:1/2", "redis://:***@host:1/2"),
+            (
+                "redis://a:x@h1:1, redis://b:y@h2:2",
+                "redis://a:***@h1:1, redis://b:***@h2:2",
+            ),
+            (
+                "redis+cluster://u:pw@a:1,b:2",
+                "redis+cluster://u:***@a:1,b:2",
+            ),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

@@ -238,23 +238,31 @@ fn unavailable(error: &redis::RedisError) -> CacheError {
 /// scheme `redis+cluster://host:port,host:port` or several comma-separated
 /// `redis://` URLs.
 fn cluster_nodes(url: &str) -> Option<Vec<String>> {
-    if let Some(hosts) = url.strip_prefix("redis+cluster://") {
-        return Some(
-            hosts
-                .split(',')
-                .map(|host| format!("redis://{}", host.trim()))
-                .collect(),
-        );
+    for (scheme, node_scheme) in [
+        ("redis+cluster://", "redis://"),
+        ("rediss+cluster://", "rediss://"),
+    ] {
+        if let Some(hosts) = url.strip_prefix(scheme) {
+            return Some(
+                hosts
+                    .split(',')
+                    .map(|host| format!("{node_scheme}{}", host.trim()))
+                    .collect(),
+            );
+        }
     }
     url.contains(',')
         .then(|| url.split(',').map(|node| node.trim().to_owned()).collect())
 }
 
 impl RedisCache {
-    /// A backend for `url`: `redis://host:port[/db]` for one node; for a
-    /// cluster, `redis+cluster://host:port,host:port,…` or several
-    /// comma-separated `redis://` URLs (any reachable node is enough, the
-    /// others are found from it). Must run inside a tokio runtime.
+    /// A backend for `url`: `redis://host:port[/db]` for one node
+    /// (`rediss://` for TLS, checked against the system's trusted
+    /// certificates; `redis://:password@host` or `redis://user:password@host`
+    /// to authenticate); for a cluster, `redis+cluster://host:port,host:port,…`
+    /// (`rediss+cluster://` for TLS) or several comma-separated `redis://`
+    /// URLs (any reachable node is enough, the others are found from it).
+    /// Must run inside a tokio runtime.
     pub fn open(
         url: &str,
         key_prefix: &str,
@@ -263,8 +271,12 @@ impl RedisCache {
         if key_prefix.is_empty() || key_prefix.contains(['{', '}']) {
             return Err(RedisSetupError::InvalidPrefix(key_prefix.to_owned()));
         }
+        // rustls picks its cryptography from the process-wide provider: ring,
+        // the one this build carries. A second call is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // The URL may hold a password: only its redacted form is shown.
         let invalid = |error: redis::RedisError| RedisSetupError::InvalidUrl {
-            url: url.to_owned(),
+            url: super::redact_url(url),
             reason: error.to_string(),
         };
         let client = match cluster_nodes(url) {
@@ -708,6 +720,29 @@ fn entry(index: &str, raw: &[u8]) -> Result<IndexEntry, CacheError> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_bad_url_is_refused_without_its_password() {
+        let error = RedisCache::open(
+            "redis://:hunter2-secret@127.0.0.1:notaport",
+            "p",
+            RedisOptions::default(),
+        )
+        .err()
+        .expect("an invalid url");
+        let text = error.to_string();
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(text.contains("***"), "{text}");
+        let error = RedisCache::open(
+            "rediss+cluster://:pw-secret@a:x,b:y",
+            "p",
+            RedisOptions::default(),
+        )
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+        assert!(!error.contains("pw-secret"), "{error}");
+    }
+
     #[test]
     fn members_split_back_into_their_entries() {
         let original = IndexEntry {
@@ -753,6 +788,10 @@ mod tests {
         assert_eq!(
             cluster_nodes("redis+cluster://a:1,b:2"),
             Some(vec!["redis://a:1".to_owned(), "redis://b:2".to_owned()])
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://a:1,b:2"),
+            Some(vec!["rediss://a:1".to_owned(), "rediss://b:2".to_owned()])
         );
         assert_eq!(
             cluster_nodes("redis://a:1, redis://b:2"),

@@ -1,11 +1,13 @@
 //! The handlers of the `/v1` routes, `/metrics` and the health checks.
 //!
-//! Each handler checks in the order of the contract's "which error
-//! wins": it authenticates first, then reads the body (content type, size,
-//! syntax), then lets the engine decide, which checks the body's fields before
+//! Each handler checks in the order of the contract's "which error wins": it
+//! authenticates first (the [`Caller`] extractor, which also takes the
+//! caller's fair-share slot), then reads the body (content type, size, syntax,
+//! time), then lets the engine decide, which checks the body's fields before
 //! it looks at the stored request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -15,13 +17,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use signoff_core::input::ActionName;
 use signoff_core::rules_store::ensure_may_replace;
-use signoff_core::{
-    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, Timestamp, ViolationCode,
-};
+use signoff_core::{ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, ViolationCode};
+use subtle::ConstantTimeEq;
 
 use super::auth::Principals;
 use super::body::Payload;
+use super::caller::Caller;
 use super::error::ApiError;
+use super::fair_share::FairShare;
 use super::metrics::{Metrics, Outcome};
 use crate::engine::Engine;
 
@@ -34,6 +37,12 @@ pub struct AppState {
     pub principals: Arc<Principals>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The calls each principal has in flight.
+    pub fair_share: Arc<FairShare>,
+    /// How long a body may take to arrive.
+    pub body_timeout: Duration,
+    /// The sha256 of the token `/metrics` asks for, if any.
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -63,14 +72,17 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    let principal = state.principals.authenticate(&headers)?;
-    let change = payload.required_json(&headers, "the change to file")?;
+    let principal = &caller.principal;
+    let change = payload
+        .required_json(&headers, "the change to file")
+        .await?;
     let key = idempotency_key(&headers);
     let created = state
         .engine
-        .create(&change, &principal, key.as_deref())
+        .create(&change, principal, key.as_deref())
         .await?;
     if !created.replayed {
         state.metrics.created(&created.request);
@@ -90,10 +102,9 @@ pub async fn create(
 /// `GET /v1/requests?status=&policyType=&limit=&cursor=&view=`.
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
-    state.principals.authenticate(&headers)?;
     let Ok(Query(pairs)) = query else {
         return Err(ApiError::invalid_one(
             "the query string is malformed",
@@ -120,10 +131,9 @@ pub async fn list(
 /// `GET /v1/requests/{id}`.
 pub async fn get_request(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    state.principals.authenticate(&headers)?;
     let id = id_of(path);
     match state.engine.get(&id).await? {
         Some(request) => Ok(Json(request).into_response()),
@@ -134,16 +144,16 @@ pub async fn get_request(
 async fn act(
     state: AppState,
     headers: HeaderMap,
+    caller: Caller,
     payload: Payload,
     path: Result<Path<String>, PathRejection>,
     action: ActionName,
 ) -> ApiResult {
-    let principal = state.principals.authenticate(&headers)?;
-    let body = payload.json(&headers)?;
+    let body = payload.json(&headers).await?;
     let id = id_of(path);
     let request = state
         .engine
-        .act(action, &id, &principal, body.as_ref())
+        .act(action, &id, &caller.principal, body.as_ref())
         .await?;
     count_decision(&state.metrics, action, &request);
     Ok(Json(request).into_response())
@@ -163,50 +173,56 @@ fn count_decision(metrics: &Metrics, action: ActionName, request: &ApprovalReque
 pub async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Approve).await
+    act(state, headers, caller, payload, path, ActionName::Approve).await
 }
 
 /// `POST /v1/requests/{id}/reject`.
 pub async fn reject(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Reject).await
+    act(state, headers, caller, payload, path, ActionName::Reject).await
 }
 
 /// `POST /v1/requests/{id}/cancel`.
 pub async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Cancel).await
+    act(state, headers, caller, payload, path, ActionName::Cancel).await
 }
 
 /// `POST /v1/requests/{id}/comments`.
 pub async fn comment(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> ApiResult {
-    act(state, headers, payload, path, ActionName::Comment).await
+    act(state, headers, caller, payload, path, ActionName::Comment).await
 }
 
 /// `POST /v1/preview`.
 pub async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,
+    _caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    state.principals.authenticate(&headers)?;
-    let change = payload.required_json(&headers, "the change to preview")?;
+    let change = payload
+        .required_json(&headers, "the change to preview")
+        .await?;
     let preview = state.engine.preview(&change).await?;
     Ok(Json(preview).into_response())
 }
@@ -219,9 +235,13 @@ fn rules_response(document: &Value, digest: &str) -> Response {
     response
 }
 
+/// `GET /v1/me`: the principal the caller's token names, `{ id, roles }`.
+pub async fn me(caller: Caller) -> ApiResult {
+    Ok(Json(caller.principal).into_response())
+}
+
 /// `GET /v1/rules`.
-pub async fn get_rules(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    state.principals.authenticate(&headers)?;
+pub async fn get_rules(State(state): State<AppState>, _caller: Caller) -> ApiResult {
     let (document, digest) = state.engine.rules().await;
     Ok(rules_response(&document, &digest))
 }
@@ -252,13 +272,14 @@ fn if_match_values(headers: &HeaderMap) -> Option<Vec<String>> {
 pub async fn put_rules(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    let principal = state.principals.authenticate(&headers)?;
+    let principal = &caller.principal;
     // The engine checks `admin`, then `If-Match`, then the document (the
-    // order of section 9); an unread body is judged as an absent one only
-    // after the first two checks passed.
-    ensure_may_replace(&principal).map_err(ApiError::from)?;
+    // order of section 9); the body is read only after the first two checks
+    // passed.
+    ensure_may_replace(principal).map_err(ApiError::from)?;
     let if_match = if_match_values(&headers);
     let (_, current) = state.engine.rules().await;
     if let Some(values) = &if_match
@@ -269,7 +290,9 @@ pub async fn put_rules(
             &current,
         ));
     }
-    let document = payload.required_json(&headers, "the rules document")?;
+    let document = payload
+        .required_json(&headers, "the rules document")
+        .await?;
     match state
         .engine
         .replace_rules(&document, &principal, if_match.as_deref())
@@ -288,14 +311,34 @@ pub async fn put_rules(
     }
 }
 
-/// `GET /metrics`: Prometheus text (OpenMetrics when asked for).
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let stats = state.engine.stats().await.map_err(|error| {
-        tracing::warn!(error = %error, "metrics: pending figures unavailable");
-    });
-    let (rules, _) = state.engine.rules().await;
-    let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
-    state.metrics.set_stats(stats, now, &rules);
+/// Whether the request carries `Authorization: Bearer <token>` for the token
+/// whose sha256 is `expected` (compared in constant time).
+fn bears_token(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some(token) = value.to_str().ok().and_then(|text| {
+        let (scheme, token) = text.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }) else {
+        return false;
+    };
+    bool::from(super::auth::token_digest(token).ct_eq(expected))
+}
+
+/// `GET /metrics`: Prometheus text (OpenMetrics when asked for), rendered
+/// from the figures in memory: a scrape never waits on the cache or on an
+/// engine instance (see [`super::metrics::refresh`]). When the server has a
+/// metrics token, the scrape must bear it.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    if let Some(expected) = &state.metrics_token
+        && !bears_token(&headers, expected)
+    {
+        return Err(ApiError::unauthenticated(
+            "/metrics needs `Authorization: Bearer <metrics token>`",
+        ));
+    }
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -305,11 +348,11 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
     };
-    (
+    Ok((
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         state.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 /// `GET /healthz`: the process answers.

@@ -1,22 +1,25 @@
-//! Request bodies: read once, bounded, and judged only when a handler asks.
+//! Request bodies: read only when a handler asks, bounded in size and time.
 //!
-//! A middleware reads every body into memory up to [`MAX_BODY_BYTES`] before
-//! routing reaches a handler, and drains (then forgets) what lies beyond, so
-//! the client always gets to read the answer. Handlers authenticate first and
-//! only then look at the body through [`Payload::json`], which turns every
-//! problem into the JSON error of its code: `unsupported_media_type`,
-//! `payload_too_large` or `invalid_request`.
+//! [`Payload`] is the last extractor of a handler and reads nothing: the
+//! handler authenticates first (see [`super::caller::Caller`]) and only then
+//! reads the body through [`Payload::json`]. The body is read into memory up
+//! to [`MAX_BODY_BYTES`], and what lies beyond is drained (then forgotten) so
+//! the client gets to read the answer. Every problem becomes the JSON error of
+//! its code: `unsupported_media_type`, `payload_too_large`,
+//! `invalid_request`, or `408` when the body does not arrive within the body
+//! timeout (the connection is then closed).
+
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use signoff_core::ViolationCode;
+use signoff_core::{ErrorCode, ViolationCode};
 
+use super::api::AppState;
 use super::error::ApiError;
 
 /// The largest body accepted: 1 MiB.
@@ -26,9 +29,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// bytes so that the client sees the `413` instead of a reset connection.
 const MAX_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
-/// What came with a request.
+/// What came with a request, once read.
 #[derive(Debug, Clone)]
-pub enum Payload {
+pub enum Received {
     /// No body, or an empty one.
     Empty,
     /// The body, at most [`MAX_BODY_BYTES`].
@@ -39,7 +42,7 @@ pub enum Payload {
     Broken,
 }
 
-async fn read(body: Body, declared: Option<usize>) -> Payload {
+async fn read(body: Body, declared: Option<usize>) -> Received {
     let mut body = body;
     let mut kept: Vec<u8> = Vec::new();
     let mut seen: usize = 0;
@@ -49,11 +52,11 @@ async fn read(body: Body, declared: Option<usize>) -> Payload {
         if declared.is_some_and(|length| length <= MAX_DRAIN_BYTES) {
             while let Some(Ok(_)) = body.frame().await {}
         }
-        return Payload::TooLarge;
+        return Received::TooLarge;
     }
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
-            return Payload::Broken;
+            return Received::Broken;
         };
         let Ok(data) = frame.into_data() else {
             continue;
@@ -62,40 +65,71 @@ async fn read(body: Body, declared: Option<usize>) -> Payload {
         if seen <= MAX_BODY_BYTES {
             kept.extend_from_slice(&data);
         } else if seen > MAX_DRAIN_BYTES {
-            return Payload::TooLarge;
+            return Received::TooLarge;
         }
     }
     if seen > MAX_BODY_BYTES {
-        Payload::TooLarge
+        Received::TooLarge
     } else if kept.is_empty() {
-        Payload::Empty
+        Received::Empty
     } else {
-        Payload::Bytes(Bytes::from(kept))
+        Received::Bytes(Bytes::from(kept))
     }
 }
 
-/// Middleware: reads the body into a [`Payload`] request extension.
-pub async fn buffer(request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<usize>().ok());
-    let payload = read(body, declared).await;
-    parts.extensions.insert(payload);
-    next.run(Request::from_parts(parts, Body::empty())).await
+/// The body of a request, not read yet.
+#[derive(Debug)]
+pub struct Payload {
+    body: Body,
+    declared: Option<usize>,
+    timeout: Duration,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Payload {
-    type Rejection = ApiError;
+impl FromRequest<AppState> for Payload {
+    type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or_else(ApiError::internal)
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<usize>().ok());
+        Ok(Self {
+            body: request.into_body(),
+            declared,
+            timeout: state.body_timeout,
+        })
+    }
+}
+
+impl Payload {
+    /// Reads the body within the body timeout; `408` (and the connection
+    /// closed) when it does not arrive in time.
+    async fn receive(self) -> Result<Received, ApiError> {
+        tokio::time::timeout(self.timeout, read(self.body, self.declared))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        self.timeout.as_secs_f64()
+                    ),
+                )
+                .with_status(StatusCode::REQUEST_TIMEOUT)
+                .with_header(header::CONNECTION, HeaderValue::from_static("close"))
+            })
+    }
+
+    /// Reads the body as JSON: `None` when empty (no content type needed
+    /// then).
+    pub async fn json(self, headers: &HeaderMap) -> Result<Option<Value>, ApiError> {
+        self.receive().await?.json(headers)
+    }
+
+    /// Reads the body as JSON, which must be present.
+    pub async fn required_json(self, headers: &HeaderMap, what: &str) -> Result<Value, ApiError> {
+        self.receive().await?.required_json(headers, what)
     }
 }
 
@@ -111,7 +145,7 @@ fn is_json(headers: &HeaderMap) -> bool {
     })
 }
 
-impl Payload {
+impl Received {
     /// The body as JSON: `None` when empty (no content type needed then).
     pub fn json(&self, headers: &HeaderMap) -> Result<Option<Value>, ApiError> {
         match self {
@@ -124,7 +158,7 @@ impl Payload {
             )),
             Self::TooLarge if !is_json(headers) => Err(unsupported()),
             Self::TooLarge => Err(ApiError::new(
-                signoff_core::ErrorCode::PayloadTooLarge,
+                ErrorCode::PayloadTooLarge,
                 "the request body is larger than 1 MiB",
             )),
             Self::Bytes(_) if !is_json(headers) => Err(unsupported()),
@@ -155,7 +189,7 @@ impl Payload {
 
 fn unsupported() -> ApiError {
     ApiError::new(
-        signoff_core::ErrorCode::UnsupportedMediaType,
+        ErrorCode::UnsupportedMediaType,
         "the request body must be `application/json`",
     )
 }
@@ -164,7 +198,6 @@ fn unsupported() -> ApiError {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-    use signoff_core::ErrorCode;
 
     fn json_headers() -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -178,17 +211,17 @@ mod tests {
     #[tokio::test]
     async fn bodies_are_bounded() {
         let small = read(Body::from("{}"), None).await;
-        assert!(matches!(small, Payload::Bytes(ref bytes) if bytes.as_ref() == b"{}"));
-        assert!(matches!(read(Body::empty(), None).await, Payload::Empty));
+        assert!(matches!(small, Received::Bytes(ref bytes) if bytes.as_ref() == b"{}"));
+        assert!(matches!(read(Body::empty(), None).await, Received::Empty));
         let big = read(Body::from(vec![b' '; MAX_BODY_BYTES + 1]), None).await;
-        assert!(matches!(big, Payload::TooLarge));
+        assert!(matches!(big, Received::TooLarge));
         let exact = read(Body::from(vec![b' '; MAX_BODY_BYTES]), None).await;
-        assert!(matches!(exact, Payload::Bytes(_)));
+        assert!(matches!(exact, Received::Bytes(_)));
     }
 
     #[test]
     fn content_type_and_syntax_are_checked() {
-        let body = Payload::Bytes(Bytes::from_static(b"{\"a\":1}"));
+        let body = Received::Bytes(Bytes::from_static(b"{\"a\":1}"));
         assert_eq!(body.json(&json_headers()).unwrap().unwrap()["a"], 1);
         assert_eq!(
             body.json(&HeaderMap::new()).unwrap_err().code,
@@ -200,18 +233,18 @@ mod tests {
             body.json(&text).unwrap_err().code,
             ErrorCode::UnsupportedMediaType
         );
-        let broken = Payload::Bytes(Bytes::from_static(b"{\"a\":"));
+        let broken = Received::Bytes(Bytes::from_static(b"{\"a\":"));
         assert_eq!(
             broken.json(&json_headers()).unwrap_err().code,
             ErrorCode::InvalidRequest
         );
         assert_eq!(
-            Payload::TooLarge.json(&json_headers()).unwrap_err().code,
+            Received::TooLarge.json(&json_headers()).unwrap_err().code,
             ErrorCode::PayloadTooLarge
         );
-        assert!(Payload::Empty.json(&HeaderMap::new()).unwrap().is_none());
+        assert!(Received::Empty.json(&HeaderMap::new()).unwrap().is_none());
         let deep = "[".repeat(10_000);
-        let deep = Payload::Bytes(Bytes::from(deep));
+        let deep = Received::Bytes(Bytes::from(deep));
         assert_eq!(
             deep.json(&json_headers()).unwrap_err().code,
             ErrorCode::InvalidRequest

@@ -2,9 +2,10 @@
 //!
 //! Every flag has an environment variable of the same meaning. Without
 //! `--dev`, the server refuses to start unless it is given `--rules` and
-//! `--principals`; with `--dev` it listens on loopback only, fills what is
-//! missing with the demo set-up of [`super::demo`] and prints the demo
-//! tokens.
+//! `--principals`, and refuses a principals file that holds one of the
+//! published demo tokens; with `--dev` it listens on loopback only, fills what
+//! is missing with the demo set-up of [`super::demo`] and prints the demo
+//! tokens. `--dev` is the only way to the demo principals and rules.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use signoff_core::{Rules, Violation};
 use tokio::net::TcpListener;
 
 use super::auth::Principals;
-use super::{Config, DEFAULT_PKG_DIR, DEFAULT_WWW_DIR, ServerError, demo};
+use super::{Config, DEFAULT_PKG_DIR, DEFAULT_WWW_DIR, ServerError, ServingLimits, demo};
 
 /// signoff: approvals for policy changes.
 #[derive(Debug, Parser)]
@@ -56,6 +57,24 @@ pub struct ServeArgs {
     /// The JS package, served at `/pkg/`.
     #[arg(long, env = "SIGNOFF_PKG_DIR", value_name = "DIR", default_value = DEFAULT_PKG_DIR)]
     pub pkg_dir: PathBuf,
+    /// A request head must arrive within this many milliseconds, else the
+    /// connection is closed.
+    #[arg(long, env = "SIGNOFF_HEAD_TIMEOUT_MS", value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub head_timeout_ms: u64,
+    /// A request body must arrive within this many milliseconds, else the
+    /// call is answered 408 and the connection closed.
+    #[arg(long, env = "SIGNOFF_BODY_TIMEOUT_MS", value_name = "MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, env = "SIGNOFF_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Calls one principal may have in flight; more are answered 429.
+    #[arg(long, env = "SIGNOFF_MAX_INFLIGHT_PER_PRINCIPAL", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_inflight_per_principal: u64,
     /// The store's partitions (1..=1024), fixed for its life: a store
     /// records it at first start and refuses another number later.
     #[arg(long, env = "SIGNOFF_PARTITIONS", default_value_t = 16,
@@ -68,6 +87,14 @@ pub struct ServeArgs {
     /// Replicas that must hold each commit before it answers (Redis `WAIT`).
     #[arg(long, env = "SIGNOFF_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
+    /// The bearer token `/metrics` asks for; absent, `/metrics` is open.
+    #[arg(
+        long,
+        env = "SIGNOFF_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 /// Why `signoff serve` would not start.
@@ -110,6 +137,20 @@ pub enum StartError {
         address: String,
         /// Why.
         error: std::io::Error,
+    },
+    /// A principals file holding a published demo token, without `--dev`.
+    #[error(
+        "`{path}` gives `{principal}` the public demo token `{token}`; refusing to start \
+         without --dev, since everybody knows that token: give `{principal}` a token of \
+         its own (for instance from `openssl rand -hex 32`) and list its sha256"
+    )]
+    DemoToken {
+        /// The principals file.
+        path: PathBuf,
+        /// The principal holding it.
+        principal: String,
+        /// The demo token (public by design).
+        token: &'static str,
     },
     /// `--dev` with an address another machine could reach.
     #[error(
@@ -159,6 +200,20 @@ pub fn load_rules(path: &Path) -> Result<Rules, StartError> {
     })
 }
 
+/// Refuses principals that hold one of the published demo tokens.
+fn refuse_demo_tokens(path: &Path, principals: &Principals) -> Result<(), StartError> {
+    for (_, _, token) in demo::PRINCIPALS {
+        if let Some(principal) = principals.find(token) {
+            return Err(StartError::DemoToken {
+                path: path.to_owned(),
+                principal: principal.id.clone(),
+                token,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Loads the principals file named by `path`.
 pub fn load_principals(path: &Path) -> Result<Principals, StartError> {
     Principals::parse_str(&read(path)?).map_err(|problems| StartError::Invalid {
@@ -182,7 +237,13 @@ impl ServeArgs {
             (None, false) => return Err(StartError::NoRules),
         };
         let (principals, demo_principals) = match (&self.principals, self.dev) {
-            (Some(path), _) => (load_principals(path)?, false),
+            (Some(path), dev) => {
+                let principals = load_principals(path)?;
+                if !dev {
+                    refuse_demo_tokens(path, &principals)?;
+                }
+                (principals, false)
+            }
             (None, true) => (demo::principals(), true),
             (None, false) => return Err(StartError::NoPrincipals),
         };
@@ -190,11 +251,23 @@ impl ServeArgs {
         config.redis_url = self.redis_url.clone().filter(|url| !url.trim().is_empty());
         config.www_dir = self.www_dir.clone();
         config.pkg_dir = self.pkg_dir.clone();
+        config.limits = ServingLimits {
+            head_timeout: std::time::Duration::from_millis(self.head_timeout_ms),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_inflight_per_principal: usize::try_from(self.max_inflight_per_principal)
+                .unwrap_or(usize::MAX),
+            ..ServingLimits::default()
+        };
         config.storage = crate::engine::StorageOptions {
             partitions: self.partitions,
             allow_eviction: self.allow_eviction,
             redis_wait_replicas: self.redis_wait_replicas,
         };
+        config.metrics_token = self
+            .metrics_token
+            .clone()
+            .filter(|token| !token.trim().is_empty());
         Ok((config, demo_principals))
     }
 }
@@ -291,7 +364,7 @@ mod tests {
             Err(StartError::NoPrincipals)
         ));
         let principals = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/principals.json");
-        let (config, demo) = args(&["--rules", rules, "--principals", principals])
+        let (config, demo) = args(&["--dev", "--rules", rules, "--principals", principals])
             .config()
             .unwrap();
         assert!(!demo);
@@ -299,6 +372,49 @@ mod tests {
         let (config, demo) = args(&["--dev"]).config().unwrap();
         assert!(demo);
         assert_eq!(config.redis_url, None);
+    }
+
+    #[test]
+    fn a_demo_token_is_refused_without_dev() {
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/rules.json");
+        let demo_file = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/principals.json");
+        let error = args(&["--rules", rules, "--principals", demo_file])
+            .config()
+            .unwrap_err();
+        assert!(matches!(error, StartError::DemoToken { .. }), "{error}");
+        let text = error.to_string();
+        assert!(text.contains("alice") && text.contains("--dev"), "{text}");
+
+        // One demo token among fresh ones is enough to refuse.
+        let dir = std::env::temp_dir().join(format!("signoff-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("principals.json");
+        let fresh = hex::encode(super::super::auth::token_digest("a-fresh-token"));
+        let admin = hex::encode(super::super::auth::token_digest("dev-admin"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"[{{"id":"ops","roles":["admin"],"tokenSha256":"{fresh}"}},
+                    {{"id":"root","roles":["admin"],"tokenSha256":"{admin}"}}]"#
+            ),
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        match args(&["--rules", rules, "--principals", path]).config() {
+            Err(StartError::DemoToken { principal, .. }) => assert_eq!(principal, "root"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(
+            &file,
+            format!(r#"[{{"id":"ops","roles":["admin"],"tokenSha256":"{fresh}"}}]"#),
+        )
+        .unwrap();
+        let (config, demo) = args(&["--rules", rules, "--principals", path])
+            .config()
+            .unwrap();
+        assert!(!demo);
+        assert_eq!(config.principals.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -65,8 +65,11 @@ pub struct ApiError {
     pub message: String,
     /// Validation items, `{ retryAfterSeconds }`, or other machine details.
     pub details: Option<Value>,
-    /// Extra headers (`Retry-After`, `ETag`).
+    /// Extra headers (`Retry-After`, `ETag`, `Connection`).
     headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// A status other than the code's own (`408` for a body that did not
+    /// arrive in time, whose code is `unavailable`).
+    status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -77,6 +80,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             headers: Vec::new(),
+            status: None,
         }
     }
 
@@ -131,9 +135,15 @@ impl ApiError {
         self
     }
 
+    /// Answers with `status` instead of the code's own.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        status_of(self.code)
+        self.status.unwrap_or_else(|| status_of(self.code))
     }
 
     /// The JSON body.
@@ -172,6 +182,7 @@ impl From<Error> for ApiError {
                     message: body.message,
                     details: body.details,
                     headers: Vec::new(),
+                    status: None,
                 }
             }
         }

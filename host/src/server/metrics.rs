@@ -3,12 +3,16 @@
 //! Built on `prometheus-client`, the Prometheus project's own Rust client: it
 //! is maintained under the Prometheus organisation, follows OpenMetrics, has
 //! typed label sets and no global registry. Counters move as the handlers and
-//! the sweeper act; the gauges of pending work are read from the engine at
-//! scrape time, so every server sharing one Redis reports the same figures.
+//! the sweeper act; the gauges of pending work are read from the engine by a
+//! background task ([`refresh`]), so a scrape only renders what is in memory
+//! (it never waits on the cache or on an engine instance), and every server
+//! sharing one Redis reports the same figures, at most one refresh period
+//! old.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -20,7 +24,9 @@ use prometheus_client::registry::Registry;
 use serde_json::Value;
 use signoff_core::{ApprovalRequest, Timestamp};
 
-use crate::engine::Stats;
+use tokio::sync::watch;
+
+use crate::engine::{Engine, Stats};
 
 /// At most this many distinct `policy_type` label values; the others are
 /// counted as `_other` so a client cannot blow up the series count.
@@ -192,7 +198,7 @@ impl Metrics {
         );
         registry.register(
             "pending_requests",
-            "Requests pending now (read from the cache at scrape time)",
+            "Requests pending (read from the cache in the background)",
             metrics.pending.clone(),
         );
         registry.register(
@@ -227,7 +233,7 @@ impl Metrics {
         );
         registry.register(
             "stats_failures",
-            "Scrapes whose pending figures could not be read from the cache",
+            "Background refreshes whose pending figures could not be read from the cache",
             metrics.stats_failures.clone(),
         );
         // Every outcome is exported from the start, at zero.
@@ -348,7 +354,7 @@ impl Metrics {
         self.partitions.set(i64::from(partitions));
     }
 
-    /// Sets the gauges from the engine's figures, read at scrape time.
+    /// Sets the gauges from the engine's figures.
     pub fn set_stats(&self, stats: Result<Stats, ()>, now: Timestamp, rules: &Value) {
         match stats {
             Ok(stats) => {
@@ -389,6 +395,42 @@ impl Metrics {
             text.clear();
         }
         text
+    }
+}
+
+/// Reads the engine's figures into `metrics` now, then every `period`, until
+/// `stop` turns true (or its sender goes away).
+pub async fn refresh(
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(period.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
+        }
+        let figures = async {
+            let stats = engine.stats().await.map_err(|error| {
+                tracing::warn!(error = %error, "metrics: pending figures unavailable");
+            });
+            let (rules, _) = engine.rules().await;
+            let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+            metrics.set_stats(stats, now, &rules);
+        };
+        // A stuck cache must not keep shutdown waiting.
+        tokio::select! {
+            () = figures => {}
+            _ = stop.wait_for(|stop| *stop) => break,
+        }
     }
 }
 

@@ -5,18 +5,23 @@
 //! wrapper. The layers, from the outside in: a panic guard answering a generic
 //! JSON 500, the `x-request-id` (kept from the caller or generated, and echoed
 //! back), logs and metrics of every call, JSON bodies for every error status,
-//! the request timeout, and the bounded body reader. Then the router: the
-//! `/v1` routes, `/metrics`, `/healthz`, `/readyz`, the JS package at `/pkg/`
-//! and the editor's static files at `/`; everything else is a JSON 404, and a
-//! known route called with another method a JSON 405.
+//! and the request timeout. Then the router: the `/v1` routes, `/metrics`,
+//! `/healthz`, `/readyz`, the JS package at `/pkg/` and the editor's static
+//! files at `/`; everything else is a JSON 404, and a known route called with
+//! another method a JSON 405. Connections are accepted and bounded by
+//! [`serving`]; bodies are read by the handlers after authentication
+//! ([`body`], [`caller`]).
 
 mod api;
 pub mod auth;
 mod body;
+mod caller;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod fair_share;
 mod metrics;
+pub mod serving;
 pub mod sweeper;
 
 use std::future::Future;
@@ -44,7 +49,9 @@ use self::api::AppState;
 pub use self::auth::Principals;
 pub use self::body::MAX_BODY_BYTES;
 use self::error::{ApiError, code_of_status};
+use self::fair_share::FairShare;
 use self::metrics::Metrics;
+pub use self::serving::ServingLimits;
 pub use self::sweeper::SweepConfig;
 use crate::engine::{Engine, EngineOptions, StorageOptions};
 
@@ -54,7 +61,6 @@ pub const DEFAULT_WWW_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../www")
 pub const DEFAULT_PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../wasm/pkg/web");
 
 /// Everything the server needs to run.
-#[derive(Debug)]
 pub struct Config {
     /// The rules in force at start (unless the cache holds newer ones).
     pub rules: Rules,
@@ -72,8 +78,35 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The expiry sweeper's pace.
     pub sweep: SweepConfig,
+    /// Timeouts, the connection cap and each principal's fair share.
+    pub limits: ServingLimits,
     /// The store's partitions and the durability it must promise.
     pub storage: StorageOptions,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` is open.
+    pub metrics_token: Option<String>,
+    /// How often the figures `/metrics` serves are read from the engine.
+    pub metrics_refresh: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("principals", &self.principals)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::cache::redact_url),
+            )
+            .field("key_prefix", &self.key_prefix)
+            .field("www_dir", &self.www_dir)
+            .field("pkg_dir", &self.pkg_dir)
+            .field("request_timeout", &self.request_timeout)
+            .field("sweep", &self.sweep)
+            .field("limits", &self.limits)
+            .field("storage", &self.storage)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("metrics_refresh", &self.metrics_refresh)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -89,7 +122,10 @@ impl Config {
             pkg_dir: PathBuf::from(DEFAULT_PKG_DIR),
             request_timeout: Duration::from_secs(30),
             sweep: SweepConfig::default(),
+            limits: ServingLimits::default(),
             storage: StorageOptions::default(),
+            metrics_token: None,
+            metrics_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -124,6 +160,9 @@ pub async fn run(
         engine: Arc::new(engine),
         principals: Arc::new(config.principals),
         metrics: Arc::new(Metrics::new()),
+        fair_share: FairShare::new(config.limits.max_inflight_per_principal),
+        body_timeout: config.limits.body_timeout,
+        metrics_token: config.metrics_token.as_deref().map(auth::token_digest),
     };
     state.metrics.set_store(
         state.engine.durability(),
@@ -136,26 +175,30 @@ pub async fn run(
         config.sweep,
         stopped.clone(),
     ));
+    let refresher = tokio::spawn(metrics::refresh(
+        Arc::clone(&state.engine),
+        Arc::clone(&state.metrics),
+        config.metrics_refresh,
+        stopped.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
+    // The body is read inside the handler, so the call's deadline allows for
+    // it on top of the handler's own work.
     let app = router(
         state,
         &config.www_dir,
         &config.pkg_dir,
-        config.request_timeout,
+        config.request_timeout + config.limits.body_timeout,
     );
-    let mut graceful = stopped;
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "listening");
     }
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|stop| *stop).await;
-        })
-        .await;
+    let served = serving::serve(listener, app, config.limits, stopped).await;
     let _ = sweeper.await;
+    let _ = refresher.await;
     tracing::info!("stopped");
     served.map_err(ServerError::Io)
 }
@@ -186,6 +229,7 @@ fn router(
         .route("/v1/requests/{id}/cancel", post(api::cancel))
         .route("/v1/requests/{id}/comments", post(api::comment))
         .route("/v1/preview", post(api::preview))
+        .route("/v1/me", get(api::me))
         .route("/v1/rules", get(api::get_rules).put(api::put_rules))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))
@@ -206,8 +250,7 @@ fn router(
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     timeout,
-                ))
-                .layer(middleware::from_fn(body::buffer)),
+                )),
         )
 }
 

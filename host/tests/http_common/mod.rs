@@ -99,6 +99,7 @@ pub fn config_with(rules: Value) -> Config {
         batch: 100,
         max_batches: 10,
     };
+    config.metrics_refresh = Duration::from_millis(50);
     config
 }
 
@@ -262,6 +263,24 @@ impl Server {
                 .and_then(|rest| rest.strip_prefix(' '))
                 .and_then(|value| value.trim().parse().ok())
         })
+    }
+
+    /// `/metrics` once it holds every line of `lines` (the gauges are
+    /// refreshed in the background); panics after ten seconds.
+    pub async fn metrics_with(&self, lines: &[&str]) -> Answer {
+        let mut last = None;
+        for _ in 0..200 {
+            let answer = self.get("/metrics", None).await;
+            if lines.iter().all(|line| answer.text.contains(line)) {
+                return answer;
+            }
+            last = Some(answer);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "/metrics never held {lines:?}:\n{}",
+            last.map(|answer| answer.text).unwrap_or_default()
+        );
     }
 
     /// Stops the server and waits for it to finish.

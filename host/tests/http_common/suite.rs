@@ -470,6 +470,7 @@ pub async fn authentication_failures_are_401_everywhere(backend: &Backend) {
         (Method::POST, "/v1/preview".to_owned()),
         (Method::GET, "/v1/rules".to_owned()),
         (Method::PUT, "/v1/rules".to_owned()),
+        (Method::GET, "/v1/me".to_owned()),
     ];
     let bad_headers: [Option<&[u8]>; 8] = [
         None,
@@ -523,6 +524,17 @@ pub async fn authentication_failures_are_401_everywhere(backend: &Backend) {
     )
     .await;
     answer.expect(200);
+    // Who am I: the principal of the token, nothing else.
+    let me = server.get("/v1/me", Some("alice")).await;
+    me.expect(200);
+    assert_eq!(me.body["id"], "alice");
+    assert!(me.body["roles"].is_array());
+    assert_eq!(
+        me.body.as_object().map(|fields| fields.len()),
+        Some(2),
+        "{}",
+        me.body
+    );
     // Health, readiness and metrics need no token.
     for open in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(
@@ -857,7 +869,9 @@ pub async fn metrics_health_and_request_ids(backend: &Backend) {
     let ready = server.get("/readyz", None).await;
     assert_eq!(ready.expect(200)["status"], "ready");
 
-    let metrics = server.get("/metrics", None).await;
+    let metrics = server
+        .metrics_with(&["signoff_pending_requests 1", "signoff_level_ttl_seconds{"])
+        .await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
         metrics.headers["content-type"]

@@ -1,4 +1,4 @@
-//! The JavaScript package (SPEC section 8): `ApprovalManager`, `MemoryCache`,
+//! The JavaScript package (docs/CONTRACT.md section 8): `ApprovalManager`, `MemoryCache`,
 //! `validateChange`, `previewChange` and `validateRules`, plus the
 //! `SignoffError` class of `glue.js`.
 //!

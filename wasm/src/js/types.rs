@@ -205,7 +205,7 @@ export type MaybePromise<T> = T | PromiseLike<T>;
 export type CommitResult = boolean | "committed" | "conflict";
 
 /**
- * Storage for an `ApprovalManager` (SPEC section 6). Methods may answer with
+ * Storage for an `ApprovalManager` (docs/CONTRACT.md section 6). Methods may answer with
  * plain values or Promises. A method that throws or rejects fails the
  * operation with `unavailable`.
  */
