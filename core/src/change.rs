@@ -142,7 +142,9 @@ pub enum MetadataValue {
 
 /// A validated change request input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct PolicyChange {
     /// The policy being changed.

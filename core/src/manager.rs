@@ -48,13 +48,15 @@ impl<F: Fn() -> Timestamp> Clock for F {
 
 /// The source of new request ids.
 pub trait IdSource {
-    /// A fresh, unique id.
-    fn new_id(&self) -> Uuid;
+    /// A fresh, unique id, or why none could be made: an id source given by
+    /// a caller (a JavaScript function) may fail, and the create then fails
+    /// with that error and stores nothing.
+    fn new_id(&self) -> Result<Uuid, Error>;
 }
 
 impl<F: Fn() -> Uuid> IdSource for F {
-    fn new_id(&self) -> Uuid {
-        self()
+    fn new_id(&self) -> Result<Uuid, Error> {
+        Ok(self())
     }
 }
 
@@ -256,7 +258,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             parse_idempotency_key(key)?;
         }
         let body = canonical_json(input);
-        let id = self.ids.new_id();
+        let id = self.ids.new_id()?;
         let layout = self.layout;
         let same_partition =
             layout.partition_of_id(&id) == layout.partition_of_principal(&principal.id);

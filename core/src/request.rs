@@ -107,7 +107,9 @@ pub enum ActionKind {
 
 /// One counted approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Approval {
     /// Who approved.
@@ -124,7 +126,9 @@ pub struct Approval {
 
 /// The rejection of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Rejection {
     /// Who rejected.
@@ -139,7 +143,9 @@ pub struct Rejection {
 
 /// One entry of a request's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct HistoryEntry {
     /// When.
@@ -160,7 +166,9 @@ pub struct HistoryEntry {
 
 /// A stored change request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct ApprovalRequest {
     /// A UUID.
@@ -493,6 +501,39 @@ mod tests {
 
     fn code(result: Result<ApprovalRequest, Error>) -> ErrorCode {
         result.unwrap_err().code()
+    }
+
+    /// A record written by a newer version, with fields this one does not
+    /// know at every level of the stored request, reads as the request it
+    /// holds (the unknown fields are dropped), so a rolling upgrade that adds
+    /// fields breaks nothing.
+    #[test]
+    fn a_stored_record_from_a_newer_version_is_read() {
+        let original = request("iam")
+            .apply(&approve(), &Principal::new("bob", &["eng"]), at(2_000))
+            .unwrap();
+        let mut stored = serde_json::to_value(&original).unwrap();
+        stored["futureField"] = json!({ "nested": [1, 2] });
+        stored["change"]["futureChangeField"] = json!("x");
+        stored["approvals"][0]["futureApprovalField"] = json!(true);
+        stored["history"][0]["futureHistoryField"] = json!(null);
+        stored["levelExplanation"]["futureExplanationField"] = json!(1);
+        let read: ApprovalRequest = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, original);
+
+        let rejected = request("iam")
+            .apply(
+                &Action::Reject {
+                    reason: "not now".to_owned(),
+                },
+                &Principal::new("bob", &["eng"]),
+                at(2_000),
+            )
+            .unwrap();
+        let mut stored = serde_json::to_value(&rejected).unwrap();
+        stored["rejection"]["futureRejectionField"] = json!([]);
+        let read: ApprovalRequest = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, rejected);
     }
 
     #[test]

@@ -222,7 +222,9 @@ impl RateLimit {
 
 /// A rule that matched a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct MatchedRule {
     /// The rule's name.
@@ -233,7 +235,9 @@ pub struct MatchedRule {
 
 /// Why a change needs its level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 #[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub struct LevelExplanation {

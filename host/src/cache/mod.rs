@@ -111,18 +111,6 @@ impl CacheBackend {
         Ok(Self::Redis(Arc::new(cache)))
     }
 
-    /// Memory when `url` is `None`, else Redis.
-    pub fn open(
-        url: Option<&str>,
-        key_prefix: &str,
-        options: RedisOptions,
-    ) -> Result<Self, RedisSetupError> {
-        match url {
-            None => Ok(Self::memory()),
-            Some(url) => Self::redis(url, key_prefix, options),
-        }
-    }
-
     /// The value at `key` with its version.
     pub async fn get(&self, key: &str) -> Result<Option<Entry>, CacheError> {
         match self {

@@ -295,7 +295,7 @@ pub async fn put_rules(
         .await?;
     match state
         .engine
-        .replace_rules(&document, &principal, if_match.as_deref())
+        .replace_rules(&document, principal, if_match.as_deref())
         .await
     {
         Ok(_) => {

@@ -144,8 +144,8 @@ impl Clock for HostClock {
 pub struct HostIds;
 
 impl IdSource for HostIds {
-    fn new_id(&self) -> Uuid {
+    fn new_id(&self) -> Result<Uuid, signoff_core::Error> {
         let (high, low) = host::new_id();
-        Uuid::from_u64_pair(high, low)
+        Ok(Uuid::from_u64_pair(high, low))
     }
 }

@@ -371,17 +371,10 @@ fn batch_to_js(batch: &Batch) -> JsValue {
     ])
 }
 
-/// Why a commit storing the request with the nil UUID is refused: the core
-/// got that id because the manager's `ids` failed.
-pub const NIL_ID_REFUSED: &str = "refused to store a request under the nil UUID";
-
-/// The cache of a manager: the built-in memory cache, or a JS object. It
-/// refuses (changing nothing) any commit that stores the request with the nil
-/// UUID, the id the core gets when the JS id source fails.
+/// The cache of a manager: the built-in memory cache, or a JS object.
 #[derive(Clone)]
 pub struct AnyCache {
     backend: Backend,
-    refused_key: String,
 }
 
 #[derive(Clone)]
@@ -424,10 +417,7 @@ impl AnyCache {
             },
             None => Backend::Js(JsCache::new(value)?),
         };
-        Ok(Self {
-            backend,
-            refused_key: signoff_core::keys::Layout::default().request(&uuid::Uuid::nil()),
-        })
+        Ok(Self { backend })
     }
 }
 
@@ -451,9 +441,6 @@ impl Cache for AnyCache {
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, CacheError> {
-        if batch.puts.iter().any(|put| put.key == self.refused_key) {
-            return Err(CacheError(NIL_ID_REFUSED.to_owned()));
-        }
         match &self.backend {
             Backend::Memory { cache, .. } => cache.commit(batch).await,
             Backend::Js(cache) => cache.commit(batch).await,

@@ -77,9 +77,9 @@ impl Clock for JsClock {
 
 /// The manager's id source: a JS function returning UUID strings, or
 /// `crypto.randomUUID`, called when the core asks (once per create whose
-/// change is valid). The core's id source cannot fail: when the JS one does,
-/// the core gets the nil UUID, which the cache refuses to store (see
-/// [`AnyCache`]), and the create fails with [`ids_error`].
+/// change is valid). When it fails (it throws, or answers anything but a
+/// UUID other than the nil one), the create fails with `invalid_request`
+/// naming `ids`, and nothing is stored.
 #[derive(Clone)]
 struct JsIds(Rc<Option<Function>>);
 
@@ -94,20 +94,22 @@ impl JsIds {
 }
 
 impl IdSource for JsIds {
-    fn new_id(&self) -> Uuid {
-        self.generate().unwrap_or_else(Uuid::nil)
+    fn new_id(&self) -> Result<Uuid, signoff_core::Error> {
+        self.generate()
+            .ok_or_else(|| config_problem("ids", "must return a new UUID string"))
     }
 }
 
-fn ids_error() -> JsValue {
-    config_error("ids", "must return a new UUID string")
+/// A manager option that does not do what the contract asks of it.
+fn config_problem(path: &str, message: &str) -> signoff_core::Error {
+    signoff_core::Error::invalid(
+        format!("the manager's `{path}` {message}"),
+        vec![Violation::new(path, ViolationCode::InvalidType, message)],
+    )
 }
 
 fn config_error(path: &str, message: &str) -> JsValue {
-    wire::invalid(
-        &format!("the manager's `{path}` {message}"),
-        vec![Violation::new(path, ViolationCode::InvalidType, message)],
-    )
+    wire::error(&config_problem(path, message))
 }
 
 struct Inner {
@@ -358,14 +360,7 @@ impl ApprovalManager {
                 .manager
                 .create(&change, &principal, key.as_deref())
                 .await
-                .map_err(|error| match error {
-                    signoff_core::Error::Unavailable(message)
-                        if message == cache::NIL_ID_REFUSED =>
-                    {
-                        ids_error()
-                    }
-                    other => core_error(other),
-                })?;
+                .map_err(core_error)?;
             wire::to_js(&created.request)
         })
     }
