@@ -32,7 +32,7 @@ use serde_json::Value;
 use signoff_core::input::ActionName;
 use signoff_core::{
     AllowedActions, ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport,
-    Page, Preview, Principal, Put, Rules, Status, StoredRules, Timestamp, Violation,
+    Page, Preview, Principal, Put, Rules, Simulation, Status, StoredRules, Timestamp, Violation,
 };
 
 pub use self::rules::RULES_KEY;
@@ -464,6 +464,26 @@ impl Engine {
             .engine
             .signoff_engine_manager()
             .call_allowed_actions(&mut session.store, id, &principal)
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// What the rules `draft` would decide for every pending request and up
+    /// to `limit` of the most recently decided ones, with warnings judged
+    /// against `principals` (none without them). Stores nothing.
+    pub async fn simulate_rules(
+        &self,
+        draft: &Value,
+        limit: u32,
+        principals: Option<&[Principal]>,
+    ) -> Result<Simulation, Error> {
+        let draft = json_text(draft);
+        let principals = convert::to_json(&principals)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_simulate_rules(&mut session.store, &draft, limit, &principals)
             .await;
         convert::answer(&self.inner.answer(session, answer)?)
     }
