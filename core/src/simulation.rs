@@ -225,42 +225,69 @@ impl SimulationRequest {
     }
 }
 
-/// The options of the JS `simulateRules`: `{ principals? }`, each principal
-/// read as every build reads one (`Principal::parse`). `None` (or `null`)
-/// means no principals are known, and no warning is judged.
+/// The options of the JS `simulateRules(rules, requests, options)`:
+/// `{ principals? }`, each principal read as every build reads one
+/// (`Principal::parse`). `None` (or `null`) means no principals are known,
+/// and no warning is judged.
 pub fn principals_option(options: Option<&Value>) -> Result<Option<Vec<Principal>>, Error> {
+    read_options(options, false).map(|(_, principals)| principals)
+}
+
+/// The options of a manager's `simulateRules(rules, options)` in JS:
+/// `{ limit?, principals? }`, `limit` the decided requests to examine
+/// (1..=10,000, default 1000).
+pub fn manager_options(options: Option<&Value>) -> Result<(u32, Option<Vec<Principal>>), Error> {
+    read_options(options, true)
+}
+
+fn read_options(
+    options: Option<&Value>,
+    with_limit: bool,
+) -> Result<(u32, Option<Vec<Principal>>), Error> {
+    let mut limit = limits::DEFAULT_DECIDED;
     let Some(options) = options.filter(|options| !options.is_null()) else {
-        return Ok(None);
+        return Ok((limit, None));
     };
     let mut out = Vec::new();
     let mut principals = None;
     if let Some(mut reader) = ObjectReader::new("", options, &mut out) {
-        if let Some(list) = reader.optional("principals") {
-            match list.as_array() {
-                Some(list) => {
-                    let mut read = Vec::with_capacity(list.len());
-                    for (position, value) in list.iter().enumerate() {
-                        match Principal::parse(value, &format!("principals[{position}]")) {
-                            Ok(principal) => read.push(principal),
-                            Err(items) => out.extend(items),
-                        }
-                    }
-                    principals = Some(read);
-                }
-                None => out.push(Violation::new(
-                    "principals",
-                    crate::validation::ViolationCode::InvalidType,
-                    "must be an array of principals",
-                )),
+        if with_limit && let Some(value) = reader.optional("limit") {
+            let max = i64::from(limits::MAX_DECIDED);
+            if let Some(read) = expect_integer("limit", value, 1, max, &mut out)
+                .and_then(|read| u32::try_from(read).ok())
+            {
+                limit = read;
             }
+        }
+        if let Some(list) = reader.optional("principals") {
+            principals = read_principals(list, &mut out);
         }
         reader.finish(&mut out);
     }
     if out.is_empty() {
-        Ok(principals)
+        Ok((limit, principals))
     } else {
         Err(Error::invalid("the simulation options are invalid", out))
     }
+}
+
+fn read_principals(list: &Value, out: &mut Vec<Violation>) -> Option<Vec<Principal>> {
+    let Some(list) = list.as_array() else {
+        out.push(Violation::new(
+            "principals",
+            crate::validation::ViolationCode::InvalidType,
+            "must be an array of principals",
+        ));
+        return None;
+    };
+    let mut read = Vec::with_capacity(list.len());
+    for (position, value) in list.iter().enumerate() {
+        match Principal::parse(value, &format!("principals[{position}]")) {
+            Ok(principal) => read.push(principal),
+            Err(items) => out.extend(items),
+        }
+    }
+    Some(read)
 }
 
 /// The statuses of decided requests.
@@ -389,6 +416,28 @@ mod tests {
         for bad in [json!({}), json!({ "rules": {}, "extra": 1 }), json!([]), json!({ "rules": {}, "limit": "5" })] {
             let error = SimulationRequest::parse(&bad).unwrap_err();
             assert_eq!(error.code(), crate::error::ErrorCode::InvalidRequest, "{bad}");
+        }
+    }
+
+    #[test]
+    fn js_options_are_read_by_the_core() {
+        let principals = json!({ "principals": [{ "id": "alice", "roles": ["eng"] }] });
+        let read = principals_option(Some(&principals)).unwrap().unwrap();
+        assert_eq!(read, vec![Principal::new("alice", &["eng"])]);
+        assert_eq!(principals_option(None).unwrap(), None);
+        assert_eq!(principals_option(Some(&Value::Null)).unwrap(), None);
+        // `limit` belongs to a manager's simulation only.
+        assert!(principals_option(Some(&json!({ "limit": 5 }))).is_err());
+        assert_eq!(manager_options(Some(&json!({ "limit": 5 }))).unwrap(), (5, None));
+        assert_eq!(manager_options(None).unwrap(), (1000, None));
+        for bad in [
+            json!({ "limit": 0 }),
+            json!({ "limit": 10_001 }),
+            json!({ "principals": {} }),
+            json!({ "principals": [{ "id": "system", "roles": [] }] }),
+            json!({ "other": true }),
+        ] {
+            assert!(manager_options(Some(&bad)).is_err(), "{bad}");
         }
     }
 

@@ -404,6 +404,39 @@ impl ApprovalManager {
         })
     }
 
+    /// What the rules draft `rules` would decide for the requests in this
+    /// manager's cache: every pending one, then up to `options.limit`
+    /// (1..=10000, default 1000) of the most recently decided ones, as the
+    /// server's `POST /v1/rules/simulate` examines them. With
+    /// `options.principals`, the warnings name the stages those principals
+    /// could never meet. Resolves to `{ valid, errors, warnings, digest,
+    /// examined, changed, items }`; stores nothing.
+    #[wasm_bindgen(js_name = simulateRules, unchecked_return_type = "Promise<Simulation>")]
+    pub fn simulate_rules(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] rules: JsValue,
+        #[wasm_bindgen(
+            unchecked_optional_param_type = "{ limit?: number, principals?: Principal[] } | null"
+        )]
+        options: Option<JsValue>,
+    ) -> Promise {
+        let inner = self.current();
+        promise(async move {
+            let options = wire::options(options, "simulateRules options")?;
+            let (limit, principals) =
+                signoff_core::simulation::manager_options(options.as_ref()).map_err(core_error)?;
+            let simulation = match wire::json_or_problems(&rules, "", "rules") {
+                Ok(draft) => inner
+                    .manager
+                    .simulate_rules(&draft, limit, principals.as_deref())
+                    .await
+                    .map_err(core_error)?,
+                Err(errors) => Simulation::invalid(errors),
+            };
+            wire::to_js(&simulation)
+        })
+    }
+
     /// Replaces the rules for `principal` (who needs the `admin` role) when
     /// `options.ifMatch` (a digest, quoted or not, or `*`) is the digest in
     /// force: the one stored in the cache, or this manager's when the cache
