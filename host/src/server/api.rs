@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use signoff_core::input::ActionName;
 use signoff_core::rules_store::ensure_may_replace;
-use signoff_core::{ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, Status, ViolationCode};
+use signoff_core::{
+    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, SimulationRequest, Status, ViolationCode,
+};
 use subtle::ConstantTimeEq;
 
 use super::auth::Principals;
@@ -238,6 +240,28 @@ fn rules_response(document: &Value, digest: &str) -> Response {
 /// `GET /v1/me`: the principal the caller's token names, `{ id, roles }`.
 pub async fn me(caller: Caller) -> ApiResult {
     Ok(Json(caller.principal).into_response())
+}
+
+/// `POST /v1/rules/simulate` `{ rules, limit? }`: what the draft would
+/// decide for the pending requests and up to `limit` of the most recently
+/// decided ones, with its warnings judged against the principals this
+/// server knows. Needs `admin`, like a replacement; stores nothing.
+pub async fn simulate_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    payload: Payload,
+) -> ApiResult {
+    ensure_may_replace(&caller.principal).map_err(ApiError::from)?;
+    let body = payload
+        .required_json(&headers, "the rules draft to simulate")
+        .await?;
+    let request = SimulationRequest::parse(&body)?;
+    let simulation = state
+        .engine
+        .simulate_rules(&request.rules, request.limit, Some(&state.principals.all()))
+        .await?;
+    Ok(Json(simulation).into_response())
 }
 
 /// `GET /v1/rules`.

@@ -231,6 +231,7 @@ fn router(
         .route("/v1/preview", post(api::preview))
         .route("/v1/me", get(api::me))
         .route("/v1/rules", get(api::get_rules).put(api::put_rules))
+        .route("/v1/rules/simulate", post(api::simulate_rules))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
