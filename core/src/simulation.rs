@@ -202,14 +202,10 @@ impl SimulationRequest {
         let parsed = ObjectReader::new("", body, &mut out).and_then(|mut reader| {
             let rules = reader.required("rules", &mut out).cloned();
             let limit = match reader.optional("limit") {
-                Some(value) => expect_integer(
-                    "limit",
-                    value,
-                    1,
-                    i64::from(limits::MAX_DECIDED),
-                    &mut out,
-                )
-                .and_then(|limit| u32::try_from(limit).ok()),
+                Some(value) => {
+                    expect_integer("limit", value, 1, i64::from(limits::MAX_DECIDED), &mut out)
+                        .and_then(|limit| u32::try_from(limit).ok())
+                }
                 None => Some(limits::DEFAULT_DECIDED),
             };
             reader.finish(&mut out);
@@ -367,7 +363,8 @@ mod tests {
     use serde_json::json;
 
     fn draft(extra_rule: Option<Value>) -> Value {
-        let mut rules = vec![json!({ "name": "docs", "when": { "policyTypes": ["docs"] }, "level": "auto" })];
+        let mut rules =
+            vec![json!({ "name": "docs", "when": { "policyTypes": ["docs"] }, "level": "auto" })];
         rules.extend(extra_rule);
         json!({
             "levels": [
@@ -413,9 +410,18 @@ mod tests {
             let parsed = SimulationRequest::parse(&json!({ "rules": {}, "limit": limit }));
             assert_eq!(parsed.is_ok(), ok, "{limit}");
         }
-        for bad in [json!({}), json!({ "rules": {}, "extra": 1 }), json!([]), json!({ "rules": {}, "limit": "5" })] {
+        for bad in [
+            json!({}),
+            json!({ "rules": {}, "extra": 1 }),
+            json!([]),
+            json!({ "rules": {}, "limit": "5" }),
+        ] {
             let error = SimulationRequest::parse(&bad).unwrap_err();
-            assert_eq!(error.code(), crate::error::ErrorCode::InvalidRequest, "{bad}");
+            assert_eq!(
+                error.code(),
+                crate::error::ErrorCode::InvalidRequest,
+                "{bad}"
+            );
         }
     }
 
@@ -428,7 +434,10 @@ mod tests {
         assert_eq!(principals_option(Some(&Value::Null)).unwrap(), None);
         // `limit` belongs to a manager's simulation only.
         assert!(principals_option(Some(&json!({ "limit": 5 }))).is_err());
-        assert_eq!(manager_options(Some(&json!({ "limit": 5 }))).unwrap(), (5, None));
+        assert_eq!(
+            manager_options(Some(&json!({ "limit": 5 }))).unwrap(),
+            (5, None)
+        );
         assert_eq!(manager_options(None).unwrap(), (1000, None));
         for bad in [
             json!({ "limit": 0 }),

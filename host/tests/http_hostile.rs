@@ -156,17 +156,21 @@ async fn send(
 ) -> (StatusCode, Option<String>, String) {
     let mut request = server
         .client
-        .request(method, format!("{}{path}", server.base));
+        .request(method.clone(), format!("{}{path}", server.base));
     for (name, value) in headers {
         request = request.header(
             HeaderName::from_bytes(name.as_bytes()).unwrap(),
             HeaderValue::from_bytes(value).unwrap(),
         );
     }
+    let method_shown = format!("{method}");
+    let length = body.as_ref().map_or(0, Vec::len);
     if let Some(body) = body {
         request = request.body(body);
     }
-    let response = request.send().await.expect("the server answers");
+    let response = request.send().await.unwrap_or_else(|error| {
+        panic!("the server answers {method_shown} {path} ({length} bytes): {error:?}")
+    });
     let status = response.status();
     let content_type = response
         .headers()

@@ -279,51 +279,56 @@ async fn one_principal_flooding_gets_429_while_another_keeps_answering() {
         }))
         .await,
     );
-    // Enough requests that a listing of 500 is real work.
-    for index in 0..300 {
-        let mut change = change("network");
-        change["policyId"] = format!("network/p-{index}").into();
-        server.create("erin", &change).await;
-    }
     let bob_target = {
         let created = server.create("bob", &change("iam")).await;
         format!("/v1/requests/{}", created["id"].as_str().unwrap())
     };
 
+    // alice takes her whole share with calls whose bodies never come: each
+    // holds its slot (taken before the body is read) until it times out.
+    let head = format!(
+        "POST /v1/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\nAuthorization: Bearer {}\r\n\r\n{{",
+        token("alice")
+    );
+    let mut held = Vec::new();
+    for _ in 0..SHARE {
+        let mut stream = TcpStream::connect(address(&server)).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        held.push(stream);
+    }
+    // Once the server has them all in flight, alice's next call is refused.
+    let started = Instant::now();
+    let refused = loop {
+        let answer = server.get("/v1/requests", Some("alice")).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            break answer;
+        }
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert!(started.elapsed() < PATIENCE, "alice's share was never full");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    refused.expect_error(429, "rate_limited");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(refused.body["error"]["details"]["retryAfterSeconds"], 1);
+
+    // alice floods on top of it: refused, every time, while bob is served.
     let flooding = Arc::new(AtomicBool::new(true));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let refused = Arc::new(AtomicUsize::new(0));
+    let refusals = Arc::new(AtomicUsize::new(0));
     let mut flood = Vec::new();
-    for _ in 0..32 {
+    for _ in 0..16 {
         let server = Arc::clone(&server);
         let flooding = Arc::clone(&flooding);
-        let accepted = Arc::clone(&accepted);
-        let refused = Arc::clone(&refused);
+        let refusals = Arc::clone(&refusals);
         flood.push(tokio::spawn(async move {
             while flooding.load(Ordering::SeqCst) {
                 let answer = server
                     .get("/v1/requests?status=pending&limit=500", Some("alice"))
                     .await;
-                match answer.status.as_u16() {
-                    200 => {
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    429 => {
-                        answer.expect_error(429, "rate_limited");
-                        assert_eq!(answer.headers["retry-after"], "1");
-                        assert_eq!(answer.body["error"]["details"]["retryAfterSeconds"], 1);
-                        refused.fetch_add(1, Ordering::SeqCst);
-                    }
-                    other => panic!("the flood got {other}: {}", answer.text),
-                }
+                answer.expect_error(429, "rate_limited");
+                refusals.fetch_add(1, Ordering::SeqCst);
             }
         }));
-    }
-    // The flood is at full pressure once it has been refused.
-    let pressure = Instant::now();
-    while refused.load(Ordering::SeqCst) < 10 {
-        assert!(pressure.elapsed() < PATIENCE, "the flood was never refused");
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut latencies = Vec::new();
     for _ in 0..200 {
@@ -332,7 +337,6 @@ async fn one_principal_flooding_gets_429_while_another_keeps_answering() {
         latencies.push(started.elapsed());
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     }
-    let refused_during_bob = refused.load(Ordering::SeqCst);
     flooding.store(false, Ordering::SeqCst);
     for task in flood {
         task.await.unwrap();
@@ -341,16 +345,23 @@ async fn one_principal_flooding_gets_429_while_another_keeps_answering() {
     let p50 = latencies[latencies.len() / 2];
     let p99 = latencies[latencies.len() * 99 / 100];
     eprintln!(
-        "flood: {} answered, {} refused; the other principal: p50 {p50:?}, p99 {p99:?}",
-        accepted.load(Ordering::SeqCst),
-        refused.load(Ordering::SeqCst)
+        "flood: {} refused; the other principal: p50 {p50:?}, p99 {p99:?}",
+        refusals.load(Ordering::SeqCst)
     );
-    // Every one of the other principal's 200 calls was answered 200 while
-    // the flood was being refused; its latency is printed for the log (and
-    // measured under load in docs/PERFORMANCE.md), not asserted, since a
-    // timed assertion fails on a loaded machine.
-    assert!(refused_during_bob >= 10);
-    assert!(accepted.load(Ordering::SeqCst) > 0);
+    // Starved, bob would wait for alice's calls (seconds); the bound only
+    // separates served from starved, on a machine of any load.
+    assert!(p99 < Duration::from_secs(2), "bob's p99 was {p99:?}");
+
+    // alice hangs up: her share is hers again.
+    drop(held);
+    let started = Instant::now();
+    while server.get("/v1/requests", Some("alice")).await.status != StatusCode::OK {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "alice's share was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let server = Arc::into_inner(server).unwrap();
     server.stop().await;
 }

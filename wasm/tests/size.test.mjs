@@ -10,13 +10,14 @@ import { brotliCompressSync, constants, gzipSync } from "node:zlib";
  * The budgets of the download. The target is 150 KB gzipped and 130 KB
  * brotli, and it is MISSED: the decisions that moved into the core
  * (principals, allowed actions, rules replacement) brought the module to
- * 166,732 B gzipped and 137,160 B brotli, and the partitioned storage
- * (merged listings, batched reads, pass-through pages) to 181,105 B and
- * 147,647 B (see docs/PERFORMANCE.md). The budgets below hold that size so
- * that it cannot grow further unnoticed while it is won back.
+ * 166,732 B gzipped and 137,160 B brotli, the partitioned storage (merged
+ * listings, batched reads, pass-through pages) to 181,105 B and 147,647 B,
+ * and the rules what-if to 186,619 B and 152,037 B (see
+ * docs/PERFORMANCE.md). The budgets below hold that size so that it cannot
+ * grow further unnoticed while it is won back.
  */
-const GZIP_BUDGET = 182_000;
-const BROTLI_BUDGET = 148_500;
+const GZIP_BUDGET = 187_000;
+const BROTLI_BUDGET = 152_500;
 
 const pkg = new URL("../pkg/", import.meta.url);
 

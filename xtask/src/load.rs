@@ -238,7 +238,6 @@ pub fn run(args: &[String]) -> Result {
     let (_server, http_port) =
         services::start_server(&["--redis-url", &redis_url, "--rules", &rules])?;
 
-
     eprintln!(
         "==> load: {} iterations of create + approve + list, {} clients, at most {} s",
         options.iterations, options.concurrency, options.seconds

@@ -33,7 +33,9 @@ fn target_dir() -> PathBuf {
 
 /// The `schemathesis` program, installed when missing.
 fn install() -> Result<PathBuf> {
-    let venv = target_dir().join("tools").join(format!("schemathesis-{VERSION}"));
+    let venv = target_dir()
+        .join("tools")
+        .join(format!("schemathesis-{VERSION}"));
     let program = venv.join("bin").join("schemathesis");
     if program.is_file() {
         return Ok(program);

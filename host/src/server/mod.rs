@@ -221,6 +221,7 @@ fn router(
         .call_fallback_on_method_not_allowed(true)
         .fallback(not_found());
     let metrics = Arc::clone(&state.metrics);
+    let settling = state.clone();
     Router::new()
         .route("/v1/requests", post(api::create).get(api::list))
         .route("/v1/requests/{id}", get(api::get_request))
@@ -247,6 +248,10 @@ fn router(
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::from_fn_with_state(metrics, observe))
+                .layer(middleware::from_fn_with_state(
+                    settling,
+                    serving::settle_unread_body,
+                ))
                 .layer(middleware::map_response(json_errors))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,

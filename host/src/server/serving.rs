@@ -23,17 +23,25 @@
 //!   lingers: it stops writing, then reads and discards what still comes for
 //!   a moment ([`Lingering`]), because closing a socket that holds unread
 //!   bytes resets the connection, and a reset destroys the answer the client
-//!   has not read yet.
+//!   has not read yet; a body a handler left unread is read to its end for
+//!   an authenticated caller, else the answer says `Connection: close`
+//!   ([`settle_unread_body`]), so that no client sends its next call on a
+//!   connection the server is closing.
 //!
 //! HTTP/2 is not served: a TLS-terminating proxy in front speaks it to
 //! clients when wanted (see `docs/OPERATIONS.md`).
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -111,12 +119,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let connection = builder.serve_connection(
-            TokioIo::new(Lingering::new(stream)),
+            TokioIo::new(Lingering::new(stream, permit)),
             TowerToHyperService::new(app.clone()),
         );
         let mut stopping = stop.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let mut connection = std::pin::pin!(connection);
             let mut asked_to_close = false;
             loop {
@@ -150,32 +157,207 @@ pub async fn serve(
     Ok(())
 }
 
-/// How long a closing connection keeps reading what the client still sends.
-const LINGER: Duration = Duration::from_secs(2);
+/// Settles the body a handler left unread, before the answer goes out.
+///
+/// A call may announce a body its handler never reads: a route that takes
+/// none, an unknown path, an early refusal. HTTP lets the server answer
+/// first, but then the connection cannot carry another call, and clients
+/// that are still sending the body when the answer comes (and find the
+/// connection closing) report a failure instead of the answer. So:
+///
+/// - for a caller with a valid token, the rest of a body of at most
+///   [`super::MAX_BODY_BYTES`] is read and discarded (within the body
+///   timeout), and the connection stays open;
+/// - otherwise (no valid token: such a call never costs more than its head;
+///   a body over the limit; a refusal for time, size or the fair share) the
+///   answer says `Connection: close`, so that no client sends its next call
+///   on a connection the server is closing, which then lingers
+///   ([`Lingering`]).
+pub async fn settle_unread_body(
+    axum::extract::State(state): axum::extract::State<super::api::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok())
+        .and_then(|length| length.parse::<u64>().ok());
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    if !chunked && announced.unwrap_or(0) == 0 {
+        return next.run(request).await;
+    }
+    let may_read = announced.is_none_or(|length| {
+        usize::try_from(length).is_ok_and(|length| length <= super::MAX_BODY_BYTES)
+    }) && state.principals.authenticate(headers).is_ok();
+    let shared = Arc::new(std::sync::Mutex::new(SharedBody {
+        body: Body::empty(),
+        finished: false,
+    }));
+    let request = request.map(|body| {
+        lock(&shared).body = body;
+        Body::new(HandlerBody(Arc::clone(&shared)))
+    });
+    let mut response = next.run(request).await;
+    if lock(&shared).finished {
+        return response;
+    }
+    let refused = matches!(response.status().as_u16(), 401 | 408 | 413 | 429);
+    if may_read && !refused && drain(&shared, state.body_timeout).await {
+        return response;
+    }
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A call's body, shared by the handler (which may read it) and
+/// [`settle_unread_body`] (which reads what the handler left).
+struct SharedBody {
+    body: Body,
+    finished: bool,
+}
+
+fn lock(shared: &std::sync::Mutex<SharedBody>) -> std::sync::MutexGuard<'_, SharedBody> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Polls the shared body once, recording its end.
+fn poll_shared(
+    shared: &std::sync::Mutex<SharedBody>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+    let mut slot = lock(shared);
+    let polled = Pin::new(&mut slot.body).poll_frame(cx);
+    if matches!(polled, Poll::Ready(None)) {
+        slot.finished = true;
+    }
+    polled
+}
+
+/// Reads and discards the rest of the body, at most
+/// [`super::MAX_BODY_BYTES`] in all, within `timeout`; whether it ended.
+async fn drain(shared: &std::sync::Mutex<SharedBody>, timeout: Duration) -> bool {
+    let discard = async {
+        let mut discarded = 0;
+        loop {
+            match std::future::poll_fn(|cx| poll_shared(shared, cx)).await {
+                None => return true,
+                Some(Err(_)) => return false,
+                Some(Ok(frame)) => {
+                    discarded += frame.data_ref().map_or(0, Bytes::len);
+                    if discarded > super::MAX_BODY_BYTES {
+                        return false;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, discard)
+        .await
+        .unwrap_or(false)
+}
+
+/// The body a handler sees: the shared one.
+struct HandlerBody(Arc<std::sync::Mutex<SharedBody>>);
+
+impl HttpBody for HandlerBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        poll_shared(&self.0, cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let slot = lock(&self.0);
+        slot.finished || slot.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        lock(&self.0).body.size_hint()
+    }
+}
+
+/// How long a closing connection waits for more of what the client still
+/// sends before it closes.
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+
+/// How long a closing connection may linger in all.
+const LINGER_TOTAL: Duration = Duration::from_secs(10);
 
 /// The most a closing connection reads and discards.
-const LINGER_BYTES: usize = 2 * 1024 * 1024;
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
-/// A TCP stream whose shutdown lingers: it sends its FIN, then reads and
-/// discards what the client still sends, until the client closes too, for
-/// at most [`LINGER`] and [`LINGER_BYTES`]. Only then is the socket closed,
-/// with nothing unread in it, so the kernel ends the connection with a FIN
-/// rather than a reset that would destroy the answer in flight.
+/// A TCP stream that lingers when it is closed, however the connection
+/// ended (a clean shutdown, an error, a timeout): it sends its FIN, then a
+/// task reads and discards what the client still sends, until the client
+/// closes too, goes quiet for [`LINGER_IDLE`], or [`LINGER_TOTAL`] or
+/// [`LINGER_BYTES`] is reached (the bounds of a web server's lingering
+/// close). Only then is the socket closed, with nothing unread in it, so the
+/// kernel ends the connection with a FIN rather than a reset that would
+/// destroy the answer in flight. The connection keeps its slot (its permit)
+/// until then, so lingering connections count toward the cap.
 struct Lingering {
-    stream: TcpStream,
-    /// Set once the write side is shut: when lingering ends.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    discarded: usize,
+    /// `None` once dropped (taken by the lingering task).
+    stream: Option<TcpStream>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Lingering {
-    fn new(stream: TcpStream) -> Self {
+    fn new(stream: TcpStream, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
         Self {
-            stream,
-            deadline: None,
-            discarded: 0,
+            stream: Some(stream),
+            permit: Some(permit),
         }
     }
+
+    fn stream(self: Pin<&mut Self>) -> std::io::Result<Pin<&mut TcpStream>> {
+        self.get_mut()
+            .stream
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(stream), Ok(runtime)) =
+            (self.stream.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let permit = self.permit.take();
+        runtime.spawn(async move {
+            linger(stream).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Shuts `stream`'s write side, then discards what still comes, within the
+/// bounds of [`LINGER_IDLE`], [`LINGER_TOTAL`] and [`LINGER_BYTES`].
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(LINGER_TOTAL, async {
+        let mut scratch = vec![0_u8; 64 * 1024];
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            match tokio::time::timeout(LINGER_IDLE, stream.read(&mut scratch)).await {
+                Ok(Ok(read)) if read > 0 => discarded += read,
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 impl AsyncRead for Lingering {
@@ -184,7 +366,7 @@ impl AsyncRead for Lingering {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        self.stream()?.poll_read(cx, buf)
     }
 }
 
@@ -194,7 +376,7 @@ impl AsyncWrite for Lingering {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        self.stream()?.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -202,47 +384,21 @@ impl AsyncWrite for Lingering {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        self.stream()?.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream
+            .as_ref()
+            .is_some_and(TcpStream::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        self.stream()?.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.deadline.is_none() {
-            ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
-            this.deadline = Some(Box::pin(tokio::time::sleep(LINGER)));
-        }
-        let mut scratch = [0_u8; 8192];
-        loop {
-            if this.discarded >= LINGER_BYTES {
-                return Poll::Ready(Ok(()));
-            }
-            let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
-                // The client closed too, or the connection broke: done.
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
-                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(())) => this.discarded += buf.filled().len(),
-                Poll::Pending => {
-                    let expired = this
-                        .deadline
-                        .as_mut()
-                        .is_none_or(|deadline| deadline.as_mut().poll(cx).is_ready());
-                    return if expired {
-                        Poll::Ready(Ok(()))
-                    } else {
-                        Poll::Pending
-                    };
-                }
-            }
-        }
+        self.stream()?.poll_shutdown(cx)
     }
 }
 

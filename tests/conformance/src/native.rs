@@ -164,10 +164,7 @@ impl Implementation for Native {
         limit: u32,
         principals: Option<&[Principal]>,
     ) -> Result<Outcome, String> {
-        let simulation = store
-            .manager
-            .simulate_rules(rules, limit, principals)
-            .await;
+        let simulation = store.manager.simulate_rules(rules, limit, principals).await;
         outcome(simulation)
     }
 
