@@ -71,3 +71,7 @@ pub use rules::{Condition, Level, LevelExplanation, MatchedRule, RateLimit, Rule
 pub use rules_store::{IfMatch, RulesInForce, StoredRules};
 pub use time::Timestamp;
 pub use validation::{Violation, ViolationCode};
+
+#[cfg(test)]
+#[cfg(feature = "openapi")]
+mod openapi_tests;

@@ -29,6 +29,7 @@ pub const SUMMARY_READ_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 /// How much of each request a listing gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum View {
     /// The stored request.
     #[default]
@@ -163,6 +164,7 @@ fn summary(stored: &[u8]) -> Result<Vec<u8>, Error> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
     /// The requests, in listing order.
     pub items: Vec<ApprovalRequest>,
