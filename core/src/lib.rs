@@ -53,6 +53,7 @@ pub mod ratelimit;
 pub mod request;
 pub mod rules;
 pub mod rules_store;
+pub mod simulation;
 pub mod time;
 pub mod validation;
 
@@ -69,6 +70,10 @@ pub use request::{
 };
 pub use rules::{Condition, Level, LevelExplanation, MatchedRule, RateLimit, Rule, Rules, Stage};
 pub use rules_store::{IfMatch, RulesInForce, StoredRules};
+pub use simulation::{
+    LevelChange, RulesWarning, Simulation, SimulationBody, SimulationRequest, WarningCode,
+    simulate_rules,
+};
 pub use time::Timestamp;
 pub use validation::{Violation, ViolationCode};
 

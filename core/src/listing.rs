@@ -236,6 +236,15 @@ pub fn decode(
                 "is not a cursor of this listing",
             )
         })?;
+    // No sort key or member this module writes holds a control character
+    // (a NUL would not even fit a Redis index member): such a cursor was
+    // forged, and is refused here rather than reaching a cache.
+    if data.k.chars().chain(data.m.chars()).any(char::is_control) {
+        return Err(invalid(
+            ViolationCode::InvalidFormat,
+            "is not a cursor of this listing",
+        ));
+    }
     if data.s != status || data.t.as_deref() != policy_type {
         return Err(invalid(
             ViolationCode::NotAllowed,
@@ -274,6 +283,22 @@ mod tests {
                 .code(),
             ErrorCode::InvalidRequest
         );
+    }
+
+    /// A well-formed cursor whose position holds a NUL (or another control
+    /// character) was forged: it is refused as invalid, never passed to a
+    /// cache that cannot store such a position.
+    #[test]
+    fn a_forged_position_with_a_control_character_is_an_invalid_request() {
+        for (sort_key, member) in [("2.0001\0x", "id"), ("2.0001", "i\0d"), ("2\n", "id")] {
+            let entry = IndexEntry {
+                sort_key: sort_key.into(),
+                member: member.into(),
+            };
+            let cursor = encode(Status::Pending, None, &entry);
+            let error = decode(&cursor, Status::Pending, None).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidRequest, "{sort_key:?}");
+        }
     }
 
     #[test]

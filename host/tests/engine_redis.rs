@@ -73,3 +73,9 @@ async fn redis_stopped_and_restarted_loses_no_committed_request() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_never_reverts_a_replacement() {
+    let server = RedisServer::start();
+    suite::a_reload_never_reverts_a_replacement(&Harness::redis(&server.url(), "reload")).await;
+}

@@ -274,6 +274,20 @@ impl Implementation for Wasmtime {
         same_outcome(native, outcome(wasm))
     }
 
+    async fn simulate_rules(
+        &self,
+        store: &mut Scenario,
+        rules: &Value,
+        limit: u32,
+        principals: Option<&[Principal]>,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .simulate_rules(&mut store.native, rules, limit, principals)
+            .await?;
+        let wasm = store.engine.simulate_rules(rules, limit, principals).await;
+        same_outcome(native, outcome(wasm))
+    }
+
     async fn expire_due(
         &self,
         store: &mut Scenario,

@@ -10,6 +10,7 @@ import {
   MemoryCache,
   SignoffError,
   previewChange,
+  simulateRules,
   validateChange,
   validatePrincipal,
   validateRules,
@@ -72,6 +73,19 @@ function mismatch(expected, actual, path = "$") {
 function assertMatches(expected, actual, where) {
   const found = mismatch(expected, actual);
   if (found) assert.fail(`${where}: ${found}`);
+}
+
+/** Up to `most` requests of `status`, in listing order, page by page. */
+async function gather(manager, status, most) {
+  const found = [];
+  let cursor;
+  while (found.length < most) {
+    const page = await manager.list({ status, limit: Math.min(500, most - found.length), cursor });
+    found.push(...page.items);
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  return found;
 }
 
 async function runScenario(vector) {
@@ -144,6 +158,20 @@ async function runScenario(vector) {
         case "expireDue":
           value = await manager.expireDue(step.body);
           break;
+        case "simulateRules": {
+          // The requests the server's simulation examines: every pending
+          // one in listing order, then the most recently decided ones.
+          const limit = step.limit ?? 1000;
+          const requests = await gather(manager, "pending", Infinity);
+          const decided = [];
+          for (const status of ["approved", "rejected", "cancelled", "expired"]) {
+            decided.push(...(await gather(manager, status, limit)));
+          }
+          decided.sort((a, b) => (a.updatedAt === b.updatedAt ? (a.id < b.id ? -1 : 1) : a.updatedAt < b.updatedAt ? 1 : -1));
+          requests.push(...decided.slice(0, limit));
+          value = simulateRules(step.rules, requests, step.principals === undefined ? undefined : { principals: step.principals });
+          break;
+        }
         case "setRules":
           manager = new ApprovalManager({ rules: step.rules, cache, clock, ids: nextId });
           value = null;

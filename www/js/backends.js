@@ -105,6 +105,11 @@ export class ServerBackend {
     return { rules: data && data.levels ? data : rules, digest: newDigest };
   }
 
+  /** What `rules` would change, judged by the server (needs `admin`). */
+  async simulateRules(rules) {
+    return (await this.call("POST", "/v1/rules/simulate", { body: { rules } })).data;
+  }
+
   async create(change, { idempotencyKey } = {}) {
     const headers = idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {};
     return (await this.call("POST", "/v1/requests", { body: change, headers })).data;
@@ -231,6 +236,14 @@ export class LocalBackend {
       this.manager.replaceRules(rules, this.principal, digest ? { ifMatch: digest } : undefined));
     this.adopt(replaced.rules);
     return { rules: replaced.rules, digest: replaced.digest };
+  }
+
+  /**
+   * What `rules` would change for the local requests, judged by the engine
+   * over the local cache, with the demo principals as the ones known.
+   */
+  simulateRules(rules) {
+    return this.run(() => this.manager.simulateRules(rules, { principals: this.principals }));
   }
 
   /** Restores the demo rules and erases every local request. */

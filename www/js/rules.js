@@ -52,6 +52,36 @@ export function rulesSummary(rules, digest) {
  * digest } or null), `reloadRules()` (loads the rules in force again and
  * resolves to the new state) and `rulesSaved(state)`.
  */
+/** The answer of a simulation, for people. */
+function impactView(what) {
+  if (!what.valid) {
+    return h("p", { class: "notice error" },
+      `The draft is not valid rules (${what.errors.length === 1 ? "1 problem" : `${what.errors.length} problems`}, listed above): nothing was re-decided.`);
+  }
+  const examined = what.examined === 1 ? "1 request" : `${what.examined} requests`;
+  const summary = what.changed === 0
+    ? `None of the ${examined} examined would get another level.`
+    : `${what.changed} of the ${examined} examined would get another level.`;
+  const parts = [h("p", { id: "rules-impact-summary", dataset: { examined: String(what.examined), changed: String(what.changed) } }, summary)];
+  if (what.items.length > 0) {
+    parts.push(h("table", { id: "rules-impact-list" },
+      h("caption", {}, "Requests whose level would change"),
+      h("thead", {}, h("tr", {}, ["Request", "Status", "Level now", "Level under the draft", "Why"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, what.items.map((item) => h("tr", { dataset: { id: item.id, newLevel: item.newLevel } },
+        h("td", {}, h("a", { href: `#request/${item.id}` }, item.title)),
+        h("td", {}, item.status),
+        h("td", {}, item.level),
+        h("td", {}, item.newLevel),
+        h("td", {}, item.newExplanation.summary))))));
+  }
+  if (what.warnings.length > 0) {
+    parts.push(h("ul", { id: "rules-impact-warnings", class: "notice warning" },
+      what.warnings.map((warning) => h("li", { dataset: { code: warning.code, path: warning.path } },
+        `${warning.path}: ${warning.message}`))));
+  }
+  return parts;
+}
+
 export function setupRules(ctx) {
   const current = byId("rules-current");
   const status = byId("rules-status");
@@ -177,6 +207,29 @@ export function setupRules(ctx) {
       settle(saveStatus, "refused");
     } finally {
       updateSave();
+    }
+  });
+
+  // What the draft would change: the engine (in the server, or in the page
+  // over the local cache) re-decides the requests already filed.
+  const simulate = byId("rules-simulate");
+  const impact = byId("rules-impact");
+  simulate.addEventListener("click", async () => {
+    const { document } = check();
+    simulate.disabled = true;
+    markBusy(impact);
+    replace(impact, h("p", { class: "muted" }, "Re-deciding the requests already filed…"));
+    try {
+      const what = await ctx.backend().simulateRules(document);
+      replace(impact, impactView(what));
+      delete impact.dataset.code;
+      settle(impact, what.valid ? "simulated" : "invalid");
+    } catch (error) {
+      replace(impact, h("p", { class: "notice error" }, `Could not show what the draft would change. ${errorText(error)}`));
+      impact.dataset.code = error.code;
+      settle(impact, "refused");
+    } finally {
+      simulate.disabled = false;
     }
   });
 

@@ -544,6 +544,54 @@ describe("policy editor against the signoff server", () => {
     }
   });
 
+  it("shows what a rules draft would change before it is saved, and saves nothing", async () => {
+    // A request the draft below would move from `peer` to `security`.
+    const filed = {
+      body: await file(server.principals.bob, {
+        policyId: "iam/what-if", policyType: "iam", environment: "staging",
+        title: "Let the what-if group read the logs", justification: "The draft of the rules should move this one up.",
+      }),
+    };
+    assert.equal(filed.body.level, "peer");
+
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, server.principals.admin);
+    await openRules(page);
+    const digest = await page.locator("#rules-digest").textContent();
+    const original = JSON.parse(await page.inputValue("#rules-text"));
+    const draft = structuredClone(original);
+    draft.rules.push({ name: "all-iam-is-security", when: { policyTypes: ["iam"] }, level: "security" });
+    await page.fill("#rules-text", JSON.stringify(draft, null, 2));
+    await settled(page, "#rules-impact", () => page.click("#rules-simulate"), ["simulated"]);
+    const rows = await page.locator("#rules-impact-list tbody tr").evaluateAll((found) => found.map((row) => ({ id: row.dataset.id, newLevel: row.dataset.newLevel })));
+    assert.ok(rows.some((row) => row.id === filed.body.id && row.newLevel === "security"), JSON.stringify(rows));
+    assert.ok(rows.every((row) => row.newLevel === "security"), JSON.stringify(rows));
+    const summary = page.locator("#rules-impact-summary");
+    assert.equal(Number(await summary.getAttribute("data-changed")), rows.length);
+    assert.ok(Number(await summary.getAttribute("data-examined")) >= rows.length);
+    await screenshot(page, "server-rules-what-if");
+
+    // An invalid draft is re-decided for nobody.
+    await page.fill("#rules-text", "{ not json");
+    await settled(page, "#rules-impact", () => page.click("#rules-simulate"), ["invalid"]);
+    assert.equal(await page.locator("#rules-impact-list").count(), 0);
+
+    // Nothing was saved: the rules in force and the request are unchanged.
+    const inForce = await api(server.principals.admin, "GET", "/v1/rules");
+    assert.equal(inForce.headers.get("etag"), `"${digest}"`);
+    const still = await api(server.principals.alice, "GET", `/v1/requests/${filed.body.id}`);
+    assert.equal(still.body.level, "peer");
+
+    // Only an admin may see what a draft would change.
+    await signIn(page, server.principals.alice);
+    await openRules(page);
+    await settled(page, "#rules-impact", () => page.click("#rules-simulate"), ["refused"]);
+    assert.equal(await page.getAttribute("#rules-impact", "data-code"), "forbidden");
+    assert.doesNotMatch(await page.locator("#rules-impact").textContent(), RAW);
+    assertClean(page);
+    await page.close();
+  });
+
   it("refuses a bad token at sign-in and keeps the token in session storage only", async () => {
     const page = await openPage(browser.context, `${server.url}/#signin`);
     await page.fill("#s-token", "not-a-token");

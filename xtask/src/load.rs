@@ -15,12 +15,13 @@
 //! server's `Content-Length` answers, so xtask needs no dependency.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::services;
 use crate::tools::{self, Result};
 
 /// Rules for the run: every change needs one engineer; no rate limit.
@@ -61,35 +62,6 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     Ok(options)
-}
-
-/// A child process killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener
-        .local_addr()
-        .map(|address| address.port())
-        .map_err(|error| error.to_string())
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if ready() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("{what} did not start within 30 s"))
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -255,54 +227,16 @@ pub fn run(args: &[String]) -> Result {
             "signoff",
         ])
     })?;
-    let root = tools::root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("release").join("signoff");
     let work = std::env::temp_dir().join(format!("signoff-load-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|error| error.to_string())?;
     let rules = work.join("rules.json");
     std::fs::write(&rules, RULES).map_err(|error| error.to_string())?;
+    let rules = rules.display().to_string();
 
-    let redis_port = free_port()?;
-    let _redis = Guard(
-        Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&work)
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|error| format!("redis-server: {error}"))?,
-    );
-    wait_for("redis-server", || {
-        TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
-    })?;
-    let http_port = free_port()?;
-    let _server = Guard(
-        Command::new(&binary)
-            .args([
-                "serve",
-                "--dev",
-                "--listen",
-                &format!("127.0.0.1:{http_port}"),
-            ])
-            .arg("--redis-url")
-            .arg(format!("redis://127.0.0.1:{redis_port}"))
-            .arg("--rules")
-            .arg(&rules)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| format!("{}: {error}", binary.display()))?,
-    );
-    wait_for("signoff serve", || {
-        Connection::open(http_port)
-            .and_then(|mut connection| connection.call("GET", "/readyz", "", ""))
-            .is_ok_and(|(status, _)| status == 200)
-    })?;
+    let (_redis, redis_port) = services::start_redis(&work)?;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let (_server, http_port) =
+        services::start_server(&["--redis-url", &redis_url, "--rules", &rules])?;
 
     eprintln!(
         "==> load: {} iterations of create + approve + list, {} clients, at most {} s",
@@ -394,7 +328,7 @@ pub fn run(args: &[String]) -> Result {
          cores (load average {load} at the end of the run, other work included).\n"
     ));
     println!("{report}");
-    write_section(&root.join("docs").join("PERFORMANCE.md"), &report)?;
+    write_section(&tools::root().join("docs").join("PERFORMANCE.md"), &report)?;
     let _ = std::fs::remove_dir_all(&work);
     if total.errors > 0 {
         return Err(format!("{} calls failed during the load run", total.errors));

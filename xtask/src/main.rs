@@ -8,6 +8,8 @@
 mod browser;
 mod js;
 mod load;
+mod schemathesis;
+mod services;
 mod tools;
 
 use std::process::ExitCode;
@@ -22,10 +24,11 @@ fn main() -> ExitCode {
         Some("load") => load::run(&args[1..]),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
         Some("browser") => browser::test(),
+        Some("schemathesis") => schemathesis::test(),
         Some("js") => step("js package", js::build).and_then(|()| step("js tests", js::test)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | serve [server flags] | wasm-targets | browser | js | load>"
+                "usage: cargo xtask <ci | serve [server flags] | wasm-targets | browser | js | schemathesis | load>"
             );
             return ExitCode::from(2);
         }
@@ -102,5 +105,6 @@ fn ci() -> Result {
     })?;
     step("js tests", js::test)?;
     step("browser tests", browser::test)?;
+    step("api fuzzing (schemathesis)", schemathesis::test)?;
     Ok(())
 }

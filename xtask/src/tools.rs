@@ -66,11 +66,15 @@ pub fn ensure_wasm_targets() -> Result {
 }
 
 /// Installs Debian packages whose `probe` program is missing.
-#[allow(dead_code, reason = "used by the service and browser steps")]
 pub fn ensure_apt(probe: &str, packages: &[&str]) -> Result {
     if has_program(probe) {
         return Ok(());
     }
+    install_apt(packages)
+}
+
+/// Installs Debian packages.
+pub fn install_apt(packages: &[&str]) -> Result {
     run(Command::new("apt-get").arg("update").arg("-q"))?;
     run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])

@@ -32,7 +32,7 @@ use serde_json::Value;
 use signoff_core::input::ActionName;
 use signoff_core::{
     AllowedActions, ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport,
-    Page, Preview, Principal, Put, Rules, Status, StoredRules, Timestamp, Violation,
+    Page, Preview, Principal, Put, Rules, Simulation, Status, StoredRules, Timestamp, Violation,
 };
 
 pub use self::rules::RULES_KEY;
@@ -150,7 +150,10 @@ struct Inner {
     layout: Layout,
     durability: Option<Durability>,
     create_turns: CreateTurns,
-    rules: std::sync::RwLock<Arc<RulesInForce>>,
+    /// The rules in force, and how many times they were set: a reload
+    /// adopts what it read only if nobody set the rules since it began, so
+    /// it never puts back rules older than a replacement made meanwhile.
+    rules: std::sync::RwLock<(Arc<RulesInForce>, u64)>,
     clock: ClockFn,
     ids: IdFn,
 }
@@ -181,8 +184,15 @@ impl Engine {
     /// Starts the engine: loads the component (compiled once per process
     /// for the same bytes and limits), opens the cache (an
     /// unreachable Redis is not an error here: calls answer `unavailable`
-    /// until it answers, see [`Engine::ready`]) and adopts the rules the
-    /// cache holds, or publishes `options.rules` there.
+    /// until it answers, see [`Engine::ready`]) and publishes
+    /// `options.rules` there when it holds none.
+    ///
+    /// When the cache already holds *other* rules (replaced since, say, by
+    /// `PUT /v1/rules`), the start fails and names both digests: silently
+    /// keeping either would undo a decision somebody made. Start with the
+    /// rules in force (`GET /v1/rules` exports them). A cache that cannot be
+    /// read at start is not checked: the first reload that reads it adopts
+    /// what it holds, with a warning.
     pub async fn start_with(
         options: EngineOptions,
         settings: EngineSettings,
@@ -226,7 +236,7 @@ impl Engine {
             layout,
             durability,
             create_turns: CreateTurns::new(),
-            rules: std::sync::RwLock::new(placeholder),
+            rules: std::sync::RwLock::new((placeholder, 0)),
             clock: settings.clock,
             ids: settings.ids,
         });
@@ -238,9 +248,7 @@ impl Engine {
                 anyhow::anyhow!("the initial rules are invalid: {violations:?}")
             })?;
         inner.set_rules(initial);
-        if let Err(error) = inner.sync_rules().await {
-            tracing::warn!(%error, "cannot read the rules from the cache yet");
-        }
+        inner.check_stored_rules().await?;
         if matches!(inner.cache, CacheBackend::Redis(_)) {
             spawn_rules_refresher(Arc::downgrade(&inner), settings.rules_refresh);
         }
@@ -460,6 +468,26 @@ impl Engine {
         convert::answer(&self.inner.answer(session, answer)?)
     }
 
+    /// What the rules `draft` would decide for every pending request and up
+    /// to `limit` of the most recently decided ones, with warnings judged
+    /// against `principals` (none without them). Stores nothing.
+    pub async fn simulate_rules(
+        &self,
+        draft: &Value,
+        limit: u32,
+        principals: Option<&[Principal]>,
+    ) -> Result<Simulation, Error> {
+        let draft = json_text(draft);
+        let principals = convert::to_json(&principals)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_simulate_rules(&mut session.store, &draft, limit, &principals)
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
     /// The validation items of a principal document (empty when valid), as
     /// the engine judges every principal it is given.
     pub async fn validate_principal(&self, principal: &Value) -> Result<Vec<Violation>, Error> {
@@ -557,18 +585,72 @@ impl Inner {
     }
 
     fn rules_in_force(&self) -> Arc<RulesInForce> {
-        self.rules
+        self.rules_and_generation().0
+    }
+
+    fn rules_and_generation(&self) -> (Arc<RulesInForce>, u64) {
+        let slot = self
+            .rules
             .read()
-            .map(|rules| Arc::clone(&rules))
-            .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (Arc::clone(&slot.0), slot.1)
     }
 
     fn set_rules(&self, rules: RulesInForce) {
-        let rules = Arc::new(rules);
-        match self.rules.write() {
-            Ok(mut slot) => *slot = rules,
-            Err(poisoned) => *poisoned.into_inner() = rules,
+        let mut slot = self
+            .rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.0 = Arc::new(rules);
+        slot.1 += 1;
+    }
+
+    /// Sets `rules` unless the rules were set since `generation` was read;
+    /// answers whether it did.
+    fn set_rules_if_unchanged(&self, generation: u64, rules: RulesInForce) -> bool {
+        let mut slot = self
+            .rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.1 != generation {
+            return false;
         }
+        slot.0 = Arc::new(rules);
+        slot.1 += 1;
+        true
+    }
+
+    /// At start: publishes our rules when the cache holds none, and refuses
+    /// to start when it holds others (see [`Engine::start_with`]).
+    async fn check_stored_rules(&self) -> anyhow::Result<()> {
+        let entry = match self.cache.get(RULES_KEY).await {
+            Ok(entry) => entry,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the rules from the cache yet");
+                return Ok(());
+            }
+        };
+        let Some(entry) = entry else {
+            if let Err(error) = self.sync_rules().await {
+                tracing::warn!(%error, "cannot publish the rules to the cache yet");
+            }
+            return Ok(());
+        };
+        let Some(record) = decode_record(&entry.value) else {
+            tracing::warn!("the rules stored in the cache do not decode; keeping ours");
+            return Ok(());
+        };
+        let ours = self.rules_in_force().digest.clone();
+        if record.digest != ours {
+            anyhow::bail!(
+                "the store already holds other rules (digest {stored}) than the rules given at \
+                 start (digest {ours}); refusing to start rather than drop either: start with \
+                 the rules in force (GET /v1/rules returns them), or put new rules in force \
+                 with PUT /v1/rules",
+                stored = record.digest
+            );
+        }
+        Ok(())
     }
 
     async fn session(&self) -> Result<runtime::Session<'_>, Error> {
@@ -635,19 +717,24 @@ impl Inner {
     /// Adopts the rules the cache holds when they differ from ours, or
     /// publishes ours when it holds none.
     async fn sync_rules(&self) -> Result<(), Error> {
+        // Read before the cache: a replacement made from here on is newer
+        // than what this reload reads, and wins.
+        let (ours, generation) = self.rules_and_generation();
         match self.cache.get(RULES_KEY).await? {
             Some(entry) => {
                 let Some(record) = decode_record(&entry.value) else {
                     tracing::warn!("the rules stored in the cache do not decode; keeping ours");
                     return Ok(());
                 };
-                if record.digest == self.rules_in_force().digest {
+                if record.digest == ours.digest {
                     return Ok(());
                 }
                 match self.validate_rules(&json_text(&record.document)).await? {
                     Ok(rules) => {
-                        tracing::info!(digest = %rules.digest, "adopted the rules from the cache");
-                        self.set_rules(rules);
+                        let digest = rules.digest.clone();
+                        if self.set_rules_if_unchanged(generation, rules) {
+                            tracing::info!(%digest, "adopted the rules from the cache");
+                        }
                     }
                     Err(violations) => tracing::warn!(
                         problems = violations.len(),

@@ -4,11 +4,14 @@
 //! `StoredRules` (`{ "digest", "document" }`), so every server on one Redis
 //! decides with the same rules. A replacement is decided by the core in the
 //! engine (`admin`, `If-Match`, a compare-and-swap on that key). Each server
-//! keeps its own copy for the requests it serves and reloads it when the
-//! cache holds another digest: at start, right after its own replacements,
-//! and on a timer (`EngineSettings::rules_refresh`, one second by default),
-//! so other servers converge within that period. The timer rather than a read
-//! per request keeps a cache round trip off every request.
+//! keeps its own copy for the requests it serves: at start it publishes the
+//! rules it was given when the cache holds none, and refuses to start when
+//! the cache holds others; it takes its own replacements at once, and
+//! reloads the cache's on a timer (`EngineSettings::rules_refresh`, one
+//! second by default), so other servers converge within that period. A
+//! reload never puts back rules older than a replacement made while it ran.
+//! The timer rather than a read per request keeps a cache round trip off
+//! every request.
 
 use std::sync::Arc;
 

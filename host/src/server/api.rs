@@ -25,7 +25,7 @@ use signoff_core::input::{ActionName, ApprovalBody, CancellationBody, CommentBod
 use signoff_core::rules_store::ensure_may_replace;
 use signoff_core::{
     ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, PolicyChange, Preview, Principal, Rules,
-    Status, View, ViolationCode,
+    Simulation, SimulationBody, SimulationRequest, Status, View, ViolationCode,
 };
 use subtle::ConstantTimeEq;
 
@@ -461,6 +461,49 @@ fn rules_response(document: &Value, digest: &str) -> Response {
 )]
 pub async fn me(caller: Caller) -> ApiResult {
     Ok(Json(caller.principal).into_response())
+}
+
+/// Simulate a rules draft
+///
+/// What the draft would decide for the pending requests and up to `limit` of
+/// the most recently decided ones, with its warnings judged against the
+/// principals this server knows (docs/CONTRACT.md section 13). Needs the
+/// `admin` role, like a replacement. An invalid draft is answered (`valid:
+/// false`), not refused. Nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/rules/simulate",
+    tag = tags::RULES,
+    security(("bearer" = [])),
+    request_body = SimulationBody,
+    responses(
+        (status = 200, description = "What the draft would change.", body = Simulation),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub async fn simulate_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    payload: Payload,
+) -> ApiResult {
+    ensure_may_replace(&caller.principal).map_err(ApiError::from)?;
+    let body = payload
+        .required_json(&headers, "the rules draft to simulate")
+        .await?;
+    let request = SimulationRequest::parse(&body)?;
+    let simulation = state
+        .engine
+        .simulate_rules(&request.rules, request.limit, Some(&state.principals.all()))
+        .await?;
+    Ok(Json(simulation).into_response())
 }
 
 /// Read the rules

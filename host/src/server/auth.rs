@@ -166,6 +166,14 @@ impl Principals {
         self.entries.is_empty()
     }
 
+    /// Every principal, in the file's order (tokens stay here).
+    pub fn all(&self) -> Vec<Principal> {
+        self.entries
+            .iter()
+            .map(|entry| entry.principal.clone())
+            .collect()
+    }
+
     /// The principal holding `token`, compared in constant time over every
     /// entry.
     pub fn find(&self, token: &str) -> Option<&Principal> {

@@ -255,6 +255,7 @@ fn api_routes() -> Vec<Route> {
         Route::get("/v1/me", api::me),
         Route::get("/v1/rules", api::get_rules),
         Route::put("/v1/rules", api::put_rules),
+        Route::post("/v1/rules/simulate", api::simulate_rules),
         Route::get("/metrics", api::metrics),
         Route::get("/healthz", api::healthz),
         Route::get("/readyz", api::readyz),

@@ -72,6 +72,7 @@ pub mod tags {
         api::me,
         api::get_rules,
         api::put_rules,
+        api::simulate_rules,
         api::metrics,
         api::healthz,
         api::readyz,

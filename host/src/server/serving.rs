@@ -17,19 +17,28 @@
 //!   [`super::body`]), which answers `408`;
 //! - on shutdown every connection is asked to finish its call in flight and
 //!   close; those still open after [`ServingLimits::shutdown_grace`] are
-//!   dropped, so a half-open client can never hold the process.
+//!   dropped, so a half-open client can never hold the process;
+//! - a connection closed while the client is still sending (a body the
+//!   server never reads: an unauthenticated call, a route that takes none)
+//!   lingers: it stops writing, then reads and discards what still comes for
+//!   a moment ([`Lingering`]), because closing a socket that holds unread
+//!   bytes resets the connection, and a reset destroys the answer the client
+//!   has not read yet.
 //!
 //! HTTP/2 is not served: a TLS-terminating proxy in front speaks it to
 //! clients when wanted (see `docs/OPERATIONS.md`).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -101,8 +110,10 @@ pub async fn serve(
             () = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = builder.serve_connection(
+            TokioIo::new(Lingering::new(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
         let mut stopping = stop.clone();
         connections.spawn(async move {
             let _permit = permit;
@@ -137,6 +148,102 @@ pub async fn serve(
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// How long a closing connection keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The most a closing connection reads and discards.
+const LINGER_BYTES: usize = 2 * 1024 * 1024;
+
+/// A TCP stream whose shutdown lingers: it sends its FIN, then reads and
+/// discards what the client still sends, until the client closes too, for
+/// at most [`LINGER`] and [`LINGER_BYTES`]. Only then is the socket closed,
+/// with nothing unread in it, so the kernel ends the connection with a FIN
+/// rather than a reset that would destroy the answer in flight.
+struct Lingering {
+    stream: TcpStream,
+    /// Set once the write side is shut: when lingering ends.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    discarded: usize,
+}
+
+impl Lingering {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            deadline: None,
+            discarded: 0,
+        }
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.deadline.is_none() {
+            ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+            this.deadline = Some(Box::pin(tokio::time::sleep(LINGER)));
+        }
+        let mut scratch = [0_u8; 8192];
+        loop {
+            if this.discarded >= LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                // The client closed too, or the connection broke: done.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => this.discarded += buf.filled().len(),
+                Poll::Pending => {
+                    let expired = this
+                        .deadline
+                        .as_mut()
+                        .is_none_or(|deadline| deadline.as_mut().poll(cx).is_ready());
+                    return if expired {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        Poll::Pending
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// Completes once `stop` turns true (or its sender goes away).

@@ -199,6 +199,20 @@ pub async fn listing_pages_through_a_policy_type(backend: &Backend) {
         answer.expect_error(400, "invalid_request");
         assert!(answer.body["error"]["details"].is_array(), "{bad}");
     }
+    // A well-formed cursor whose position holds a NUL was forged: 400 on
+    // every cache, never a 503 from a store that cannot hold such a key.
+    let forged = signoff_core::listing::encode(
+        signoff_core::Status::Pending,
+        None,
+        &signoff_core::IndexEntry {
+            sort_key: "1\0x".to_owned(),
+            member: "id".to_owned(),
+        },
+    );
+    server
+        .get(&format!("/v1/requests?cursor={forged}"), Some("bob"))
+        .await
+        .expect_error(400, "invalid_request");
     let unknown = server.get("/v1/requests?sort=asc", Some("bob")).await;
     assert_eq!(unknown.body["error"]["details"][0]["path"], "sort");
     assert_eq!(unknown.body["error"]["details"][0]["code"], "unknown_field");

@@ -459,12 +459,31 @@ pub async fn full_lifecycle(harness: &Harness) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(converged, "a second server adopts the new rules");
-        let started = harness.engine().await;
-        assert_eq!(
-            started.rules().await.1,
-            new_digest,
-            "a new server starts with them"
+        // A server started with the old rules would undo the replacement:
+        // it refuses to start, and names both digests.
+        let refused = harness
+            .try_engine(
+                Rules::parse(&rules_document()).expect("valid rules"),
+                StorageOptions::default(),
+                EngineSettings::default(),
+            )
+            .await
+            .expect_err("a server with other rules than the store's refuses to start");
+        let reason = refused.to_string();
+        assert!(
+            reason.contains(&new_digest) && reason.contains(&digest),
+            "{reason}"
         );
+        // Started with the rules in force, it starts.
+        let started = harness
+            .try_engine(
+                Rules::parse(&stricter).expect("valid rules"),
+                StorageOptions::default(),
+                EngineSettings::default(),
+            )
+            .await
+            .expect("a server with the rules in force starts");
+        assert_eq!(started.rules().await.1, new_digest);
     }
 }
 
@@ -797,4 +816,32 @@ pub async fn restart_keeps_commits(
         .create(&change("iam", "after"), &alice(), None)
         .await
         .expect("create after restart");
+}
+
+/// A reload from the cache never puts back rules older than a replacement
+/// made while it ran: with a reload every millisecond, each of 100
+/// replacements stays in force, read again and again, until the next one.
+pub async fn a_reload_never_reverts_a_replacement(harness: &Harness) {
+    let settings = EngineSettings {
+        rules_refresh: Duration::from_millis(1),
+        ..EngineSettings::default()
+    };
+    let engine = harness.engine_with(settings).await;
+    let admin = Principal::new("root", &["admin"]);
+    for n in 0..100_u64 {
+        let mut document = rules_document();
+        document["levels"][0]["ttlSeconds"] = json!(3600 + n);
+        let digest = engine
+            .replace_rules(&document, &admin, None)
+            .await
+            .expect("replace");
+        for _ in 0..5 {
+            assert_eq!(
+                engine.rules().await.1,
+                digest,
+                "replacement {n} was reverted by a reload"
+            );
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+    }
 }

@@ -265,6 +265,25 @@ impl<I: Implementation> Scenario<'_, I> {
                     .await
             }
             "expireDue" => implementation.expire_due(store, body).await,
+            "simulateRules" => {
+                let limit = match step.get("limit") {
+                    Some(limit) => limit
+                        .as_u64()
+                        .and_then(|limit| u32::try_from(limit).ok())
+                        .ok_or("`limit` must be a count")?,
+                    None => signoff_core::simulation::limits::DEFAULT_DECIDED,
+                };
+                let principals = match step.get("principals") {
+                    Some(list) => Some(
+                        serde_json::from_value::<Vec<Principal>>(list.clone())
+                            .map_err(|error| format!("bad `principals`: {error}"))?,
+                    ),
+                    None => None,
+                };
+                implementation
+                    .simulate_rules(store, &step["rules"], limit, principals.as_deref())
+                    .await
+            }
             "replaceRules" => {
                 let if_match = match step["ifMatch"].as_str() {
                     Some("$digest") => Some(

@@ -230,6 +230,18 @@ pub trait Implementation {
         body: Option<&Value>,
     ) -> Result<Outcome, String>;
 
+    /// `simulateRules(rules, requests, { principals })` over the store's
+    /// requests: every pending one (in listing order), then up to `limit` of
+    /// the most recently decided ones (most recently updated first, ties by
+    /// id): `{ valid, errors, warnings, digest, examined, changed, items }`.
+    async fn simulate_rules(
+        &self,
+        store: &mut Self::Store,
+        rules: &Value,
+        limit: u32,
+        principals: Option<&[Principal]>,
+    ) -> Result<Outcome, String>;
+
     /// `replaceRules(rules, principal, { ifMatch })`: `{ digest }` of the
     /// rules now in force, which then decide over the same store.
     async fn replace_rules(

@@ -157,6 +157,17 @@ impl Implementation for Native {
         }
     }
 
+    async fn simulate_rules(
+        &self,
+        store: &mut NativeStore,
+        rules: &Value,
+        limit: u32,
+        principals: Option<&[Principal]>,
+    ) -> Result<Outcome, String> {
+        let simulation = store.manager.simulate_rules(rules, limit, principals).await;
+        outcome(simulation)
+    }
+
     async fn replace_rules(
         &self,
         store: &mut NativeStore,

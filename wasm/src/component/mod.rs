@@ -301,6 +301,18 @@ impl Guest for SignoffEngine {
         replaced.map_err(|error| error_json(&error))
     }
 
+    fn simulate_rules(draft: String, limit: u32, principals: String) -> Result<String, String> {
+        run(Needs::Nothing, async |manager| {
+            let draft = parse_json(&draft, "rules draft")?;
+            // The host's principals, each already read by `Principal::parse`.
+            let principals: Option<Vec<Principal>> = serde_json::from_str(&principals)
+                .map_err(|error| Error::Internal(format!("the principals: {error}")))?;
+            manager
+                .simulate_rules(&draft, limit, principals.as_deref())
+                .await
+        })
+    }
+
     fn expire_due(limit: u32) -> Result<String, String> {
         run(Needs::Nothing, async |manager| {
             manager.expire_due(limit).await

@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use cache::AnyCache;
-use signoff_core::{AllowedActions, ApprovalRequest, Preview, Principal};
+use signoff_core::{AllowedActions, ApprovalRequest, Preview, Principal, Simulation};
 use types::{
     ApproveOptions, CommentOptions, CreateOptions, ExpireOptions, ListOptions, ManagerOptions,
     RejectOptions, ReplaceRulesOptions,
@@ -404,6 +404,39 @@ impl ApprovalManager {
         })
     }
 
+    /// What the rules draft `rules` would decide for the requests in this
+    /// manager's cache: every pending one, then up to `options.limit`
+    /// (1..=10000, default 1000) of the most recently decided ones, as the
+    /// server's `POST /v1/rules/simulate` examines them. With
+    /// `options.principals`, the warnings name the stages those principals
+    /// could never meet. Resolves to `{ valid, errors, warnings, digest,
+    /// examined, changed, items }`; stores nothing.
+    #[wasm_bindgen(js_name = simulateRules, unchecked_return_type = "Promise<Simulation>")]
+    pub fn simulate_rules(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] rules: JsValue,
+        #[wasm_bindgen(
+            unchecked_optional_param_type = "{ limit?: number, principals?: Principal[] } | null"
+        )]
+        options: Option<JsValue>,
+    ) -> Promise {
+        let inner = self.current();
+        promise(async move {
+            let options = wire::options(options, "simulateRules options")?;
+            let (limit, principals) =
+                signoff_core::simulation::manager_options(options.as_ref()).map_err(core_error)?;
+            let simulation = match wire::json_or_problems(&rules, "", "rules") {
+                Ok(draft) => inner
+                    .manager
+                    .simulate_rules(&draft, limit, principals.as_deref())
+                    .await
+                    .map_err(core_error)?,
+                Err(errors) => Simulation::invalid(errors),
+            };
+            wire::to_js(&simulation)
+        })
+    }
+
     /// Replaces the rules for `principal` (who needs the `admin` role) when
     /// `options.ifMatch` (a digest, quoted or not, or `*`) is the digest in
     /// force: the one stored in the cache, or this manager's when the cache
@@ -636,6 +669,41 @@ pub fn allowed_actions(
     })?;
     let now = Timestamp::from_millis(now);
     wire::to_js(&AllowedActions::of(&request, &principal, now)).map(Ts::new_unchecked)
+}
+
+/// What the rules draft `rules` would decide for `requests` (stored requests,
+/// as `get` and `list` give them), examined in the order given: `{ valid,
+/// errors, warnings, digest, examined, changed, items }`, where `items` are
+/// the requests whose level would change. With `options.principals`, the
+/// warnings name the stages those principals could never meet. An invalid
+/// draft is an answer (`valid: false` and its problems), not an error;
+/// nothing is stored (docs/CONTRACT.md section 13).
+#[wasm_bindgen(js_name = simulateRules)]
+pub fn simulate_rules(
+    #[wasm_bindgen(unchecked_param_type = "unknown")] rules: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ApprovalRequest[]")] requests: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "{ principals?: Principal[] } | null")]
+    options: Option<JsValue>,
+) -> Result<Ts<Simulation>, JsValue> {
+    let requests = wire::json(&requests, "requests", "requests")?;
+    let requests: Vec<ApprovalRequest> = serde_json::from_value(requests).map_err(|error| {
+        wire::invalid(
+            "the requests are not stored requests",
+            vec![Violation::new(
+                "requests",
+                ViolationCode::InvalidFormat,
+                error.to_string(),
+            )],
+        )
+    })?;
+    let options = wire::options(options, "simulateRules options")?;
+    let principals =
+        signoff_core::simulation::principals_option(options.as_ref()).map_err(core_error)?;
+    let simulation = match wire::json_or_problems(&rules, "", "rules") {
+        Ok(draft) => signoff_core::simulate_rules(&draft, &requests, principals.as_deref()),
+        Err(errors) => Simulation::invalid(errors),
+    };
+    wire::to_js(&simulation).map(Ts::new_unchecked)
 }
 
 /// Whether `principal` may replace the rules: `null`, or the `{ code,
