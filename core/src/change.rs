@@ -41,6 +41,7 @@ pub mod limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChangeKind {
     /// A new policy.
     Create,
@@ -66,6 +67,7 @@ impl ChangeKind {
 )]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Priority {
     /// Whenever convenient.
     Low,
@@ -131,10 +133,12 @@ pub(crate) fn parse_choice<T: Copy>(
 #[serde(untagged)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 #[cfg_attr(feature = "tsify", tsify(type = "string | number | boolean"))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MetadataValue {
     /// Text.
     String(String),
     /// A finite number, kept as written.
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     Number(serde_json::Number),
     /// A boolean.
     Bool(bool),
@@ -146,6 +150,7 @@ pub enum MetadataValue {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyChange {
     /// The policy being changed.
     pub policy_id: String,

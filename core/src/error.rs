@@ -13,6 +13,7 @@ use crate::validation::Violation;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ErrorCode {
     /// The caller did not authenticate (HTTP only).
     Unauthenticated,
@@ -202,6 +203,7 @@ impl From<CacheError> for Error {
 /// An error as every transport carries it: `{ code, message, details? }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The stable code.
     pub code: ErrorCode,

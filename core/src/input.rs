@@ -1,6 +1,7 @@
 //! Untyped inputs of the actions and of listing, parsed with every problem
 //! reported, the same way in every build.
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::change::{LONG_TEXT, is_policy_type};
@@ -113,6 +114,44 @@ pub fn parse_cancel(input: Option<&Value>) -> Result<(), Error> {
         Err(invalid("cancellation", out))
     }
 }
+
+/// The body of an approval; it may be left out.
+// What `parse_approve` reads; its doc comment is the schema's description.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApprovalBody {
+    /// A note kept with the approval: 1..=4000 characters after trimming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The body of a rejection.
+// What `parse_reject` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RejectionBody {
+    /// Why: 1..=4000 characters after trimming.
+    pub reason: String,
+}
+
+/// The body of a comment.
+// What `parse_comment` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommentBody {
+    /// The comment: 1..=4000 characters after trimming.
+    pub text: String,
+}
+
+/// The body of a cancellation: nothing, or an empty object.
+// What `parse_cancel` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CancellationBody {}
 
 /// The actions a caller may ask for on a stored request, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +369,33 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use serde_json::json;
+
+    /// The body types are what the schemas of the HTTP API are made from:
+    /// each must be a body its parser accepts, with the values it holds.
+    #[test]
+    fn the_body_types_are_what_the_parsers_read() {
+        fn body(value: impl Serialize) -> Value {
+            serde_json::to_value(value).unwrap()
+        }
+        let approval = body(ApprovalBody {
+            comment: Some("scoped correctly".into()),
+        });
+        assert_eq!(
+            parse_approve(Some(&approval)).unwrap().as_deref(),
+            Some("scoped correctly")
+        );
+        let bare = body(ApprovalBody::default());
+        assert_eq!(parse_approve(Some(&bare)).unwrap(), None);
+        let rejection = body(RejectionBody {
+            reason: "needs a ticket".into(),
+        });
+        assert_eq!(parse_reject(Some(&rejection)).unwrap(), "needs a ticket");
+        let comment = body(CommentBody {
+            text: "see SEC-12".into(),
+        });
+        assert_eq!(parse_comment(Some(&comment)).unwrap(), "see SEC-12");
+        parse_cancel(Some(&body(CancellationBody {}))).unwrap();
+    }
 
     #[test]
     fn action_texts_are_trimmed_and_bounded() {

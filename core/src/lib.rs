@@ -71,7 +71,12 @@ pub use request::{
 pub use rules::{Condition, Level, LevelExplanation, MatchedRule, RateLimit, Rule, Rules, Stage};
 pub use rules_store::{IfMatch, RulesInForce, StoredRules};
 pub use simulation::{
-    LevelChange, RulesWarning, Simulation, SimulationRequest, WarningCode, simulate_rules,
+    LevelChange, RulesWarning, Simulation, SimulationBody, SimulationRequest, WarningCode,
+    simulate_rules,
 };
 pub use time::Timestamp;
 pub use validation::{Violation, ViolationCode};
+
+#[cfg(test)]
+#[cfg(feature = "openapi")]
+mod openapi_tests;

@@ -29,6 +29,7 @@ pub const SUMMARY_READ_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 /// How much of each request a listing gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum View {
     /// The stored request.
     #[default]
@@ -144,16 +145,25 @@ pub fn listed_item(
     }
 }
 
-/// A stored request without `change.diff`, `change.justification` and
-/// `history`.
+/// The fields of a request that the summary view leaves out.
+pub const SUMMARY_OMITS: [&str; 1] = ["history"];
+
+/// The fields of a request's `change` that the summary view leaves out.
+pub const SUMMARY_OMITS_FROM_CHANGE: [&str; 2] = ["justification", "diff"];
+
+/// A stored request without the fields [`SUMMARY_OMITS`] and
+/// [`SUMMARY_OMITS_FROM_CHANGE`] name.
 fn summary(stored: &[u8]) -> Result<Vec<u8>, Error> {
     let internal = |error: serde_json::Error| Error::Internal(error.to_string());
     let mut value: serde_json::Value = serde_json::from_slice(stored).map_err(internal)?;
     if let Some(object) = value.as_object_mut() {
-        object.remove("history");
+        for field in SUMMARY_OMITS {
+            object.remove(field);
+        }
         if let Some(change) = object.get_mut("change").and_then(|c| c.as_object_mut()) {
-            change.remove("justification");
-            change.remove("diff");
+            for field in SUMMARY_OMITS_FROM_CHANGE {
+                change.remove(field);
+            }
         }
     }
     serde_json::to_vec(&value).map_err(internal)
@@ -163,6 +173,7 @@ fn summary(stored: &[u8]) -> Result<Vec<u8>, Error> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page {
     /// The requests, in listing order.
     pub items: Vec<ApprovalRequest>,

@@ -103,6 +103,7 @@ struct IdempotencyRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub struct Preview {
     /// Whether the change is valid.
@@ -110,8 +111,11 @@ pub struct Preview {
     /// Every problem, in order.
     pub errors: Vec<crate::validation::Violation>,
     /// The level it would need; `null` when invalid.
+    // Written as `null` rather than left out, so the field is always there.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub level: Option<String>,
     /// Why; `null` when invalid.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub explanation: Option<crate::rules::LevelExplanation>,
 }
 

@@ -23,6 +23,7 @@ pub const MAX_HISTORY: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Principal {
     /// Stable identifier.
     pub id: String,
@@ -46,6 +47,7 @@ impl Principal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Status {
     /// Waiting for approvals at `stage`.
     Pending,
@@ -90,6 +92,7 @@ impl Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ActionKind {
     /// The request was filed.
     Create,
@@ -111,6 +114,7 @@ pub enum ActionKind {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     /// Who approved.
     pub by: String,
@@ -130,6 +134,7 @@ pub struct Approval {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rejection {
     /// Who rejected.
     pub by: String,
@@ -147,6 +152,7 @@ pub struct Rejection {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEntry {
     /// When.
     pub at: Timestamp,
@@ -170,6 +176,7 @@ pub struct HistoryEntry {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalRequest {
     /// A UUID.
     #[cfg_attr(feature = "tsify", tsify(type = "string"))]

@@ -44,6 +44,7 @@ pub mod limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rules {
     /// Levels, from least to most strict.
     pub levels: Vec<Level>,
@@ -67,6 +68,7 @@ pub struct Rules {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Level {
     /// Unique name.
     pub name: String,
@@ -80,6 +82,7 @@ pub struct Level {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stage {
     /// Unique within its level.
     pub name: String,
@@ -103,6 +106,7 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rule {
     /// Unique name.
     pub name: String,
@@ -116,6 +120,7 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Condition {
     /// The change's type is one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +207,7 @@ fn metadata_equal(a: &MetadataValue, b: &MetadataValue) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RateLimit {
     /// Tokens refilled every `per_seconds`.
     pub requests: u32,
@@ -226,6 +232,7 @@ impl RateLimit {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchedRule {
     /// The rule's name.
     pub rule: String,
@@ -239,11 +246,14 @@ pub struct MatchedRule {
 // version) are ignored, so a rolling upgrade can add fields.
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub struct LevelExplanation {
     /// Every matching rule, in document order.
     pub matched_rules: Vec<MatchedRule>,
     /// The first rule asking for the strictest level; `null` when no rule matched.
+    // Written as `null` rather than left out, so the field is always there.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub deciding_rule: Option<String>,
     /// Whether the default level applied because no rule matched.
     pub default_used: bool,

@@ -36,6 +36,7 @@ const GATHER_PAGE: u32 = 500;
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 #[cfg_attr(feature = "tsify", tsify(missing_as_null))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Simulation {
     /// Whether the draft is a valid rules document.
     pub valid: bool,
@@ -44,6 +45,7 @@ pub struct Simulation {
     /// What the draft allows but will not work as meant; never a refusal.
     pub warnings: Vec<RulesWarning>,
     /// The draft's digest; `null` when invalid.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub digest: Option<String>,
     /// How many requests were examined (none when the draft is invalid).
     pub examined: u32,
@@ -73,6 +75,7 @@ impl Simulation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LevelChange {
     /// The request's id.
     #[cfg_attr(feature = "tsify", tsify(type = "string"))]
@@ -93,6 +96,7 @@ pub struct LevelChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RulesWarning {
     /// Where, as in validation items (`levels[0].stages[1]`).
     pub path: String,
@@ -106,6 +110,7 @@ pub struct RulesWarning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WarningCode {
     /// A stage the known principals could never meet.
     Unsatisfiable,
@@ -183,6 +188,24 @@ pub fn simulate_rules(
         changed: u32::try_from(items.len()).unwrap_or(u32::MAX),
         items,
     }
+}
+
+/// The body of a simulation: the rules draft, and how many decided requests
+/// to examine.
+// What `SimulationRequest::parse` reads; its doc comment is the schema's
+// description.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimulationBody {
+    /// The rules draft. Any JSON is taken: a draft that is not a valid rules
+    /// document is answered with `valid: false` and its problems.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub rules: Value,
+    /// How many decided requests to examine: 1..=10000, 1000 when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
+    pub limit: Option<u32>,
 }
 
 /// The body of the server's simulation: `{ rules, limit? }`.
@@ -400,6 +423,24 @@ mod tests {
             &rules.digest(),
             Timestamp::from_millis(1_000),
         )
+    }
+
+    #[test]
+    fn the_documented_body_is_one_the_parser_takes() {
+        for body in [
+            SimulationBody {
+                rules: json!({ "levels": [] }),
+                limit: None,
+            },
+            SimulationBody {
+                rules: json!({}),
+                limit: Some(limits::MAX_DECIDED),
+            },
+        ] {
+            let parsed = SimulationRequest::parse(&serde_json::to_value(&body).unwrap()).unwrap();
+            assert_eq!(parsed.rules, body.rules);
+            assert_eq!(parsed.limit, body.limit.unwrap_or(limits::DEFAULT_DECIDED));
+        }
     }
 
     #[test]

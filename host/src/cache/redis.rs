@@ -145,7 +145,7 @@ pub enum RedisSetupError {
 }
 
 /// What a Redis deployment promises about keeping what it acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Durability {
     /// `maxmemory-policy`: anything but `noeviction` may delete requests.

@@ -5,6 +5,11 @@
 //! caller's fair-share slot), then reads the body (content type, size, syntax,
 //! time), then lets the engine decide, which checks the body's fields before
 //! it looks at the stored request.
+//!
+//! Each handler also says, in its `utoipa::path` attribute, what it answers:
+//! every status, header and body, named by the types it sends. That is what
+//! `/openapi.json` publishes ([`super::openapi`]); a doc comment's first line
+//! is the operation's summary and the rest its description.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +19,13 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-use signoff_core::input::ActionName;
+use serde::Serialize;
+use serde_json::Value;
+use signoff_core::input::{ActionName, ApprovalBody, CancellationBody, CommentBody, RejectionBody};
 use signoff_core::rules_store::ensure_may_replace;
 use signoff_core::{
-    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, SimulationRequest, Status, ViolationCode,
+    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, PolicyChange, Preview, Principal, Rules,
+    Simulation, SimulationBody, SimulationRequest, Status, View, ViolationCode,
 };
 use subtle::ConstantTimeEq;
 
@@ -28,6 +35,12 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::fair_share::FairShare;
 use super::metrics::{Metrics, Outcome};
+use super::openapi::responses::{
+    Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, PreconditionFailed,
+    RateLimited, RequestTimeout, Unauthenticated, Unavailable, UnsupportedMediaType,
+};
+use super::openapi::tags;
+use crate::cache::Durability;
 use crate::engine::Engine;
 
 /// What every handler shares.
@@ -70,7 +83,36 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-/// `POST /v1/requests`.
+/// File a change
+///
+/// Files the change for the caller and decides its level; a level without
+/// stages is approved at once. Rate-limited per requester.
+#[utoipa::path(
+    post,
+    path = "/v1/requests",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1..=255 visible ASCII characters, scoped to the caller and kept 24 hours: a retry with the same key answers the first `201` instead of filing a second request; the same key with another change is `409 conflict`."),
+    ),
+    request_body = PolicyChange,
+    responses(
+        (status = 201, description = "The stored request (the first one, on a replay).", body = ApprovalRequest,
+            headers(
+                ("Location" = String, description = "`/v1/requests/{id}` of the request."),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers a retry with an `Idempotency-Key` used before."),
+            )),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -101,7 +143,35 @@ pub async fn create(
     Ok(response)
 }
 
-/// `GET /v1/requests?status=&policyType=&limit=&cursor=&view=`.
+/// List requests
+///
+/// One page of the requests in one status. Pending requests come by priority
+/// (urgent first), then creation time, then id; the others most recently
+/// updated first, then id. An empty value means the parameter is absent; an
+/// unknown or repeated parameter is `400`.
+#[utoipa::path(
+    get,
+    path = "/v1/requests",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(
+        ("status" = Option<Status>, Query, description = "The status to list; `pending` when absent."),
+        ("policyType" = Option<String>, Query, description = "Only requests of this policy type."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "The page size; 50 when absent."),
+        ("cursor" = Option<String>, Query,
+            description = "The `nextCursor` of the previous page, valid only with the same `status` and `policyType`."),
+        ("view" = Option<View>, Query,
+            description = "`full` (the default) or `summary`: each request without `change.diff`, `change.justification` and `history`."),
+    ),
+    responses(
+        (status = 200, description = "`items` is always present; `nextCursor` only when more may follow.",
+            body = ref("#/components/schemas/ListingPage")),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -130,7 +200,24 @@ pub async fn list(
         .into_response())
 }
 
-/// `GET /v1/requests/{id}`.
+/// Read a request
+///
+/// The request, brought up to date with the clock: a request pending past
+/// its `expiresAt` is answered (and stored) expired.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    responses(
+        (status = 200, description = "The request.", body = ApprovalRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn get_request(
     State(state): State<AppState>,
     _caller: Caller,
@@ -171,7 +258,33 @@ fn count_decision(metrics: &Metrics, action: ActionName, request: &ApprovalReque
     metrics.decided(outcome, request);
 }
 
-/// `POST /v1/requests/{id}/approve`.
+/// Approve a request
+///
+/// Counts the caller's approval for the current stage; after the last stage
+/// the request is `approved`. The body may be left out. `403` is
+/// `self_approval` or `not_eligible`; `409` is `not_pending`, `expired` or
+/// `already_approved`.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/approve",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    request_body(content = Option<ApprovalBody>, description = "Optional."),
+    responses(
+        (status = 200, description = "The request after the approval.", body = ApprovalRequest),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn approve(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -182,7 +295,32 @@ pub async fn approve(
     act(state, headers, caller, payload, path, ActionName::Approve).await
 }
 
-/// `POST /v1/requests/{id}/reject`.
+/// Reject a request
+///
+/// Rejects the request at its current stage, with a reason. Checked like an
+/// approval: `403` is `self_approval` or `not_eligible`; `409` is
+/// `not_pending`, `expired` or `already_approved`.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/reject",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    request_body = RejectionBody,
+    responses(
+        (status = 200, description = "The rejected request.", body = ApprovalRequest),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn reject(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -193,7 +331,32 @@ pub async fn reject(
     act(state, headers, caller, payload, path, ActionName::Reject).await
 }
 
-/// `POST /v1/requests/{id}/cancel`.
+/// Cancel a request
+///
+/// The requester withdraws a pending request. No body, or `{}`. `403` is
+/// `forbidden` for anyone but the requester; `409` is `not_pending` or
+/// `expired`.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/cancel",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    request_body(content = Option<CancellationBody>, description = "Optional, and empty."),
+    responses(
+        (status = 200, description = "The cancelled request.", body = ApprovalRequest),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -204,7 +367,30 @@ pub async fn cancel(
     act(state, headers, caller, payload, path, ActionName::Cancel).await
 }
 
-/// `POST /v1/requests/{id}/comments`.
+/// Comment on a request
+///
+/// Any principal, in any state (terminal included), until the history holds
+/// 1000 entries. Only `version` and `history` move.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/comments",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    request_body = CommentBody,
+    responses(
+        (status = 200, description = "The request with the comment.", body = ApprovalRequest),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn comment(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,7 +401,28 @@ pub async fn comment(
     act(state, headers, caller, payload, path, ActionName::Comment).await
 }
 
-/// `POST /v1/preview`.
+/// Preview a change
+///
+/// Validates a change and decides its level; stores nothing and takes no
+/// rate-limit token. Any JSON body answers `200`, with `valid: false` and
+/// every problem when the change is invalid.
+#[utoipa::path(
+    post,
+    path = "/v1/preview",
+    tag = tags::PREVIEW,
+    security(("bearer" = [])),
+    request_body = PolicyChange,
+    responses(
+        (status = 200, description = "The validation and the level.", body = Preview),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn preview(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -237,15 +444,50 @@ fn rules_response(document: &Value, digest: &str) -> Response {
     response
 }
 
-/// `GET /v1/me`: the principal the caller's token names, `{ id, roles }`.
+/// Who am I
+///
+/// The principal the bearer token names, so that a client can greet the
+/// person and offer what they may do.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = tags::PRINCIPALS,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller.", body = Principal),
+        (status = 401, response = Unauthenticated),
+        (status = 429, response = RateLimited),
+    ),
+)]
 pub async fn me(caller: Caller) -> ApiResult {
     Ok(Json(caller.principal).into_response())
 }
 
-/// `POST /v1/rules/simulate` `{ rules, limit? }`: what the draft would
-/// decide for the pending requests and up to `limit` of the most recently
-/// decided ones, with its warnings judged against the principals this
-/// server knows. Needs `admin`, like a replacement; stores nothing.
+/// Simulate a rules draft
+///
+/// What the draft would decide for the pending requests and up to `limit` of
+/// the most recently decided ones, with its warnings judged against the
+/// principals this server knows (docs/CONTRACT.md section 13). Needs the
+/// `admin` role, like a replacement. An invalid draft is answered (`valid:
+/// false`), not refused. Nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/rules/simulate",
+    tag = tags::RULES,
+    security(("bearer" = [])),
+    request_body = SimulationBody,
+    responses(
+        (status = 200, description = "What the draft would change.", body = Simulation),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn simulate_rules(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,7 +506,22 @@ pub async fn simulate_rules(
     Ok(Json(simulation).into_response())
 }
 
-/// `GET /v1/rules`.
+/// Read the rules
+///
+/// The rules document in force, with its digest (the `rulesDigest` every
+/// request records) as `ETag`.
+#[utoipa::path(
+    get,
+    path = "/v1/rules",
+    tag = tags::RULES,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The rules in force.", body = Rules,
+            headers(("ETag" = String, description = "The rules' digest, quoted."))),
+        (status = 401, response = Unauthenticated),
+        (status = 429, response = RateLimited),
+    ),
+)]
 pub async fn get_rules(State(state): State<AppState>, _caller: Caller) -> ApiResult {
     let (document, digest) = state.engine.rules().await;
     Ok(rules_response(&document, &digest))
@@ -272,7 +529,7 @@ pub async fn get_rules(State(state): State<AppState>, _caller: Caller) -> ApiRes
 
 fn precondition_failed(message: &str, current: &str) -> ApiError {
     let error = ApiError::new(ErrorCode::PreconditionFailed, message)
-        .with_details(json!({ "currentDigest": current }));
+        .with_details(serde_json::json!({ "currentDigest": current }));
     match etag(current) {
         Some(tag) => error.with_header(header::ETAG, tag),
         None => error,
@@ -291,8 +548,37 @@ fn if_match_values(headers: &HeaderMap) -> Option<Vec<String>> {
     (!values.is_empty()).then_some(values)
 }
 
-/// `PUT /v1/rules`: needs `admin`; an `If-Match` other than the digest in
-/// force (or `*`) is refused. Checks run 401, 403, 412, then the body.
+/// Replace the rules
+///
+/// Needs the `admin` role. Checks run in this order: `401`, `403 forbidden`,
+/// `412 precondition_failed` (an `If-Match` that is not the digest in
+/// force), then `400` with every problem of the document. Requests already
+/// filed keep the stages they were decided with.
+#[utoipa::path(
+    put,
+    path = "/v1/rules",
+    tag = tags::RULES,
+    security(("bearer" = [])),
+    params(
+        ("If-Match" = Option<String>, Header,
+            description = "The `ETag` the rules were read with, so that a change not seen is never overwritten; `*`, or no `If-Match`, replaces whatever is in force."),
+    ),
+    request_body = Rules,
+    responses(
+        (status = 200, description = "The rules now in force.", body = Rules,
+            headers(("ETag" = String, description = "The new rules' digest, quoted."))),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn put_rules(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -351,10 +637,26 @@ fn bears_token(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
     bool::from(super::auth::token_digest(token).ct_eq(expected))
 }
 
-/// `GET /metrics`: Prometheus text (OpenMetrics when asked for), rendered
-/// from the figures in memory: a scrape never waits on the cache or on an
-/// engine instance (see [`super::metrics::refresh`]). When the server has a
-/// metrics token, the scrape must bear it.
+/// Metrics
+///
+/// Prometheus text, or OpenMetrics when `Accept` asks for
+/// `application/openmetrics-text`, rendered from figures kept in memory: a
+/// scrape never waits on the cache or on an engine instance (see
+/// `super::metrics::refresh`). Open, unless the server has a metrics token:
+/// then the scrape must bear it.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = tags::OPERATIONS,
+    security((), ("metricsToken" = [])),
+    responses(
+        (status = 200, description = "The metrics.", content(
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )),
+        (status = 401, response = Unauthenticated),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     if let Some(expected) = &state.metrics_token
         && !bears_token(&headers, expected)
@@ -379,20 +681,79 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiRe
         .into_response())
 }
 
-/// `GET /healthz`: the process answers.
-pub async fn healthz() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
+/// The answer of `/healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: LiveStatus,
 }
 
-/// `GET /readyz`: the cache answers; with what the store promised at
-/// start-up (`store`: its durability settings, `null` for memory).
+/// The one status of a live process.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveStatus {
+    /// The process answers.
+    Ok,
+}
+
+/// The answer of `/readyz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    pub status: ReadyStatus,
+    /// What the Redis deployment promised at start-up; `null` for the
+    /// in-memory cache, or when Redis could not be asked then.
+    // Written as `null` rather than left out, so the field is always there.
+    #[schema(required = true)]
+    pub store: Option<Durability>,
+    /// The store's partitions.
+    pub partitions: u16,
+}
+
+/// The one status of a ready server.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadyStatus {
+    /// The cache answers.
+    Ready,
+}
+
+/// Liveness
+///
+/// The process serves. Needs no token.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = tags::OPERATIONS,
+    responses((status = 200, description = "The process serves.", body = Liveness)),
+)]
+pub async fn healthz() -> Response {
+    Json(Liveness {
+        status: LiveStatus::Ok,
+    })
+    .into_response()
+}
+
+/// Readiness
+///
+/// The cache answers, with what the store promised at start-up. Needs no
+/// token. The server reconnects to Redis by itself.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = tags::OPERATIONS,
+    responses(
+        (status = 200, description = "The cache answers.", body = Readiness),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult {
     if state.engine.ready().await {
-        Ok(Json(json!({
-            "status": "ready",
-            "store": state.engine.durability(),
-            "partitions": state.engine.layout().partitions(),
-        }))
+        Ok(Json(Readiness {
+            status: ReadyStatus::Ready,
+            store: state.engine.durability().cloned(),
+            partitions: state.engine.layout().partitions(),
+        })
         .into_response())
     } else {
         Err(ApiError::unavailable())

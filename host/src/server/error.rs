@@ -3,8 +3,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
-use signoff_core::{Error, ErrorCode, Violation, ViolationCode};
+use signoff_core::{Error, ErrorBody, ErrorCode, Violation, ViolationCode};
 
 /// The message of every `internal` error: internals never reach the caller.
 pub const INTERNAL_MESSAGE: &str = "internal error; the server logged the details";
@@ -54,6 +55,14 @@ pub fn code_of_status(status: StatusCode) -> ErrorCode {
         status if status.is_client_error() => ErrorCode::InvalidRequest,
         _ => ErrorCode::Internal,
     }
+}
+
+/// The body of every error answer: `{ "error": { "code", "message",
+/// "details"? } }` (docs/CONTRACT.md, section 7).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub error: ErrorBody,
 }
 
 /// A failed HTTP call, ready to be written as the JSON error body.
@@ -146,13 +155,21 @@ impl ApiError {
         self.status.unwrap_or_else(|| status_of(self.code))
     }
 
+    /// The body, as the type its schema is made from.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope {
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> Value {
-        let mut error = json!({ "code": self.code.as_str(), "message": self.message });
-        if let (Some(details), Value::Object(map)) = (&self.details, &mut error) {
-            map.insert("details".to_owned(), details.clone());
-        }
-        json!({ "error": error })
+        // A code, a string and a JSON value always serialize.
+        serde_json::to_value(self.envelope()).unwrap_or_default()
     }
 }
 

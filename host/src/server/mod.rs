@@ -5,12 +5,13 @@
 //! wrapper. The layers, from the outside in: a panic guard answering a generic
 //! JSON 500, the `x-request-id` (kept from the caller or generated, and echoed
 //! back), logs and metrics of every call, JSON bodies for every error status,
-//! and the request timeout. Then the router: the `/v1` routes, `/metrics`,
-//! `/healthz`, `/readyz`, the JS package at `/pkg/` and the editor's static
-//! files at `/`; everything else is a JSON 404, and a known route called with
-//! another method a JSON 405. Connections are accepted and bounded by
-//! [`serving`]; bodies are read by the handlers after authentication
-//! ([`body`], [`caller`]).
+//! and the request timeout. Then the router: the routes of the API (the `/v1`
+//! routes, `/metrics`, `/healthz`, `/readyz` and `/openapi.json`, one table:
+//! [`routes`]), the JS package at `/pkg/` and the editor's static files at
+//! `/`; everything else is a JSON 404, and a known route called with another
+//! method a JSON 405. Connections are accepted and bounded by [`serving`];
+//! bodies are read by the handlers after authentication ([`body`],
+//! [`caller`]). [`openapi`] describes the API's routes.
 
 mod api;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod error;
 pub mod fair_share;
 mod metrics;
+pub mod openapi;
 pub mod serving;
 pub mod sweeper;
 
@@ -32,10 +34,11 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use signoff_core::{ErrorCode, Rules};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -203,6 +206,72 @@ pub async fn run(
     served.map_err(ServerError::Io)
 }
 
+/// One route of the API: a method, a path, and the handler that serves it.
+struct Route {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            handler: get(handler),
+        }
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            handler: post(handler),
+        }
+    }
+
+    fn put<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::PUT,
+            path,
+            handler: put(handler),
+        }
+    }
+}
+
+/// Every route of the API. The router is built from this table, and
+/// `/openapi.json` must describe exactly these routes (the tests compare the
+/// two through [`routes`]).
+fn api_routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/requests", api::create),
+        Route::get("/v1/requests", api::list),
+        Route::get("/v1/requests/{id}", api::get_request),
+        Route::post("/v1/requests/{id}/approve", api::approve),
+        Route::post("/v1/requests/{id}/reject", api::reject),
+        Route::post("/v1/requests/{id}/cancel", api::cancel),
+        Route::post("/v1/requests/{id}/comments", api::comment),
+        Route::post("/v1/preview", api::preview),
+        Route::get("/v1/me", api::me),
+        Route::get("/v1/rules", api::get_rules),
+        Route::put("/v1/rules", api::put_rules),
+        Route::post("/v1/rules/simulate", api::simulate_rules),
+        Route::get("/metrics", api::metrics),
+        Route::get("/healthz", api::healthz),
+        Route::get("/readyz", api::readyz),
+        Route::get("/openapi.json", openapi::serve),
+    ]
+}
+
+/// The method and path of every route of the API, in the router's own
+/// table: not the static files, nor the JSON 404 of unknown `/v1` paths.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    api_routes()
+        .into_iter()
+        .map(|route| (route.method, route.path))
+        .collect()
+}
+
 fn router(
     state: AppState,
     www_dir: &std::path::Path,
@@ -222,20 +291,12 @@ fn router(
         .fallback(not_found());
     let metrics = Arc::clone(&state.metrics);
     let settling = state.clone();
-    Router::new()
-        .route("/v1/requests", post(api::create).get(api::list))
-        .route("/v1/requests/{id}", get(api::get_request))
-        .route("/v1/requests/{id}/approve", post(api::approve))
-        .route("/v1/requests/{id}/reject", post(api::reject))
-        .route("/v1/requests/{id}/cancel", post(api::cancel))
-        .route("/v1/requests/{id}/comments", post(api::comment))
-        .route("/v1/preview", post(api::preview))
-        .route("/v1/me", get(api::me))
-        .route("/v1/rules", get(api::get_rules).put(api::put_rules))
-        .route("/v1/rules/simulate", post(api::simulate_rules))
-        .route("/metrics", get(api::metrics))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
+    // Routes of one path with several methods are merged by axum.
+    api_routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
         .route("/v1", axum::routing::any(api::no_route))
         .route("/v1/{*rest}", axum::routing::any(api::no_route))
         .nest_service("/pkg", package)
