@@ -215,9 +215,17 @@ export function setupRules(ctx) {
   const simulate = byId("rules-simulate");
   const impact = byId("rules-impact");
   simulate.addEventListener("click", async () => {
-    const { document } = check();
-    simulate.disabled = true;
+    const { document, items } = check();
     markBusy(impact);
+    if (document === null) {
+      // Text that is not JSON is no draft at all: nothing to re-decide.
+      replace(impact, h("p", { class: "notice error" },
+        `The draft is not JSON (${problemText(items[0])}): nothing was re-decided.`));
+      delete impact.dataset.code;
+      settle(impact, "invalid");
+      return;
+    }
+    simulate.disabled = true;
     replace(impact, h("p", { class: "muted" }, "Re-deciding the requests already filed…"));
     try {
       const what = await ctx.backend().simulateRules(document);

@@ -585,6 +585,7 @@ describe("policy editor against the signoff server", () => {
     // Only an admin may see what a draft would change.
     await signIn(page, server.principals.alice);
     await openRules(page);
+    await page.fill("#rules-text", JSON.stringify(draft, null, 2));
     await settled(page, "#rules-impact", () => page.click("#rules-simulate"), ["refused"]);
     assert.equal(await page.getAttribute("#rules-impact", "data-code"), "forbidden");
     assert.doesNotMatch(await page.locator("#rules-impact").textContent(), RAW);

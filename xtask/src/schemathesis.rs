@@ -1,8 +1,9 @@
 //! schemathesis, a property-based API fuzzer from PyPI, against the live
 //! server: it reads the server's own `/openapi.json`, generates valid and
-//! invalid calls for every operation (and chains them along the document's
-//! links), and fails on any 5xx or any answer the document does not
-//! describe. It runs twice, bounded in time: on the embedded in-memory cache
+//! invalid calls for every operation (and chains them in stateful runs),
+//! and fails on any 5xx or any answer, status or header the document does
+//! not describe. Two checks are left out, and why is written where they
+//! are. It runs twice, bounded in time: on the embedded in-memory cache
 //! and on a private `redis-server`.
 //!
 //! schemathesis is installed once into a virtual environment under
@@ -82,6 +83,16 @@ fn fuzz(schemathesis: &PathBuf, cache: &str, server_flags: &[&str]) -> Result {
         .arg("run")
         .arg(format!("http://127.0.0.1:{port}/openapi.json"))
         .args(["--checks", "all"])
+        // The document gives each body's shape, not every rule of the
+        // contract (lengths after trimming, forbidden characters, rules
+        // between fields), and `POST /v1/preview` and `/v1/rules/simulate`
+        // answer an invalid change or draft with 200 and its problems, by
+        // contract. The two checks that judge whether a body is valid from
+        // the document alone would flag those; every other check runs.
+        .args([
+            "--exclude-checks",
+            "positive_data_acceptance,negative_data_rejection",
+        ])
         .args(["--max-time", MAX_SECONDS])
         .args(["--seed", SEED])
         .args(["--workers", "2"])
