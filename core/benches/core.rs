@@ -96,7 +96,8 @@ fn bench_apply(c: &mut Criterion) {
         &rules,
         &rules.digest(),
         Timestamp::from_millis(START_MS),
-    );
+    )
+    .expect("a filing without emergency is never refused");
     let bob = Principal::new("bob", &["engineer"]);
     let action = Action::Approve {
         comment: Some("looks right".into()),
@@ -136,7 +137,8 @@ fn seed_pending(cache: &MemoryCache, rules: &Rules, count: u128) {
             rules,
             &digest,
             Timestamp::from_millis(START_MS + i64::try_from(n).unwrap()),
-        );
+        )
+        .unwrap();
         batch.puts.push(Put {
             key: keys::Layout::default().request(&request.id),
             value: serde_json::to_vec(&request).unwrap(),

@@ -185,6 +185,48 @@ pub struct PolicyChange {
         tsify(optional, type = "Record<string, MetadataValue> | null")
     )]
     pub metadata: BTreeMap<String, MetadataValue>,
+    /// Break-glass filing: the change is approved at once and reviewed
+    /// after the fact. Never stored in the change: the request carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "EmergencyFiling | null"))]
+    pub emergency: Option<EmergencyFiling>,
+}
+
+/// Why a change is filed as an emergency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmergencyFiling {
+    /// 10..=4000 chars after trimming, the rules of `justification`.
+    pub reason: String,
+}
+
+impl PolicyChange {
+    /// The `changeDigest`: the lowercase hex SHA-256 of the change's
+    /// canonical JSON as stored (defaults filled in, absent fields left
+    /// out, `emergency` never part of it).
+    pub fn digest(&self) -> String {
+        let stored = Self {
+            emergency: None,
+            ..self.clone()
+        };
+        let value = serde_json::to_value(&stored).unwrap_or(serde_json::Value::Null);
+        crate::rules::sha256_hex(&crate::rules::canonical_json(&value))
+    }
+
+    /// Whether `self` and `other` differ at most in `title`,
+    /// `justification` and `metadata`: an amend that keeps approvals.
+    pub fn differs_only_in_wording(&self, other: &Self) -> bool {
+        let strip = |change: &Self| Self {
+            title: String::new(),
+            justification: String::new(),
+            metadata: BTreeMap::new(),
+            emergency: None,
+            ..change.clone()
+        };
+        strip(self) == strip(other)
+    }
 }
 
 fn lower_or_digit(b: u8) -> bool {
@@ -368,6 +410,19 @@ impl PolicyChange {
             None => Some(BTreeMap::new()),
         };
 
+        let emergency = reader.optional("emergency").and_then(|value| {
+            let mut filing = ObjectReader::new("emergency", value, &mut out)?;
+            let reason = filing.required_str("reason", &mut out).map(|text| {
+                let rule = TextRule {
+                    min: limits::JUSTIFICATION_MIN_CHARS,
+                    ..LONG_TEXT
+                };
+                check_text("emergency.reason", text, rule, &mut out)
+            });
+            filing.finish(&mut out);
+            reason.map(|reason| EmergencyFiling { reason })
+        });
+
         reader.finish(&mut out);
 
         match (
@@ -398,6 +453,7 @@ impl PolicyChange {
                 risk_score,
                 priority,
                 metadata,
+                emergency,
             }),
             _ => Err(out),
         }

@@ -104,8 +104,12 @@ pub enum Error {
         /// Its terminal status.
         status: Status,
     },
+    /// A review was asked of a request that has no open after-the-fact
+    /// review (code `not_pending`).
+    #[error("request `{0}` has no open review")]
+    NoOpenReview(String),
     /// The requester acted on their own request.
-    #[error("`{0}` requested this change and cannot approve or reject it")]
+    #[error("`{0}` requested this change and cannot approve, reject or review it")]
     SelfApproval(String),
     /// The principal approved this request before.
     #[error("`{0}` has already approved this request")]
@@ -152,7 +156,7 @@ impl Error {
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Expired(_) => ErrorCode::Expired,
-            Self::NotPending { .. } => ErrorCode::NotPending,
+            Self::NotPending { .. } | Self::NoOpenReview(_) => ErrorCode::NotPending,
             Self::SelfApproval(_) => ErrorCode::SelfApproval,
             Self::AlreadyApproved(_) => ErrorCode::AlreadyApproved,
             Self::NotEligible { .. } => ErrorCode::NotEligible,

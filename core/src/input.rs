@@ -1,12 +1,12 @@
 //! Untyped inputs of the actions and of listing, parsed with every problem
 //! reported, the same way in every build.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::change::{LONG_TEXT, is_policy_type};
 use crate::error::Error;
-use crate::request::{Action, Status};
+use crate::request::{Action, Principal, ReviewOutcome, Status};
 use crate::validation::{ObjectReader, Violation, ViolationCode, check_text, expect_integer};
 
 /// Page size bounds of listing.
@@ -101,6 +101,30 @@ pub fn parse_comment(input: Option<&Value>) -> Result<String, Error> {
     })
 }
 
+/// Parses a review body `{ outcome, comment? }`.
+pub fn parse_review(input: Option<&Value>) -> Result<(ReviewOutcome, Option<String>), Error> {
+    let mut out = Vec::new();
+    let mut outcome = None;
+    let mut comment = None;
+    if let Some(mut reader) = body(input, &mut out) {
+        outcome = reader.required("outcome", &mut out).and_then(|value| {
+            crate::change::parse_choice(
+                "outcome",
+                value,
+                &ReviewOutcome::ALL,
+                ReviewOutcome::as_str,
+                &mut out,
+            )
+        });
+        comment = text_field(&mut reader, "comment", false, &mut out);
+        reader.finish(&mut out);
+    }
+    match outcome {
+        Some(outcome) if out.is_empty() => Ok((outcome, comment)),
+        _ => Err(invalid("review", out)),
+    }
+}
+
 /// Parses a cancel body: nothing, or an empty object.
 pub fn parse_cancel(input: Option<&Value>) -> Result<(), Error> {
     let mut out = Vec::new();
@@ -146,6 +170,20 @@ pub struct CommentBody {
     pub text: String,
 }
 
+/// The body of a review: how the after-the-fact review of an emergency
+/// ends.
+// What `parse_review` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReviewBody {
+    /// `ratified` or `flagged`.
+    pub outcome: ReviewOutcome,
+    /// A note: 1..=4000 characters after trimming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// The body of a cancellation: nothing, or an empty object.
 // What `parse_cancel` reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -164,6 +202,8 @@ pub enum ActionName {
     Cancel,
     /// `comment`, body `{ text }`.
     Comment,
+    /// `review`, body `{ outcome, comment? }`.
+    Review,
 }
 
 /// Parses the body of the action `name` into the action the manager applies,
@@ -184,6 +224,10 @@ pub fn parse_action(name: ActionName, body: Option<&Value>) -> Result<Action, Er
         ActionName::Comment => Action::Comment {
             text: parse_comment(body)?,
         },
+        ActionName::Review => {
+            let (outcome, comment) = parse_review(body)?;
+            Action::Review { outcome, comment }
+        }
     })
 }
 
@@ -217,6 +261,35 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// How much of each item to give; not a filter.
     pub view: crate::listing::View,
+    /// Only the pending requests this principal may approve now.
+    pub actionable_by: Option<Principal>,
+    /// Only the emergency requests whose review is open (or overdue).
+    pub emergency_review: Option<ReviewFilter>,
+    /// On whose behalf the listing is read: under `visibility: involved`,
+    /// only what this principal may see. Not a filter of the cursor.
+    pub viewer: Option<Principal>,
+}
+
+/// Which emergency requests a listing gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ReviewFilter {
+    /// Their after-the-fact review is open.
+    Open,
+    /// It is open past its `dueAt`.
+    Overdue,
+}
+
+impl ReviewFilter {
+    /// Every filter.
+    pub const ALL: [Self; 2] = [Self::Open, Self::Overdue];
+
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        crate::validation::wire_name(&self)
+    }
 }
 
 impl Default for ListQuery {
@@ -227,6 +300,9 @@ impl Default for ListQuery {
             limit: limits::DEFAULT_PAGE_SIZE,
             cursor: None,
             view: crate::listing::View::Full,
+            actionable_by: None,
+            emergency_review: None,
+            viewer: None,
         }
     }
 }
@@ -236,8 +312,14 @@ impl ListQuery {
     /// [`ListQuery::parse`] reads: a parameter given twice is `duplicate`, and
     /// an empty value (`?status=`) means the parameter is absent. Which
     /// parameters exist is for `parse` to say.
+    ///
+    /// `actionableBy=me` names the caller: it becomes the caller's
+    /// principal, which is what [`ListQuery::parse`] reads; any other value
+    /// is left for `parse` to refuse. The caller is the `viewer`, whatever
+    /// the query string says.
     pub fn object_from_pairs(
         pairs: impl IntoIterator<Item = (String, String)>,
+        caller: &Principal,
     ) -> Result<Value, Error> {
         let mut out = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -249,10 +331,24 @@ impl ListQuery {
                     ViolationCode::Duplicate,
                     "is given twice",
                 ));
+            } else if name == "viewer" {
+                // Set from the caller below: never from the query string.
+                out.push(Violation::new(
+                    name,
+                    ViolationCode::UnknownField,
+                    "is not a parameter of this listing",
+                ));
+            } else if name == "actionableBy" && value == "me" {
+                let principal = serde_json::to_value(caller)
+                    .map_err(|error| Error::Internal(error.to_string()))?;
+                object.insert(name, principal);
             } else if !value.is_empty() {
                 object.insert(name, Value::String(value));
             }
         }
+        let viewer =
+            serde_json::to_value(caller).map_err(|error| Error::Internal(error.to_string()))?;
+        object.insert("viewer".to_owned(), viewer);
         if out.is_empty() {
             Ok(Value::Object(object))
         } else {
@@ -260,12 +356,16 @@ impl ListQuery {
         }
     }
 
-    /// Parses `{ status?, policyType?, limit?, cursor?, view? }`. A `limit` may be a
-    /// number or a decimal string, as query strings carry it.
+    /// Parses `{ status?, policyType?, limit?, cursor?, view?,
+    /// actionableBy?, emergencyReview? }`. A `limit` may be a number or a
+    /// decimal string, as query strings carry it. `actionableBy` is a
+    /// principal `{ id, roles }` and goes with `status=pending` only;
+    /// `emergencyReview` implies `status=approved`.
     pub fn parse(input: Option<&Value>) -> Result<Self, Error> {
         let mut out = Vec::new();
         let mut query = Self::default();
         if let Some(mut reader) = body(input, &mut out) {
+            let mut status_given = false;
             if let Some(value) = reader.optional("status")
                 && let Some(status) = crate::change::parse_choice(
                     "status",
@@ -276,6 +376,7 @@ impl ListQuery {
                 )
             {
                 query.status = status;
+                status_given = true;
             }
             if let Some(text) = reader.optional_str("policyType", &mut out) {
                 if is_policy_type(text) {
@@ -329,12 +430,74 @@ impl ListQuery {
             {
                 query.view = view;
             }
+            if let Some(value) = reader.optional("actionableBy") {
+                query.actionable_by = parse_actionable_by(value, &mut out);
+                if query.status != Status::Pending {
+                    out.push(Violation::new(
+                        "actionableBy",
+                        ViolationCode::NotAllowed,
+                        "goes only with status pending",
+                    ));
+                }
+            }
+            if let Some(value) = reader.optional("viewer") {
+                match Principal::parse(value, "viewer") {
+                    Ok(viewer) => query.viewer = Some(viewer),
+                    Err(problems) => out.extend(problems),
+                }
+            }
+            if let Some(value) = reader.optional("emergencyReview")
+                && let Some(filter) = crate::change::parse_choice(
+                    "emergencyReview",
+                    value,
+                    &ReviewFilter::ALL,
+                    ReviewFilter::as_str,
+                    &mut out,
+                )
+            {
+                query.emergency_review = Some(filter);
+                if status_given && query.status != Status::Approved {
+                    out.push(Violation::new(
+                        "emergencyReview",
+                        ViolationCode::NotAllowed,
+                        "lists approved requests: it goes with no status but approved",
+                    ));
+                }
+                if query.actionable_by.is_some() {
+                    out.push(Violation::new(
+                        "emergencyReview",
+                        ViolationCode::NotAllowed,
+                        "does not go with actionableBy",
+                    ));
+                }
+                query.status = Status::Approved;
+            }
             reader.finish(&mut out);
         }
         if out.is_empty() {
             Ok(query)
         } else {
             Err(invalid("listing query", out))
+        }
+    }
+}
+
+/// An `actionableBy` value: a principal, or `me` where the caller is known
+/// (see [`ListQuery::object_from_pairs`]).
+fn parse_actionable_by(value: &Value, out: &mut Vec<Violation>) -> Option<Principal> {
+    if value.is_string() {
+        out.push(Violation::new(
+            "actionableBy",
+            ViolationCode::NotAllowed,
+            "must be `me` (or, in JavaScript, a principal)",
+        ));
+        return None;
+    }
+    match Principal::parse(value, "actionableBy") {
+        Ok(principal) => Some(principal),
+        Err(problems) => {
+            out.extend(problems);
+            None
         }
     }
 }

@@ -134,10 +134,30 @@ impl Layout {
         format!("p{partition}:idx:{}:type:{policy_type}", status.as_str())
     }
 
-    /// The index of `partition`'s pending requests by `expiresAt`, read by
-    /// the sweeper.
+    /// The index of `partition`'s pending requests by the next moment the
+    /// clock changes them (an escalation, else expiry), read by the
+    /// sweeper.
     pub fn due_index(&self, partition: u16) -> String {
         format!("p{partition}:idx:due")
+    }
+
+    /// The index of `partition`'s pending requests that holders of `role`
+    /// may approve now (as far as roles go), in pending listing order.
+    pub fn role_index(&self, partition: u16, role: &str) -> String {
+        format!("p{partition}:idx:role:{role}")
+    }
+
+    /// The index of `partition`'s pending requests that any principal may
+    /// approve now (a quorum with no eligible roles), in pending listing
+    /// order.
+    pub fn anyone_index(&self, partition: u16) -> String {
+        format!("p{partition}:idx:anyone")
+    }
+
+    /// The index of `partition`'s emergency requests whose review is open,
+    /// by the review's `dueAt`.
+    pub fn review_index(&self, partition: u16) -> String {
+        format!("p{partition}:idx:review")
     }
 
     /// The index of `partition`'s pending requests by `createdAt`, for the
@@ -168,14 +188,42 @@ impl Layout {
                 },
             ),
         ];
-        if request.status == Status::Pending {
+        if request.review_open()
+            && let Some(emergency) = &request.emergency
+        {
             entries.push((
-                self.due_index(partition),
+                self.review_index(partition),
                 IndexEntry {
-                    sort_key: fixed(millis(request.expires_at)),
+                    sort_key: fixed(millis(emergency.review.due_at)),
                     member: member.clone(),
                 },
             ));
+        }
+        if let Some(deadline) = request.next_deadline() {
+            entries.push((
+                self.due_index(partition),
+                IndexEntry {
+                    sort_key: fixed(millis(deadline)),
+                    member: member.clone(),
+                },
+            ));
+        }
+        let (anyone, roles) = request.approver_roles();
+        let pending_key = listing_sort_key(request);
+        for index in roles
+            .iter()
+            .map(|role| self.role_index(partition, role))
+            .chain(anyone.then(|| self.anyone_index(partition)))
+        {
+            entries.push((
+                index,
+                IndexEntry {
+                    sort_key: pending_key.clone(),
+                    member: member.clone(),
+                },
+            ));
+        }
+        if request.status == Status::Pending {
             entries.push((
                 self.age_index(partition),
                 IndexEntry {

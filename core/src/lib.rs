@@ -39,6 +39,7 @@
 //! });
 //! ```
 
+pub mod audit;
 pub mod cache;
 pub mod change;
 pub mod error;
@@ -58,17 +59,22 @@ pub mod time;
 pub mod validation;
 
 pub use cache::{Batch, Cache, Check, CommitOutcome, Entry, IndexChange, IndexEntry, Put};
+pub use change::EmergencyFiling;
 pub use change::{ChangeKind, MetadataValue, PolicyChange, Priority};
 pub use error::{CacheError, Error, ErrorBody, ErrorCode};
-pub use input::ListQuery;
+pub use input::{ListQuery, ReviewFilter};
 pub use listing::{Page, RawPage, View};
 pub use manager::{Clock, Created, ExpireReport, IdSource, Manager, Preview, preview};
 pub use memory::MemoryCache;
 pub use permissions::{AllowedActions, Refusal};
 pub use request::{
-    Action, ActionKind, Approval, ApprovalRequest, HistoryEntry, Principal, Rejection, Status,
+    Action, ActionKind, Approval, ApprovalRequest, Emergency, HistoryEntry, Principal, Rejection,
+    Review, ReviewOutcome, ReviewStatus, Status,
 };
-pub use rules::{Condition, Level, LevelExplanation, MatchedRule, RateLimit, Rule, Rules, Stage};
+pub use rules::{
+    Condition, EmergencyPolicy, Level, LevelExplanation, MatchedRule, Quorum, RateLimit, Rule,
+    Rules, Separation, Stage, StageGroup, Visibility,
+};
 pub use rules_store::{IfMatch, RulesInForce, StoredRules};
 pub use simulation::{
     LevelChange, RulesWarning, Simulation, SimulationBody, SimulationRequest, WarningCode,

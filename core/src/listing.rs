@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::cache::IndexEntry;
 use crate::change::Priority;
 use crate::error::Error;
-use crate::input::ListQuery;
-use crate::request::{ApprovalRequest, Status};
+use crate::input::{ListQuery, ReviewFilter};
+use crate::request::{Action, ApprovalRequest, Principal, ReviewStatus, Status, may_see};
+use crate::rules::{Stage, Visibility};
 use crate::time::Timestamp;
 use crate::validation::{Violation, ViolationCode};
 
@@ -92,10 +93,15 @@ impl RawPage {
 #[serde(rename_all = "camelCase")]
 struct Listed {
     status: Status,
+    requested_by: String,
+    #[serde(default)]
+    stages: Vec<Stage>,
     change: ListedChange,
     created_at: Timestamp,
     updated_at: Timestamp,
     expires_at: Timestamp,
+    #[serde(default)]
+    emergency: Option<ListedEmergency>,
 }
 
 #[derive(Deserialize)]
@@ -106,15 +112,35 @@ struct ListedChange {
     priority: Priority,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedEmergency {
+    review: ListedReview,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedReview {
+    status: ReviewStatus,
+    due_at: Timestamp,
+}
+
+/// The sort key of an open review in the review index: its `dueAt`.
+pub fn review_sort_key(due_at: Timestamp) -> String {
+    crate::keys::fixed(u64::try_from(due_at.as_millis()).unwrap_or(0))
+}
+
 /// The item a stored request gives in the listing `query`, found at
 /// `sort_key` in its index, or `None` when it no longer belongs there at that
-/// position once brought up to date with the clock (`now`). The full view
-/// passes the stored bytes through.
+/// position once brought up to date with the clock (`now`), or when
+/// `restricted_to` (a viewer under `visibility: involved`) may not see it.
+/// The full view passes the stored bytes through.
 pub fn listed_item(
     stored: &[u8],
     sort_key: &str,
     query: &ListQuery,
     now: Timestamp,
+    restricted_to: Option<&Principal>,
 ) -> Result<Option<Vec<u8>>, Error> {
     let Ok(listed) = serde_json::from_slice::<Listed>(stored) else {
         // Not a request this build can read: not part of any listing.
@@ -124,18 +150,37 @@ pub fn listed_item(
     // says yet: it has left the pending listing, and joins the expired one
     // once stored so (the expired listing sweeps first).
     let due = listed.status == Status::Pending && now >= listed.expires_at;
-    let belongs = !due
-        && listed.status == query.status
-        && query
-            .policy_type
-            .as_ref()
-            .is_none_or(|policy_type| *policy_type == listed.change.policy_type)
-        && crate::keys::listing_sort_key_of(
-            listed.status,
-            listed.change.priority,
-            listed.created_at,
-            listed.updated_at,
-        ) == sort_key;
+    let of_type = query
+        .policy_type
+        .as_ref()
+        .is_none_or(|policy_type| *policy_type == listed.change.policy_type);
+    let at_position = match query.emergency_review {
+        Some(filter) => listed.emergency.as_ref().is_some_and(|emergency| {
+            emergency.review.status == ReviewStatus::Open
+                && review_sort_key(emergency.review.due_at) == sort_key
+                && (filter == ReviewFilter::Open || emergency.review.due_at <= now)
+        }),
+        None => {
+            crate::keys::listing_sort_key_of(
+                listed.status,
+                listed.change.priority,
+                listed.created_at,
+                listed.updated_at,
+            ) == sort_key
+        }
+    };
+    let visible = restricted_to.is_none_or(|viewer| {
+        may_see(
+            Visibility::Involved,
+            &listed.requested_by,
+            &listed.stages,
+            viewer,
+        )
+    });
+    let mut belongs = !due && listed.status == query.status && of_type && at_position && visible;
+    if belongs && let Some(principal) = &query.actionable_by {
+        belongs = may_approve_now(stored, principal, now);
+    }
     if !belongs {
         return Ok(None);
     }
@@ -143,6 +188,18 @@ pub fn listed_item(
         View::Full => Ok(Some(stored.to_vec())),
         View::Summary => summary(stored).map(Some),
     }
+}
+
+/// Whether `principal` may approve the stored request now: the answer the
+/// approval itself would give, from [`ApprovalRequest::apply`].
+fn may_approve_now(stored: &[u8], principal: &Principal, now: Timestamp) -> bool {
+    let Ok(mut request) = serde_json::from_slice::<ApprovalRequest>(stored) else {
+        return false;
+    };
+    request.catch_up(now);
+    request
+        .apply(&Action::Approve { comment: None }, principal, now)
+        .is_ok()
 }
 
 /// The fields of a request that the summary view leaves out.
@@ -190,18 +247,44 @@ struct CursorData {
     t: Option<String>,
     k: String,
     m: String,
+    /// The `actionableBy` principal's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+    /// The `emergencyReview` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<ReviewFilter>,
+}
+
+impl CursorData {
+    fn filters_of(
+        query: &ListQuery,
+    ) -> (Status, Option<String>, Option<String>, Option<ReviewFilter>) {
+        (
+            query.status,
+            query.policy_type.clone(),
+            query
+                .actionable_by
+                .as_ref()
+                .map(|principal| principal.id.clone()),
+            query.emergency_review,
+        )
+    }
 }
 
 /// The longest cursor accepted, well above any cursor this module writes.
 const MAX_CURSOR_LEN: usize = 1024;
 
-/// Encodes the position after `entry` for a listing of `status` and `policy_type`.
-pub fn encode(status: Status, policy_type: Option<&str>, entry: &IndexEntry) -> String {
+/// Encodes the position after `entry` for the listing `query` (its
+/// filters: `status`, `policyType`, `actionableBy`, `emergencyReview`).
+pub fn encode(query: &ListQuery, entry: &IndexEntry) -> String {
+    let (s, t, a, e) = CursorData::filters_of(query);
     let data = CursorData {
-        s: status,
-        t: policy_type.map(str::to_owned),
+        s,
+        t,
         k: entry.sort_key.clone(),
         m: entry.member.clone(),
+        a,
+        e,
     };
     let json = serde_json::to_vec(&data).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
@@ -214,12 +297,8 @@ fn invalid(code: ViolationCode, message: &str) -> Error {
     )
 }
 
-/// Decodes a cursor made for the same `status` and `policy_type`.
-pub fn decode(
-    cursor: &str,
-    status: Status,
-    policy_type: Option<&str>,
-) -> Result<IndexEntry, Error> {
+/// Decodes a cursor made for the same filters as `query`.
+pub fn decode(cursor: &str, query: &ListQuery) -> Result<IndexEntry, Error> {
     if cursor.len() > MAX_CURSOR_LEN {
         return Err(invalid(
             ViolationCode::InvalidFormat,
@@ -245,10 +324,10 @@ pub fn decode(
             "is not a cursor of this listing",
         ));
     }
-    if data.s != status || data.t.as_deref() != policy_type {
+    if (data.s, data.t, data.a, data.e) != CursorData::filters_of(query) {
         return Err(invalid(
             ViolationCode::NotAllowed,
-            "was made for another status or policy type",
+            "was made for other filters (status, policy type, actionableBy or emergencyReview)",
         ));
     }
     Ok(IndexEntry {
@@ -261,6 +340,15 @@ pub fn decode(
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::request::Principal;
+
+    fn query(status: Status, policy_type: Option<&str>) -> ListQuery {
+        ListQuery {
+            status,
+            policy_type: policy_type.map(str::to_owned),
+            ..ListQuery::default()
+        }
+    }
 
     #[test]
     fn cursors_round_trip_and_are_bound_to_their_filter() {
@@ -268,21 +356,38 @@ mod tests {
             sort_key: "2.0001".into(),
             member: "id".into(),
         };
-        let cursor = encode(Status::Pending, Some("iam"), &entry);
-        assert_eq!(
-            decode(&cursor, Status::Pending, Some("iam")).unwrap(),
-            entry
-        );
-        assert_eq!(
-            decode(&cursor, Status::Pending, None).unwrap_err().code(),
-            ErrorCode::InvalidRequest
-        );
-        assert_eq!(
-            decode(&cursor, Status::Approved, Some("iam"))
-                .unwrap_err()
-                .code(),
-            ErrorCode::InvalidRequest
-        );
+        let iam = query(Status::Pending, Some("iam"));
+        let cursor = encode(&iam, &entry);
+        assert_eq!(decode(&cursor, &iam).unwrap(), entry);
+        for other in [
+            query(Status::Pending, None),
+            query(Status::Approved, Some("iam")),
+            ListQuery {
+                actionable_by: Some(Principal::new("bob", &["security"])),
+                ..iam.clone()
+            },
+            ListQuery {
+                emergency_review: Some(ReviewFilter::Open),
+                ..iam.clone()
+            },
+        ] {
+            assert_eq!(
+                decode(&cursor, &other).unwrap_err().code(),
+                ErrorCode::InvalidRequest
+            );
+        }
+        // The roles of an `actionableBy` principal are not part of the
+        // filter: its id is.
+        let bob = ListQuery {
+            actionable_by: Some(Principal::new("bob", &["security"])),
+            ..iam.clone()
+        };
+        let bob_cursor = encode(&bob, &entry);
+        let bob_later = ListQuery {
+            actionable_by: Some(Principal::new("bob", &["security", "dba"])),
+            ..iam
+        };
+        assert_eq!(decode(&bob_cursor, &bob_later).unwrap(), entry);
     }
 
     /// A well-formed cursor whose position holds a NUL (or another control
@@ -295,8 +400,9 @@ mod tests {
                 sort_key: sort_key.into(),
                 member: member.into(),
             };
-            let cursor = encode(Status::Pending, None, &entry);
-            let error = decode(&cursor, Status::Pending, None).unwrap_err();
+            let pending = query(Status::Pending, None);
+            let cursor = encode(&pending, &entry);
+            let error = decode(&cursor, &pending).unwrap_err();
             assert_eq!(error.code(), ErrorCode::InvalidRequest, "{sort_key:?}");
         }
     }
@@ -304,7 +410,7 @@ mod tests {
     #[test]
     fn garbage_is_an_invalid_request() {
         for garbage in ["", "!!!", "e30", "bm90IGpzb24", &"A".repeat(5000)] {
-            let error = decode(garbage, Status::Pending, None).unwrap_err();
+            let error = decode(garbage, &query(Status::Pending, None)).unwrap_err();
             assert_eq!(error.code(), ErrorCode::InvalidRequest, "{garbage}");
         }
     }

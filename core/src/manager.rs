@@ -12,13 +12,13 @@ use uuid::Uuid;
 use crate::cache::{Batch, Cache, Check, CommitOutcome, Entry, IndexChange, IndexEntry, Put};
 use crate::change::PolicyChange;
 use crate::error::Error;
-use crate::input::{ListQuery, parse_idempotency_key};
+use crate::input::{ListQuery, ReviewFilter, parse_idempotency_key};
 use crate::keys;
 use crate::keys::Layout;
 use crate::listing::{self, Page, RawPage, View};
 use crate::ratelimit::{self, Bucket, Decision};
-use crate::request::{Action, ApprovalRequest, Principal, Status};
-use crate::rules::{Rules, canonical_json};
+use crate::request::{Action, ApprovalRequest, Principal, ReviewOutcome, Status};
+use crate::rules::{Rules, Visibility, canonical_json};
 use crate::time::Timestamp;
 
 /// How many times a write is retried against fresh state before giving up
@@ -87,6 +87,9 @@ pub struct ExpireReport {
     /// Stored requests this sweep could not decode, and stepped over.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub undecodable: u32,
+    /// Pending requests whose escalation this sweep recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub escalated: u32,
 }
 
 fn is_zero(count: &u32) -> bool {
@@ -231,6 +234,11 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         &self.cache
     }
 
+    /// Who may see a request, by the rules in force.
+    pub fn visibility(&self) -> Visibility {
+        self.rules.visibility.unwrap_or_default()
+    }
+
     /// The time on the manager's clock.
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
@@ -261,6 +269,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         if let Some(key) = idempotency_key {
             parse_idempotency_key(key)?;
         }
+        ApprovalRequest::check_filing(&change, principal, &self.rules)?;
         let body = canonical_json(input);
         let id = self.ids.new_id()?;
         let layout = self.layout;
@@ -348,7 +357,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 &self.rules,
                 &self.rules_digest,
                 now,
-            );
+            )?;
             if let Some(record_key) = &record_key {
                 let record = IdempotencyRecord {
                     body: body.clone(),
@@ -457,7 +466,17 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// The request with `id`, brought up to date with the clock (a due request
     /// is expired and stored so). `None` when unknown.
     pub async fn get(&self, id: &str) -> Result<Option<ApprovalRequest>, Error> {
-        match self.transact(id, |_, _| Ok(None)).await {
+        self.get_as(id, None).await
+    }
+
+    /// [`Manager::get`] on behalf of `viewer`: a request the viewer may not
+    /// see (the rules' `visibility`) is `None`, as an unknown one.
+    pub async fn get_as(
+        &self,
+        id: &str,
+        viewer: Option<&Principal>,
+    ) -> Result<Option<ApprovalRequest>, Error> {
+        match self.transact(id, viewer, |_, _| Ok(None)).await {
             Ok(request) => Ok(Some(request)),
             Err(Error::NotFound(_)) => Ok(None),
             Err(error) => Err(error),
@@ -499,6 +518,43 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         self.act(id, principal, Action::Comment { text }).await
     }
 
+    /// Closes the after-the-fact review of an emergency request.
+    pub async fn review(
+        &self,
+        id: &str,
+        principal: &Principal,
+        outcome: ReviewOutcome,
+        comment: Option<String>,
+    ) -> Result<ApprovalRequest, Error> {
+        self.act(id, principal, Action::Review { outcome, comment })
+            .await
+    }
+
+    /// Replaces the change of a pending request (its requester only),
+    /// deciding its level again with the rules in force; see
+    /// [`ApprovalRequest::amend`]. The body is judged first, as a change
+    /// (an `emergency` in it is `not_allowed`: only a filing can be one).
+    pub async fn amend(
+        &self,
+        id: &str,
+        principal: &Principal,
+        input: &Value,
+    ) -> Result<ApprovalRequest, Error> {
+        let change = parse_amendment(input, &self.rules)?;
+        self.transact(id, Some(principal), |request, now| {
+            request
+                .amend(
+                    change.clone(),
+                    principal,
+                    &self.rules,
+                    &self.rules_digest,
+                    now,
+                )
+                .map(Some)
+        })
+        .await
+    }
+
     /// Applies a lifecycle action.
     pub async fn act(
         &self,
@@ -506,7 +562,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         principal: &Principal,
         action: Action,
     ) -> Result<ApprovalRequest, Error> {
-        self.transact(id, |request, now| {
+        self.transact(id, Some(principal), |request, now| {
             request.apply(&action, principal, now).map(Some)
         })
         .await
@@ -515,10 +571,12 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// Loads the request, expires it if due, lets `decide` derive its next
     /// state (`None`: unchanged), and stores the result with compare-and-swap,
     /// retrying on conflict. An expiry found on the way is stored even when
-    /// `decide` fails, and the failure is returned after.
+    /// `decide` fails, and the failure is returned after. A request that
+    /// `viewer` may not see is `not_found`, and nothing is stored.
     async fn transact(
         &self,
         id: &str,
+        viewer: Option<&Principal>,
         decide: impl Fn(&ApprovalRequest, Timestamp) -> Result<Option<ApprovalRequest>, Error>,
     ) -> Result<ApprovalRequest, Error> {
         let not_found = || Error::NotFound(id.to_owned());
@@ -528,8 +586,13 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             let now = self.clock.now();
             let entry = self.cache.get(&key).await?.ok_or_else(not_found)?;
             let stored: ApprovalRequest = decode(&entry)?;
+            if let Some(viewer) = viewer
+                && !stored.visible_to(viewer, self.visibility())
+            {
+                return Err(not_found());
+            }
             let mut current = stored.clone();
-            let expired = current.expire_if_due(now);
+            let expired = current.catch_up(now);
             let (next, failure, changed) = match decide(&current, now) {
                 Ok(Some(next)) => (next, None, true),
                 Ok(None) => (current, None, expired),
@@ -621,26 +684,24 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// sweeper has not reached) must be stepped over, at most
     /// [`MAX_SKIPPED_PER_PAGE`] of them.
     pub async fn list_raw(&self, query: &ListQuery) -> Result<RawPage, Error> {
-        let policy_type = query.policy_type.as_deref();
         let mut after = match &query.cursor {
-            Some(cursor) => Some(listing::decode(cursor, query.status, policy_type)?),
+            Some(cursor) => Some(listing::decode(cursor, query)?),
             None => None,
         };
         if query.status == Status::Expired {
             // Let requests that are due appear in the expired listing at once.
             self.expire_due(query.limit).await?;
         }
-        let indexes: Vec<String> = self
-            .layout
-            .all()
-            .map(|partition| match policy_type {
-                Some(policy_type) => {
-                    self.layout
-                        .status_type_index(partition, query.status, policy_type)
-                }
-                None => self.layout.status_index(partition, query.status),
-            })
-            .collect();
+        let indexes = self.listing_indexes(query);
+        // Under `visibility: involved`, only what the viewer may see.
+        let restricted_to = query
+            .viewer
+            .as_ref()
+            .filter(|_| self.visibility() == Visibility::Involved);
+        // Open reviews are in `dueAt` order: the overdue ones are those up to
+        // now, and the first entry after now ends the listing.
+        let horizon = (query.emergency_review == Some(ReviewFilter::Overdue))
+            .then(|| listing::review_sort_key(self.clock.now()));
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
         let mut items: Vec<Vec<u8>> = Vec::new();
         let mut page_bytes: usize = 0;
@@ -657,10 +718,20 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 candidates.extend(entries);
             }
             candidates.sort();
+            // One request may be in several role indexes of `actionableBy`.
+            candidates.dedup();
             // Every entry left is among the candidates only when no
             // partition had more to give and none were cut off here.
             exhausted &= candidates.len() <= want;
             candidates.truncate(want);
+            if let Some(horizon) = &horizon
+                && let Some(first_later) = candidates
+                    .iter()
+                    .position(|entry| entry.sort_key > *horizon)
+            {
+                candidates.truncate(first_later);
+                exhausted = true;
+            }
             if candidates.is_empty() {
                 break;
             }
@@ -704,6 +775,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                             &entry.sort_key,
                             query,
                             self.clock.now(),
+                            restricted_to,
                         )?,
                         None => None,
                     };
@@ -744,10 +816,35 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             }
         }
         let next_cursor = match (more, after) {
-            (true, Some(last)) => Some(listing::encode(query.status, policy_type, &last)),
+            (true, Some(last)) => Some(listing::encode(query, &last)),
             _ => None,
         };
         Ok(RawPage { items, next_cursor })
+    }
+
+    /// The indexes whose merge is the listing `query`, one or more per
+    /// partition.
+    fn listing_indexes(&self, query: &ListQuery) -> Vec<String> {
+        let layout = &self.layout;
+        let mut indexes = Vec::new();
+        for partition in layout.all() {
+            if let Some(principal) = &query.actionable_by {
+                indexes.extend(
+                    principal
+                        .roles
+                        .iter()
+                        .map(|role| layout.role_index(partition, role)),
+                );
+                indexes.push(layout.anyone_index(partition));
+            } else if query.emergency_review.is_some() {
+                indexes.push(layout.review_index(partition));
+            } else if let Some(policy_type) = &query.policy_type {
+                indexes.push(layout.status_type_index(partition, query.status, policy_type));
+            } else {
+                indexes.push(layout.status_index(partition, query.status));
+            }
+        }
+        indexes
     }
 
     /// Expires up to `limit` pending requests whose `expiresAt` has passed,
@@ -764,6 +861,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             ids: Vec::new(),
             stale_removed: 0,
             undecodable: 0,
+            escalated: 0,
         };
         // The oldest deadlines of the whole store: the first `limit` of the
         // partitions' due indexes merged.
@@ -805,46 +903,51 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 report.undecodable += 1;
                 continue;
             };
-            let deadline = keys::fixed(u64::try_from(stored.expires_at.as_millis()).unwrap_or(0));
-            if stored.status != Status::Pending || deadline != entry.sort_key {
+            let deadline = stored
+                .next_deadline()
+                .map(|at| keys::fixed(u64::try_from(at.as_millis()).unwrap_or(0)));
+            if deadline.as_ref() != Some(&entry.sort_key) {
                 self.remove_stale(due_index, entry, &mut report).await?;
                 continue;
             }
-            if self.expire_one(&id, stored, value.version).await? {
-                report.ids.push(id);
+            match self.catch_up_one(&id, stored, value.version).await? {
+                Some(Status::Expired) => report.ids.push(id),
+                Some(_) => report.escalated += 1,
+                None => {}
             }
         }
         report.expired = u32::try_from(report.ids.len()).unwrap_or(u32::MAX);
         Ok(report)
     }
 
-    /// Expires the request `id` read as `stored` at `version`, retrying
-    /// against fresh state; whether this call expired it.
-    async fn expire_one(
+    /// Brings the request `id` read as `stored` at `version` up to date with
+    /// the clock (escalations, expiry), retrying against fresh state; the
+    /// status it was stored with when this call changed it.
+    async fn catch_up_one(
         &self,
         id: &Uuid,
         mut stored: ApprovalRequest,
         mut version: u64,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<Status>, Error> {
         let key = self.layout.request(id);
         for _ in 0..MAX_ATTEMPTS {
             let mut next = stored.clone();
-            if !next.expire_if_due(self.clock.now()) {
-                return Ok(false);
+            if !next.catch_up(self.clock.now()) {
+                return Ok(None);
             }
             if self.store(&stored, &next, version).await? {
-                return Ok(true);
+                return Ok(Some(next.status));
             }
             let Some(entry) = self.cache.get(&key).await? else {
-                return Ok(false);
+                return Ok(None);
             };
             let Ok(fresh) = decode::<ApprovalRequest>(&entry) else {
-                return Ok(false);
+                return Ok(None);
             };
             stored = fresh;
             version = entry.version;
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Removes an entry of a due index that matches no pending request.
@@ -882,6 +985,23 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         }
         Ok(oldest.map(Timestamp::from_millis))
     }
+}
+
+/// The change of an amend: a valid change that is not an emergency.
+pub fn parse_amendment(input: &Value, rules: &Rules) -> Result<PolicyChange, Error> {
+    let mut change = PolicyChange::parse(input, Some(rules))
+        .map_err(|details| Error::invalid("the change is invalid", details))?;
+    if change.emergency.take().is_some() {
+        return Err(Error::invalid(
+            "the change is invalid",
+            vec![crate::validation::Violation::new(
+                "emergency",
+                crate::validation::ViolationCode::NotAllowed,
+                "only a new filing can be an emergency, not an amend",
+            )],
+        ));
+    }
+    Ok(change)
 }
 
 fn to_changes(entries: Vec<(String, IndexEntry)>) -> Vec<IndexChange> {

@@ -80,7 +80,8 @@ fn a_request_holds_what_its_schema_names() {
         &rules,
         &rules.digest(),
         Timestamp::from_millis(1_767_225_600_000),
-    );
+    )
+    .unwrap();
     let written = serde_json::to_value(&request).unwrap();
     for (value, schema) in [
         (&written, schema_of::<ApprovalRequest>()),

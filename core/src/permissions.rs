@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::Cache;
 use crate::error::{Error, ErrorCode};
 use crate::manager::{Clock, IdSource, Manager};
-use crate::request::{Action, ApprovalRequest, Principal};
+use crate::request::{Action, ApprovalRequest, Principal, ReviewOutcome};
 use crate::time::Timestamp;
 
 /// Why an action is refused: the error the action would return.
@@ -42,6 +42,10 @@ pub struct AllowedActions {
     pub cancel: Option<Refusal>,
     /// `comment`.
     pub comment: Option<Refusal>,
+    /// `amend`, whatever the new change.
+    pub amend: Option<Refusal>,
+    /// `review`: closing an emergency's after-the-fact review.
+    pub review: Option<Refusal>,
 }
 
 impl AllowedActions {
@@ -50,16 +54,12 @@ impl AllowedActions {
     /// as every action does.
     pub fn of(request: &ApprovalRequest, principal: &Principal, now: Timestamp) -> Self {
         let mut current = request.clone();
-        current.expire_if_due(now);
-        let refusal = |action: Action| {
-            current
-                .apply(&action, principal, now)
-                .err()
-                .map(|error| Refusal {
-                    code: error.code(),
-                    reason: error.to_string(),
-                })
+        current.catch_up(now);
+        let refused = |error: Error| Refusal {
+            code: error.code(),
+            reason: error.to_string(),
         };
+        let refusal = |action: Action| current.apply(&action, principal, now).err().map(refused);
         // Placeholder texts: any valid text gives the same answer.
         let text = || "ok".to_owned();
         Self {
@@ -67,20 +67,25 @@ impl AllowedActions {
             reject: refusal(Action::Reject { reason: text() }),
             cancel: refusal(Action::Cancel),
             comment: refusal(Action::Comment { text: text() }),
+            amend: current.ensure_may_amend(principal, now).err().map(refused),
+            review: refusal(Action::Review {
+                outcome: ReviewOutcome::Ratified,
+                comment: None,
+            }),
         }
     }
 }
 
 impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// What `principal` may do now to the stored request `id`
-    /// (`not_found` when unknown).
+    /// (`not_found` when unknown, or when the principal may not see it).
     pub async fn allowed_actions(
         &self,
         id: &str,
         principal: &Principal,
     ) -> Result<AllowedActions, Error> {
         let request = self
-            .get(id)
+            .get_as(id, Some(principal))
             .await?
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
         Ok(AllowedActions::of(&request, principal, self.now()))
@@ -120,6 +125,7 @@ mod tests {
             "digest",
             Timestamp::from_millis(0),
         )
+        .unwrap()
     }
 
     fn code(refusal: Option<Refusal>) -> Option<ErrorCode> {

@@ -10,11 +10,34 @@ use uuid::Uuid;
 
 use crate::change::PolicyChange;
 use crate::error::Error;
-use crate::rules::{LevelExplanation, Rules, Stage};
+use crate::rules::{Level, LevelExplanation, Quorum, Rules, Separation, Stage, Visibility};
 use crate::time::Timestamp;
 
 /// The actor recorded for transitions the clock makes.
 pub const SYSTEM_ACTOR: &str = "system";
+
+/// Roles that see every request when the rules set `visibility: involved`.
+pub const SEE_EVERY_REQUEST_ROLES: [&str; 2] = ["auditor", "admin"];
+
+/// Whether `viewer` may see a request filed by `requested_by` whose level
+/// has `stages`, under `visibility`: always under `all`; under `involved`
+/// when it is the requester, holds a role eligible somewhere in the level (a
+/// stage, a group, an escalation; the emergency review is open to the same
+/// principals), or holds `auditor` or `admin`.
+pub fn may_see(
+    visibility: Visibility,
+    requested_by: &str,
+    stages: &[Stage],
+    viewer: &Principal,
+) -> bool {
+    visibility == Visibility::All
+        || viewer.id == requested_by
+        || viewer
+            .roles
+            .iter()
+            .any(|role| SEE_EVERY_REQUEST_ROLES.contains(&role.as_str()))
+        || stages.iter().any(|stage| stage.involves(&viewer.roles))
+}
 
 /// At most this many history entries; comments beyond it are refused.
 pub const MAX_HISTORY: usize = 1000;
@@ -106,6 +129,14 @@ pub enum ActionKind {
     Comment,
     /// The clock expired it.
     Expire,
+    /// The clock made the escalation roles eligible for a stage or group.
+    Escalate,
+    /// The requester replaced the change.
+    Amend,
+    /// The change was filed as an emergency and approved at once.
+    Emergency,
+    /// The after-the-fact review of an emergency was closed.
+    Review,
 }
 
 /// One counted approval.
@@ -120,12 +151,20 @@ pub struct Approval {
     pub by: String,
     /// The stage it counted for.
     pub stage: String,
+    /// The group it counted for, in a stage with groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub group: Option<String>,
     /// When.
     pub at: Timestamp,
     /// An optional note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "tsify", tsify(optional))]
     pub comment: Option<String>,
+    /// The `changeDigest` of the change approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub change_digest: Option<String>,
 }
 
 /// The rejection of a request.
@@ -164,10 +203,130 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "tsify", tsify(optional))]
     pub stage: Option<String>,
-    /// The comment, approval note or rejection reason.
+    /// The group, for an approval or escalation of one group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub group: Option<String>,
+    /// The comment, approval note, rejection reason or emergency reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "tsify", tsify(optional))]
     pub comment: Option<String>,
+    /// For an amend: whether it dropped the approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub approvals_reset: Option<bool>,
+    /// The audit chain: hex SHA-256 of the previous entry's `hash` (for
+    /// the first, of the request id) followed by this entry's canonical
+    /// JSON without `hash` (see [`crate::audit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub hash: Option<String>,
+}
+
+impl HistoryEntry {
+    /// An entry with no stage, group, comment or reset flag.
+    fn new(at: Timestamp, actor: &str, action: ActionKind) -> Self {
+        Self {
+            at,
+            actor: actor.to_owned(),
+            action,
+            stage: None,
+            group: None,
+            comment: None,
+            approvals_reset: None,
+            hash: None,
+        }
+    }
+}
+
+/// A break-glass request's emergency: why, and its after-the-fact review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Emergency {
+    /// Why it could not wait.
+    pub reason: String,
+    /// The review that must follow.
+    pub review: Review,
+}
+
+/// The after-the-fact review of an emergency request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Part of a stored record: fields it does not know (written by a newer
+// version) are ignored, so a rolling upgrade can add fields.
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Review {
+    /// `open` until someone closes it with an outcome.
+    pub status: ReviewStatus,
+    /// When it is due: `createdAt` + the level's `reviewWithinSeconds`.
+    pub due_at: Timestamp,
+    /// Who closed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub by: Option<String>,
+    /// When it was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub at: Option<Timestamp>,
+    /// The reviewer's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub comment: Option<String>,
+}
+
+/// Where an emergency's review stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ReviewStatus {
+    /// Not reviewed yet.
+    Open,
+    /// Reviewed and found justified.
+    Ratified,
+    /// Reviewed and found wanting.
+    Flagged,
+}
+
+impl ReviewStatus {
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        crate::validation::wire_name(&self)
+    }
+}
+
+/// How a review is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ReviewOutcome {
+    /// The emergency was justified.
+    Ratified,
+    /// It was not, or something needs following up.
+    Flagged,
+}
+
+impl ReviewOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 2] = [Self::Ratified, Self::Flagged];
+
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        crate::validation::wire_name(&self)
+    }
+
+    fn status(self) -> ReviewStatus {
+        match self {
+            Self::Ratified => ReviewStatus::Ratified,
+            Self::Flagged => ReviewStatus::Flagged,
+        }
+    }
 }
 
 /// A stored change request.
@@ -192,6 +351,11 @@ pub struct ApprovalRequest {
     /// The level's stages as they were when the request was decided, so that a
     /// later rules change cannot alter who may approve it.
     pub stages: Vec<Stage>,
+    /// The level's separation of duties as it was when decided; absent
+    /// means the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub separation: Option<Separation>,
     /// Lifecycle state.
     pub status: Status,
     /// The current stage; absent when terminal.
@@ -212,8 +376,19 @@ pub struct ApprovalRequest {
     pub expires_at: Timestamp,
     /// Moves on every change, comments included.
     pub version: u64,
+    /// When the current stage became current (escalation counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub stage_started_at: Option<Timestamp>,
     /// Digest of the rules that decided it.
     pub rules_digest: String,
+    /// The digest of the change's canonical JSON as stored.
+    #[serde(default)]
+    pub change_digest: String,
+    /// Present when filed as an emergency (break-glass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub emergency: Option<Emergency>,
     /// Everything that happened, in order.
     pub history: Vec<HistoryEntry>,
 }
@@ -238,53 +413,174 @@ pub enum Action {
         /// The text.
         text: String,
     },
+    /// Close an emergency's after-the-fact review.
+    Review {
+        /// Ratified or flagged.
+        outcome: ReviewOutcome,
+        /// Optional note.
+        comment: Option<String>,
+    },
+}
+
+/// Where a level puts a request it starts: its stages, the first stage and
+/// whether it is approved at once.
+struct Start {
+    stages: Vec<Stage>,
+    separation: Option<Separation>,
+    stage: Option<String>,
+    status: Status,
+    expires_at: Timestamp,
+}
+
+impl Start {
+    fn of(level: Option<&Level>, now: Timestamp) -> Self {
+        let stages = level.map(|level| level.stages.clone()).unwrap_or_default();
+        let stage = stages.first().map(|stage| stage.name.clone());
+        let ttl = level.map_or(0, |level| level.ttl_seconds);
+        Self {
+            separation: level.and_then(|level| level.separation),
+            status: if stage.is_some() {
+                Status::Pending
+            } else {
+                Status::Approved
+            },
+            stage,
+            stages,
+            expires_at: now.plus_seconds(u64::from(ttl)),
+        }
+    }
+}
+
+/// The break-glass policy of `level` if `requester` may use it, else
+/// `forbidden` saying why.
+fn emergency_policy<'r>(
+    level: Option<&'r Level>,
+    requester: &Principal,
+) -> Result<&'r crate::rules::EmergencyPolicy, Error> {
+    let name = level.map_or("", |level| level.name.as_str());
+    let Some(policy) = level.and_then(|level| level.emergency.as_ref()) else {
+        return Err(Error::Forbidden(format!(
+            "level `{name}` allows no emergency filing"
+        )));
+    };
+    if policy
+        .allowed_roles
+        .iter()
+        .any(|role| requester.roles.contains(role))
+    {
+        Ok(policy)
+    } else {
+        Err(Error::Forbidden(format!(
+            "an emergency at level `{name}` needs one of the roles {}",
+            policy.allowed_roles.join(", ")
+        )))
+    }
+}
+
+/// What an escalation of `quorum` is recorded under: its group when the
+/// group has its own escalation, else its stage (`None`), for a group
+/// without its own escalates with its stage.
+fn escalation_source<'s>(stage: &'s Stage, quorum: &Quorum<'s>) -> Option<&'s str> {
+    let own = stage
+        .groups
+        .as_ref()
+        .and_then(|groups| {
+            groups
+                .iter()
+                .find(|group| Some(group.name.as_str()) == quorum.group)
+        })
+        .is_some_and(|group| group.escalate_after_seconds.is_some());
+    if own { quorum.group } else { None }
+}
+
+/// An escalation that has not been recorded yet: of a stage (`group`
+/// `None`, for every group without its own) or of one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DueEscalation {
+    at: Timestamp,
+    stage: String,
+    group: Option<String>,
 }
 
 impl ApprovalRequest {
     /// Files a validated change: decides its level and starts it pending at the
-    /// first stage, or approved when the level has no stages.
+    /// first stage, or approved when the level has no stages. An emergency
+    /// filing is approved at once with an open review; it is `forbidden`
+    /// unless the level allows break-glass to one of the principal's roles.
     pub fn create(
         id: Uuid,
-        change: PolicyChange,
+        mut change: PolicyChange,
         requester: &Principal,
         rules: &Rules,
         rules_digest: &str,
         now: Timestamp,
-    ) -> Self {
+    ) -> Result<Self, Error> {
         let determination = rules.determine(&change);
         let level = rules.levels.get(determination.level_index);
-        let stages = level.map(|level| level.stages.clone()).unwrap_or_default();
-        let ttl = level.map_or(0, |level| level.ttl_seconds);
-        let first_stage = stages.first().map(|stage| stage.name.clone());
-        let status = if first_stage.is_some() {
-            Status::Pending
-        } else {
-            Status::Approved
-        };
-        Self {
+        let filing = change.emergency.take();
+        let start = Start::of(level, now);
+        let change_digest = change.digest();
+        let mut request = Self {
             id,
             change,
             requested_by: requester.id.clone(),
             level: level.map(|level| level.name.clone()).unwrap_or_default(),
             level_explanation: determination.explanation,
-            stages,
-            status,
-            stage: first_stage.clone(),
+            stages: start.stages,
+            separation: start.separation,
+            status: start.status,
+            stage: start.stage.clone(),
             approvals: Vec::new(),
             rejection: None,
             created_at: now,
             updated_at: now,
-            expires_at: now.plus_seconds(u64::from(ttl)),
+            expires_at: start.expires_at,
             version: 1,
+            stage_started_at: start.stage.is_some().then_some(now),
             rules_digest: rules_digest.to_owned(),
+            change_digest,
+            emergency: None,
             history: vec![HistoryEntry {
-                at: now,
-                actor: requester.id.clone(),
-                action: ActionKind::Create,
-                stage: first_stage,
-                comment: None,
+                stage: start.stage,
+                ..HistoryEntry::new(now, &requester.id, ActionKind::Create)
             }],
+        };
+        if let Some(filing) = filing {
+            let policy = emergency_policy(level, requester)?;
+            request.status = Status::Approved;
+            request.stage = None;
+            request.stage_started_at = None;
+            request.history.push(HistoryEntry {
+                comment: Some(filing.reason.clone()),
+                ..HistoryEntry::new(now, &requester.id, ActionKind::Emergency)
+            });
+            request.emergency = Some(Emergency {
+                reason: filing.reason,
+                review: Review {
+                    status: ReviewStatus::Open,
+                    due_at: now.plus_seconds(u64::from(policy.review_within_seconds)),
+                    by: None,
+                    at: None,
+                    comment: None,
+                },
+            });
         }
+        request.seal();
+        Ok(request)
+    }
+
+    /// Refuses a filing that `create` would refuse whatever the clock says:
+    /// an emergency that the change's level does not allow to `requester`.
+    pub fn check_filing(
+        change: &PolicyChange,
+        requester: &Principal,
+        rules: &Rules,
+    ) -> Result<(), Error> {
+        if change.emergency.is_some() {
+            let level = rules.levels.get(rules.determine(change).level_index);
+            emergency_policy(level, requester)?;
+        }
+        Ok(())
     }
 
     /// Whether the request is pending but past its `expiresAt` at `now`.
@@ -292,32 +588,197 @@ impl ApprovalRequest {
         self.status == Status::Pending && now >= self.expires_at
     }
 
-    /// The request as the clock sees it at `now`: expired (at `expiresAt`, by
-    /// `system`) if it is due, else unchanged. Returns whether it changed.
+    /// Seals the history: every entry without a `hash` gets the one that
+    /// chains it after the entry before it. Every transition ends with it,
+    /// so only the entries it appended are hashed.
+    fn seal(&mut self) {
+        let mut prev = crate::audit::request_genesis(&self.id.to_string());
+        for entry in &mut self.history {
+            if let Some(hash) = &entry.hash {
+                prev.clone_from(hash);
+                continue;
+            }
+            let value = serde_json::to_value(&*entry).unwrap_or(serde_json::Value::Null);
+            let hash = crate::audit::link_hash(&prev, &value);
+            entry.hash = Some(hash.clone());
+            prev = hash;
+        }
+    }
+
+    /// Whether `viewer` may see this request under `visibility` (see
+    /// [`may_see`]).
+    pub fn visible_to(&self, viewer: &Principal, visibility: Visibility) -> bool {
+        may_see(visibility, &self.requested_by, &self.stages, viewer)
+    }
+
+    /// Whether the emergency review is open.
+    pub fn review_open(&self) -> bool {
+        self.emergency
+            .as_ref()
+            .is_some_and(|emergency| emergency.review.status == ReviewStatus::Open)
+    }
+
+    /// The request as the clock sees it at `now`: escalations that fell due
+    /// are recorded (each once, at its exact time, by `system`), then the
+    /// request is expired (at `expiresAt`) if it is due. Returns whether it
+    /// changed.
+    pub fn catch_up(&mut self, now: Timestamp) -> bool {
+        let mut changed = false;
+        while let Some(due) = self.next_escalation().filter(|due| due.at <= now) {
+            self.history.push(HistoryEntry {
+                stage: Some(due.stage),
+                group: due.group,
+                ..HistoryEntry::new(due.at, SYSTEM_ACTOR, ActionKind::Escalate)
+            });
+            self.version += 1;
+            changed = true;
+        }
+        let changed = self.expire_if_due(now) || changed;
+        if changed {
+            self.seal();
+        }
+        changed
+    }
+
+    /// Expires the request (at `expiresAt`, by `system`) if it is due, else
+    /// leaves it unchanged. Returns whether it changed.
     pub fn expire_if_due(&mut self, now: Timestamp) -> bool {
         if !self.is_due(now) {
             return false;
         }
         self.history.push(HistoryEntry {
-            at: self.expires_at,
-            actor: SYSTEM_ACTOR.to_owned(),
-            action: ActionKind::Expire,
             stage: self.stage.take(),
-            comment: None,
+            ..HistoryEntry::new(self.expires_at, SYSTEM_ACTOR, ActionKind::Expire)
         });
         self.status = Status::Expired;
         self.updated_at = self.expires_at;
         self.version += 1;
+        self.seal();
         true
     }
 
-    fn current_stage(&self) -> Option<&Stage> {
+    /// The next moment the clock changes this request: its next escalation,
+    /// else its expiry; `None` unless pending.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        if self.status != Status::Pending {
+            return None;
+        }
+        Some(
+            self.next_escalation()
+                .map_or(self.expires_at, |due| due.at.min(self.expires_at)),
+        )
+    }
+
+    /// The earliest escalation of the current stage not recorded yet, of a
+    /// quorum that is not met, falling before `expiresAt`.
+    fn next_escalation(&self) -> Option<DueEscalation> {
+        let stage = self.current_stage()?;
+        let started = self.stage_started_at?;
+        let mut sources: Vec<(Option<&str>, u32)> = Vec::new();
+        for quorum in stage.quorums() {
+            let Some(after) = quorum.escalate_after_seconds else {
+                continue;
+            };
+            if self.counted(stage, &quorum) >= quorum.required {
+                continue;
+            }
+            let source = escalation_source(stage, &quorum);
+            if !sources.contains(&(source, after)) {
+                sources.push((source, after));
+            }
+        }
+        sources
+            .into_iter()
+            .filter(|(group, _)| !self.escalation_recorded(&stage.name, *group, started))
+            .map(|(group, after)| DueEscalation {
+                at: started.plus_seconds(u64::from(after)),
+                stage: stage.name.clone(),
+                group: group.map(str::to_owned),
+            })
+            .filter(|due| due.at < self.expires_at)
+            .min_by_key(|due| due.at)
+    }
+
+    /// Who may approve the current stage now, as the listing of
+    /// `actionableBy` indexes it: whether anyone may (a quorum with no
+    /// eligible roles), and the roles that may, of the quorums not met yet,
+    /// escalation roles included once the escalation is recorded. Empty
+    /// unless pending.
+    pub fn approver_roles(&self) -> (bool, Vec<String>) {
+        let mut anyone = false;
+        let mut roles: Vec<String> = Vec::new();
+        let (Some(stage), Some(started)) = (self.current_stage(), self.stage_started_at) else {
+            return (anyone, roles);
+        };
+        if self.status != Status::Pending {
+            return (anyone, roles);
+        }
+        for quorum in stage.quorums() {
+            if self.counted(stage, &quorum) >= quorum.required {
+                continue;
+            }
+            anyone |= quorum.eligible_roles.is_empty();
+            let escalated =
+                self.escalation_recorded(&stage.name, escalation_source(stage, &quorum), started);
+            let extra = if escalated {
+                quorum.escalation_roles
+            } else {
+                &[]
+            };
+            for role in quorum.eligible_roles.iter().chain(extra) {
+                if !roles.contains(role) {
+                    roles.push(role.clone());
+                }
+            }
+        }
+        (anyone, roles)
+    }
+
+    fn escalation_recorded(&self, stage: &str, group: Option<&str>, since: Timestamp) -> bool {
+        self.history.iter().rev().any(|entry| {
+            entry.action == ActionKind::Escalate
+                && entry.at >= since
+                && entry.stage.as_deref() == Some(stage)
+                && entry.group.as_deref() == group
+        })
+    }
+
+    /// Whether `quorum` of the current stage has escalated at `now`.
+    fn escalated(&self, quorum: &Quorum<'_>, now: Timestamp) -> bool {
+        match (quorum.escalate_after_seconds, self.stage_started_at) {
+            (Some(after), Some(started)) => {
+                let at = started.plus_seconds(u64::from(after));
+                at < self.expires_at && now >= at
+            }
+            _ => false,
+        }
+    }
+
+    /// The approvals counted toward `quorum` of `stage`.
+    fn counted(&self, stage: &Stage, quorum: &Quorum<'_>) -> u32 {
+        let count = self
+            .approvals
+            .iter()
+            .filter(|approval| {
+                approval.stage == stage.name && approval.group.as_deref() == quorum.group
+            })
+            .count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    /// The current stage, when pending.
+    pub fn current_stage(&self) -> Option<&Stage> {
         let name = self.stage.as_deref()?;
         self.stages.iter().find(|stage| stage.name == name)
     }
 
-    /// The checks shared by approve, reject and cancel, in the order of the
-    /// specification: expired, then not pending.
+    /// The separation of duties that applies, defaults filled in.
+    pub fn separation(&self) -> Separation {
+        self.separation.unwrap_or_default()
+    }
+
+    /// The checks shared by approve, reject, cancel and amend, in the order
+    /// of the specification: expired, then not pending.
     fn ensure_actionable(&self, now: Timestamp) -> Result<(), Error> {
         if self.status == Status::Expired || self.is_due(now) {
             return Err(Error::Expired(self.id.to_string()));
@@ -331,34 +792,84 @@ impl ApprovalRequest {
         Ok(())
     }
 
-    /// The checks of approve and reject: the caller is not the requester, has
-    /// not approved before and holds a role of the current stage.
-    fn ensure_may_decide(&self, principal: &Principal) -> Result<&Stage, Error> {
-        if principal.id == self.requested_by {
+    /// The checks of approve and reject, in the order of the specification:
+    /// the caller is not the requester (unless the level allows it), has not
+    /// approved before (in this request, or in this stage when the level
+    /// allows one approval per stage), and holds a role of the current
+    /// stage. Returns the stage and, for an approval, the quorum it counts
+    /// toward: the first, in document order, that admits the caller and is
+    /// not met yet.
+    fn ensure_may_decide(
+        &self,
+        principal: &Principal,
+        now: Timestamp,
+        approving: bool,
+    ) -> Result<(&Stage, Option<Option<String>>), Error> {
+        let separation = self.separation();
+        if principal.id == self.requested_by && !separation.requester_may_approve {
             return Err(Error::SelfApproval(principal.id.clone()));
-        }
-        if self
-            .approvals
-            .iter()
-            .any(|approval| approval.by == principal.id)
-        {
-            return Err(Error::AlreadyApproved(principal.id.clone()));
         }
         let stage = self.current_stage().ok_or_else(|| {
             Error::Internal(format!("request `{}` has no current stage", self.id))
         })?;
-        if !stage.admits(&principal.roles) {
-            return Err(Error::NotEligible {
-                principal: principal.id.clone(),
-                stage: stage.name.clone(),
-            });
+        if self.approvals.iter().any(|approval| {
+            approval.by == principal.id
+                && (separation.one_approval_per_principal || approval.stage == stage.name)
+        }) {
+            return Err(Error::AlreadyApproved(principal.id.clone()));
         }
-        Ok(stage)
+        let quorums = stage.quorums();
+        let admitted =
+            |quorum: &&Quorum<'_>| quorum.admits(&principal.roles, self.escalated(quorum, now));
+        let not_eligible = || Error::NotEligible {
+            principal: principal.id.clone(),
+            stage: stage.name.clone(),
+        };
+        if !approving {
+            return quorums
+                .iter()
+                .find(admitted)
+                .map(|_| (stage, None))
+                .ok_or_else(not_eligible);
+        }
+        quorums
+            .iter()
+            .filter(admitted)
+            .find(|quorum| self.counted(stage, quorum) < quorum.required)
+            .map(|quorum| (stage, Some(quorum.group.map(str::to_owned))))
+            .ok_or_else(not_eligible)
+    }
+
+    /// Moves to the next stage (or approves) when every quorum of the
+    /// current stage is met.
+    fn advance_if_met(&mut self, now: Timestamp) {
+        let Some(stage) = self.current_stage() else {
+            return;
+        };
+        let met = stage
+            .quorums()
+            .iter()
+            .all(|quorum| self.counted(stage, quorum) >= quorum.required);
+        if !met {
+            return;
+        }
+        let position = self.stages.iter().position(|s| s.name == stage.name);
+        match position.and_then(|position| self.stages.get(position + 1)) {
+            Some(following) => {
+                self.stage = Some(following.name.clone());
+                self.stage_started_at = Some(now);
+            }
+            None => {
+                self.stage = None;
+                self.stage_started_at = None;
+                self.status = Status::Approved;
+            }
+        }
     }
 
     /// Applies `action` by `principal` at `now`, returning the new request.
     /// The request must already have been brought up to date with
-    /// [`ApprovalRequest::expire_if_due`] by the caller that stores it.
+    /// [`ApprovalRequest::catch_up`] by the caller that stores it.
     pub fn apply(
         &self,
         action: &Action,
@@ -366,76 +877,58 @@ impl ApprovalRequest {
         now: Timestamp,
     ) -> Result<Self, Error> {
         let mut next = self.clone();
-        let entry =
-            |action: ActionKind, stage: Option<String>, comment: Option<String>| HistoryEntry {
-                at: now,
-                actor: principal.id.clone(),
-                action,
-                stage,
-                comment,
-            };
+        let entry = |action: ActionKind| HistoryEntry::new(now, &principal.id, action);
         match action {
             Action::Approve { comment } => {
                 self.ensure_actionable(now)?;
-                let stage = self.ensure_may_decide(principal)?;
+                let (stage, group) = self.ensure_may_decide(principal, now, true)?;
+                let group = group.flatten();
                 next.approvals.push(Approval {
                     by: principal.id.clone(),
                     stage: stage.name.clone(),
+                    group: group.clone(),
                     at: now,
                     comment: comment.clone(),
+                    change_digest: Some(self.change_digest.clone()),
                 });
-                next.history.push(entry(
-                    ActionKind::Approve,
-                    Some(stage.name.clone()),
-                    comment.clone(),
-                ));
-                let counted = next
-                    .approvals
-                    .iter()
-                    .filter(|approval| approval.stage == stage.name)
-                    .count();
-                if counted >= usize::try_from(stage.required_approvals).unwrap_or(usize::MAX) {
-                    let position = self.stages.iter().position(|s| s.name == stage.name);
-                    match position.and_then(|position| self.stages.get(position + 1)) {
-                        Some(following) => next.stage = Some(following.name.clone()),
-                        None => {
-                            next.stage = None;
-                            next.status = Status::Approved;
-                        }
-                    }
-                }
+                next.history.push(HistoryEntry {
+                    stage: Some(stage.name.clone()),
+                    group,
+                    comment: comment.clone(),
+                    ..entry(ActionKind::Approve)
+                });
+                next.advance_if_met(now);
                 next.updated_at = now;
             }
             Action::Reject { reason } => {
                 self.ensure_actionable(now)?;
-                let stage = self.ensure_may_decide(principal)?;
+                let (stage, _) = self.ensure_may_decide(principal, now, false)?;
                 next.rejection = Some(Rejection {
                     by: principal.id.clone(),
                     stage: stage.name.clone(),
                     at: now,
                     reason: reason.clone(),
                 });
-                next.history.push(entry(
-                    ActionKind::Reject,
-                    Some(stage.name.clone()),
-                    Some(reason.clone()),
-                ));
+                next.history.push(HistoryEntry {
+                    stage: Some(stage.name.clone()),
+                    comment: Some(reason.clone()),
+                    ..entry(ActionKind::Reject)
+                });
                 next.status = Status::Rejected;
                 next.stage = None;
+                next.stage_started_at = None;
                 next.updated_at = now;
             }
             Action::Cancel => {
                 self.ensure_actionable(now)?;
-                if principal.id != self.requested_by {
-                    return Err(Error::Forbidden(format!(
-                        "only the requester `{}` may cancel this request",
-                        self.requested_by
-                    )));
-                }
-                next.history
-                    .push(entry(ActionKind::Cancel, self.stage.clone(), None));
+                self.ensure_requester(principal, "cancel")?;
+                next.history.push(HistoryEntry {
+                    stage: self.stage.clone(),
+                    ..entry(ActionKind::Cancel)
+                });
                 next.status = Status::Cancelled;
                 next.stage = None;
+                next.stage_started_at = None;
                 next.updated_at = now;
             }
             Action::Comment { text } => {
@@ -445,14 +938,108 @@ impl ApprovalRequest {
                         Vec::new(),
                     ));
                 }
-                next.history.push(entry(
-                    ActionKind::Comment,
-                    self.stage.clone(),
-                    Some(text.clone()),
-                ));
+                next.history.push(HistoryEntry {
+                    stage: self.stage.clone(),
+                    comment: Some(text.clone()),
+                    ..entry(ActionKind::Comment)
+                });
+            }
+            Action::Review { outcome, comment } => {
+                if !self.review_open() {
+                    return Err(Error::NoOpenReview(self.id.to_string()));
+                }
+                if principal.id == self.requested_by {
+                    return Err(Error::SelfApproval(principal.id.clone()));
+                }
+                if !self
+                    .stages
+                    .iter()
+                    .any(|stage| stage.involves(&principal.roles))
+                {
+                    return Err(Error::NotEligible {
+                        principal: principal.id.clone(),
+                        stage: "review".to_owned(),
+                    });
+                }
+                if let Some(emergency) = next.emergency.as_mut() {
+                    emergency.review.status = outcome.status();
+                    emergency.review.by = Some(principal.id.clone());
+                    emergency.review.at = Some(now);
+                    emergency.review.comment = comment.clone();
+                }
+                next.history.push(HistoryEntry {
+                    comment: comment.clone(),
+                    ..entry(ActionKind::Review)
+                });
+                next.updated_at = now;
             }
         }
         next.version += 1;
+        next.seal();
+        Ok(next)
+    }
+
+    /// Refuses anyone but the requester with `forbidden`.
+    fn ensure_requester(&self, principal: &Principal, what: &str) -> Result<(), Error> {
+        if principal.id == self.requested_by {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "only the requester `{}` may {what} this request",
+                self.requested_by
+            )))
+        }
+    }
+
+    /// The checks of an amend, whatever the new change: the request is
+    /// pending and the principal is its requester.
+    pub fn ensure_may_amend(&self, principal: &Principal, now: Timestamp) -> Result<(), Error> {
+        self.ensure_actionable(now)?;
+        self.ensure_requester(principal, "amend")
+    }
+
+    /// Replaces the change of a pending request (requester only), deciding
+    /// its level again with `rules`. Approvals are kept only when the level
+    /// stays and the change differs in wording alone (`title`,
+    /// `justification`, `metadata`); otherwise they are dropped and the
+    /// request starts again at the first stage, with a new `expiresAt`.
+    pub fn amend(
+        &self,
+        change: PolicyChange,
+        principal: &Principal,
+        rules: &Rules,
+        rules_digest: &str,
+        now: Timestamp,
+    ) -> Result<Self, Error> {
+        self.ensure_may_amend(principal, now)?;
+        let determination = rules.determine(&change);
+        let level = rules.levels.get(determination.level_index);
+        let level_name = level.map(|level| level.name.clone()).unwrap_or_default();
+        let keep = level_name == self.level && change.differs_only_in_wording(&self.change);
+        let mut next = self.clone();
+        next.change_digest = change.digest();
+        next.change = change;
+        next.level_explanation = determination.explanation;
+        next.rules_digest = rules_digest.to_owned();
+        if !keep {
+            let start = Start::of(level, now);
+            next.level = level_name;
+            next.stages = start.stages;
+            next.separation = start.separation;
+            next.stage = start.stage;
+            next.status = start.status;
+            next.expires_at = start.expires_at;
+            next.stage_started_at = next.stage.is_some().then_some(now);
+            next.approvals.clear();
+        }
+        next.history.push(HistoryEntry {
+            stage: next.stage.clone(),
+            approvals_reset: Some(!keep),
+            ..HistoryEntry::new(now, &principal.id, ActionKind::Amend)
+        });
+        next.updated_at = now;
+        next.version += 1;
+        next.seal();
         Ok(next)
     }
 }
@@ -496,6 +1083,7 @@ mod tests {
             &rules.digest(),
             Timestamp::from_millis(1_000),
         )
+        .unwrap()
     }
 
     fn approve() -> Action {
@@ -684,5 +1272,132 @@ mod tests {
         }
         assert_eq!(json["createdAt"], "1970-01-01T00:00:01.000Z");
         assert!(json.get("rejection").is_none());
+    }
+
+    #[test]
+    fn the_change_digest_is_the_sha256_of_the_stored_change_as_canonical_json() {
+        let request = request("iam");
+        let canonical =
+            crate::rules::canonical_json(&serde_json::to_value(&request.change).unwrap());
+        assert!(
+            canonical.contains("\"priority\":\"normal\""),
+            "defaults filled in"
+        );
+        assert_eq!(request.change_digest, crate::rules::sha256_hex(&canonical));
+        assert_eq!(request.change_digest.len(), 64);
+        let mut reworded = request.change.clone();
+        reworded.title = "another title".to_owned();
+        assert_ne!(reworded.digest(), request.change_digest);
+        assert!(reworded.differs_only_in_wording(&request.change));
+        reworded.diff = Some("+ x".to_owned());
+        assert!(!reworded.differs_only_in_wording(&request.change));
+    }
+
+    fn escalating() -> ApprovalRequest {
+        let rules = Rules::parse(&json!({
+            "levels": [{ "name": "l", "ttlSeconds": 100, "stages": [
+                { "name": "s", "groups": [
+                    { "name": "a", "requiredApprovals": 1, "eligibleRoles": ["ra"],
+                      "escalateAfterSeconds": 10, "escalationRoles": ["lead"] },
+                    { "name": "b", "requiredApprovals": 1, "eligibleRoles": ["rb"] }
+                ], "escalateAfterSeconds": 20, "escalationRoles": ["boss"] }
+            ]}],
+            "defaultLevel": "l"
+        }))
+        .unwrap();
+        let change = PolicyChange::parse(
+            &json!({
+                "policyId": "p", "policyType": "iam", "changeKind": "create",
+                "title": "t", "justification": "because it matters",
+            }),
+            None,
+        )
+        .unwrap();
+        ApprovalRequest::create(
+            Uuid::nil(),
+            change,
+            &Principal::new("alice", &[]),
+            &rules,
+            "d",
+            at(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn escalations_come_due_in_order_and_are_recorded_once_each() {
+        let mut request = escalating();
+        assert_eq!(request.next_deadline(), Some(at(10_000)));
+        assert_eq!(
+            request.approver_roles(),
+            (false, vec!["ra".to_owned(), "rb".to_owned()])
+        );
+        assert!(!request.catch_up(at(9_999)));
+        assert!(request.catch_up(at(10_000)));
+        assert_eq!(request.next_deadline(), Some(at(20_000)));
+        assert!(!request.catch_up(at(15_000)), "recorded once");
+        let roles = request.approver_roles().1;
+        assert_eq!(roles, ["ra", "lead", "rb"]);
+        // The group's own escalation lets `lead` in for `a` only.
+        let lead = Principal::new("lena", &["lead"]);
+        let approved = request
+            .apply(&Action::Approve { comment: None }, &lead, at(15_000))
+            .unwrap();
+        assert_eq!(approved.approvals[0].group.as_deref(), Some("a"));
+        assert_eq!(
+            code(approved.apply(
+                &Action::Approve { comment: None },
+                &Principal::new("lou", &["lead"]),
+                at(15_000)
+            )),
+            ErrorCode::NotEligible
+        );
+        // The stage's escalation covers `b`, which has none of its own.
+        assert!(request.catch_up(at(50_000)));
+        let escalations: Vec<_> = request
+            .history
+            .iter()
+            .filter(|entry| entry.action == ActionKind::Escalate)
+            .map(|entry| (entry.at, entry.group.clone()))
+            .collect();
+        assert_eq!(
+            escalations,
+            [(at(10_000), Some("a".to_owned())), (at(20_000), None)]
+        );
+        assert_eq!(
+            request.next_deadline(),
+            Some(at(100_000)),
+            "then only expiry is left"
+        );
+    }
+
+    #[test]
+    fn every_transition_seals_the_history_into_one_chain() {
+        let mut request = escalating();
+        let lead = Principal::new("lena", &["lead"]);
+        assert!(request.catch_up(at(10_000)));
+        let request = request
+            .apply(
+                &Action::Approve {
+                    comment: Some("ok".into()),
+                },
+                &lead,
+                at(11_000),
+            )
+            .unwrap()
+            .apply(
+                &Action::Comment {
+                    text: "noted".into(),
+                },
+                &lead,
+                at(12_000),
+            )
+            .unwrap();
+        assert!(request.history.iter().all(|entry| entry.hash.is_some()));
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(crate::audit::verify_request(&json), Ok(4));
+        let mut forged = json.clone();
+        forged["history"][2]["comment"] = serde_json::json!("forged");
+        assert_eq!(crate::audit::verify_request(&forged).unwrap_err().index, 2);
     }
 }

@@ -17,7 +17,7 @@ use crate::change::{
 };
 use crate::validation::{
     CharPolicy, ObjectReader, TextRule, Violation, ViolationCode, check_text, expect_array,
-    expect_integer, expect_str, index, join,
+    expect_bool, expect_integer, expect_str, index, join,
 };
 
 /// Limits of a rules document.
@@ -36,6 +36,8 @@ pub mod limits {
     pub const MAX_TTL_SECONDS: i64 = 31_536_000;
     /// Upper bound of each `rateLimit` field.
     pub const MAX_RATE_FIELD: i64 = 1_000_000_000;
+    /// At most this many groups in one stage.
+    pub const MAX_GROUPS: usize = 8;
     /// Level, stage, rule and role names: 1..=128 chars.
     pub const MAX_NAME_CHARS: usize = 128;
 }
@@ -62,6 +64,35 @@ pub struct Rules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "tsify", tsify(optional, type = "RateLimit | null"))]
     pub rate_limit: Option<RateLimit>,
+    /// Who may see a request; absent means everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "Visibility | null"))]
+    pub visibility: Option<Visibility>,
+}
+
+/// Who may see a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Visibility {
+    /// Every principal sees every request.
+    #[default]
+    All,
+    /// A principal sees the requests it filed, the ones it is eligible for
+    /// somewhere in their level, and every one when it holds `auditor` or
+    /// `admin`.
+    Involved,
+}
+
+impl Visibility {
+    /// Every visibility.
+    pub const ALL: [Self; 2] = [Self::All, Self::Involved];
+
+    /// The wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        crate::validation::wire_name(&self)
+    }
 }
 
 /// An approval level: how long a request may wait, and who must approve.
@@ -76,9 +107,75 @@ pub struct Level {
     pub ttl_seconds: u32,
     /// Stages passed one after another; none means auto-approved.
     pub stages: Vec<Stage>,
+    /// How strictly duties are separated; absent means the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "Separation | null"))]
+    pub separation: Option<Separation>,
+    /// Who may file a break-glass change at this level, and how soon it
+    /// must be reviewed; absent means no break-glass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "EmergencyPolicy | null"))]
+    pub emergency: Option<EmergencyPolicy>,
 }
 
-/// One stage of a level.
+impl Level {
+    /// The level's separation of duties, defaults filled in.
+    pub fn separation(&self) -> Separation {
+        self.separation.unwrap_or_default()
+    }
+
+    /// Whether a principal with `roles` is eligible somewhere in the level:
+    /// for a stage, a group, or an escalation of either.
+    pub fn involves(&self, roles: &[String]) -> bool {
+        self.stages.iter().any(|stage| stage.involves(roles))
+    }
+}
+
+/// Separation of duties within a level. The defaults are the invariants of
+/// the lifecycle; a small team may relax them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Separation {
+    /// Whether the requester may approve (or reject) their own request.
+    #[serde(default)]
+    pub requester_may_approve: bool,
+    /// Whether a principal approves a request at most once across all its
+    /// stages (when `false`: at most once per stage).
+    #[serde(default = "yes")]
+    pub one_approval_per_principal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Separation {
+    fn default() -> Self {
+        Self {
+            requester_may_approve: false,
+            one_approval_per_principal: true,
+        }
+    }
+}
+
+/// Break-glass: who may file a change that is approved at once, and how
+/// soon someone must review it after the fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmergencyPolicy {
+    /// Roles that may file an emergency change.
+    pub allowed_roles: Vec<String>,
+    /// The review is due this long after filing.
+    pub review_within_seconds: u32,
+}
+
+/// One stage of a level: either one quorum (`requiredApprovals` of
+/// `eligibleRoles`) or `groups`, each its own quorum, all of which must be
+/// met.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
@@ -86,19 +183,149 @@ pub struct Level {
 pub struct Stage {
     /// Unique within its level.
     pub name: String,
-    /// Distinct approvals needed to pass the stage.
+    /// Distinct approvals needed to pass a stage without groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "number | null"))]
+    pub required_approvals: Option<u32>,
+    /// Roles that may approve a stage without groups; empty means any
+    /// principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
+    pub eligible_roles: Option<Vec<String>>,
+    /// The groups of a stage with groups, in document order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "StageGroup[] | null"))]
+    pub groups: Option<Vec<StageGroup>>,
+    /// After the stage has been current this long, holders of
+    /// `escalationRoles` are eligible too (for each group without its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "number | null"))]
+    pub escalate_after_seconds: Option<u32>,
+    /// The roles escalation makes eligible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
+    pub escalation_roles: Option<Vec<String>>,
+}
+
+/// One group of a stage with groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StageGroup {
+    /// Unique within its stage.
+    pub name: String,
+    /// Distinct approvals needed to meet the group.
     pub required_approvals: u32,
-    /// Roles that may approve; empty means any principal.
+    /// Roles that may approve for the group; empty means any principal.
     #[serde(default)]
     #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
     pub eligible_roles: Vec<String>,
+    /// The group's own escalation delay (else the stage's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "number | null"))]
+    pub escalate_after_seconds: Option<u32>,
+    /// The group's own escalation roles (else the stage's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional, type = "string[] | null"))]
+    pub escalation_roles: Option<Vec<String>>,
+}
+
+/// One quorum of a stage: the stage itself when it has no groups, else one
+/// of its groups. Approvals count toward quorums; a stage is met when all
+/// its quorums are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorum<'a> {
+    /// The group's name; `None` for a stage without groups.
+    pub group: Option<&'a str>,
+    /// Distinct approvals needed.
+    pub required: u32,
+    /// Roles that may approve; empty means any principal.
+    pub eligible_roles: &'a [String],
+    /// Seconds after the stage became current that escalation starts.
+    pub escalate_after_seconds: Option<u32>,
+    /// Roles eligible once escalated.
+    pub escalation_roles: &'a [String],
+}
+
+impl Quorum<'_> {
+    /// Whether a principal with `roles` may approve for this quorum, the
+    /// escalation roles counted once `escalated`.
+    pub fn admits(&self, roles: &[String], escalated: bool) -> bool {
+        self.eligible_roles.is_empty()
+            || self.eligible_roles.iter().any(|role| roles.contains(role))
+            || (escalated
+                && self
+                    .escalation_roles
+                    .iter()
+                    .any(|role| roles.contains(role)))
+    }
+
+    /// Whether `roles` could ever approve for this quorum, escalation
+    /// included.
+    pub fn involves(&self, roles: &[String]) -> bool {
+        self.admits(roles, true)
+    }
 }
 
 impl Stage {
-    /// Whether a principal with `roles` may act on this stage.
-    pub fn admits(&self, roles: &[String]) -> bool {
-        self.eligible_roles.is_empty()
-            || self.eligible_roles.iter().any(|role| roles.contains(role))
+    /// A stage without groups (the wave 1 form).
+    pub fn simple(name: &str, required_approvals: u32, eligible_roles: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            required_approvals: Some(required_approvals),
+            eligible_roles: Some(
+                eligible_roles
+                    .iter()
+                    .map(|role| (*role).to_owned())
+                    .collect(),
+            ),
+            groups: None,
+            escalate_after_seconds: None,
+            escalation_roles: None,
+        }
+    }
+
+    /// The stage's quorums: its groups in document order, or the stage
+    /// itself.
+    pub fn quorums(&self) -> Vec<Quorum<'_>> {
+        let stage_roles = self.escalation_roles.as_deref().unwrap_or_default();
+        match &self.groups {
+            Some(groups) => groups
+                .iter()
+                .map(|group| {
+                    let own = group.escalate_after_seconds.is_some();
+                    Quorum {
+                        group: Some(&group.name),
+                        required: group.required_approvals,
+                        eligible_roles: &group.eligible_roles,
+                        escalate_after_seconds: if own {
+                            group.escalate_after_seconds
+                        } else {
+                            self.escalate_after_seconds
+                        },
+                        escalation_roles: if own {
+                            group.escalation_roles.as_deref().unwrap_or_default()
+                        } else {
+                            stage_roles
+                        },
+                    }
+                })
+                .collect(),
+            None => vec![Quorum {
+                group: None,
+                required: self.required_approvals.unwrap_or(1),
+                eligible_roles: self.eligible_roles.as_deref().unwrap_or_default(),
+                escalate_after_seconds: self.escalate_after_seconds,
+                escalation_roles: stage_roles,
+            }],
+        }
+    }
+
+    /// Whether a principal with `roles` is eligible for some quorum of the
+    /// stage, escalation included.
+    pub fn involves(&self, roles: &[String]) -> bool {
+        self.quorums().iter().any(|quorum| quorum.involves(roles))
     }
 }
 
@@ -320,6 +547,16 @@ impl Rules {
         let rate_limit = reader
             .optional("rateLimit")
             .and_then(|value| parse_rate_limit(value, &mut out));
+        let visibility = match reader.optional("visibility") {
+            Some(value) => parse_choice(
+                "visibility",
+                value,
+                &Visibility::ALL,
+                Visibility::as_str,
+                &mut out,
+            ),
+            None => None,
+        };
         reader.finish(&mut out);
         match (levels, default_level, rules) {
             (Some(levels), Some(default_level), Some(rules)) if out.is_empty() => Ok(Self {
@@ -328,6 +565,7 @@ impl Rules {
                 rules,
                 policy_types,
                 rate_limit,
+                visibility,
             }),
             _ => Err(out),
         }
@@ -404,9 +642,15 @@ impl Rules {
         let value = serde_json::to_value(self).unwrap_or(Value::Null);
         let mut canonical = String::new();
         write_canonical(&value, &mut canonical);
-        let hash = Sha256::digest(canonical.as_bytes());
-        hash.iter().map(|byte| format!("{byte:02x}")).collect()
+        sha256_hex(&canonical)
     }
+}
+
+/// The lowercase hex SHA-256 of `text`'s UTF-8 bytes: the form of every
+/// digest and hash on the wire.
+pub fn sha256_hex(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    hash.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The length of `value` as compact JSON, counted without building the text;
@@ -634,22 +878,38 @@ fn parse_levels(value: &Value, out: &mut Vec<Violation>) -> Option<Vec<Level>> {
                 out,
             )
         });
-        let stages = reader
-            .required("stages", out)
-            .and_then(|value| parse_stages(&join(&path, "stages"), value, out));
+        let stages = reader.required("stages", out).and_then(|value| {
+            // Escalation must start within the level's time to live; when
+            // that is itself invalid, only the outer bound is checked.
+            let ttl_bound = ttl_seconds.unwrap_or(limits::MAX_TTL_SECONDS);
+            parse_stages(&join(&path, "stages"), value, ttl_bound, out)
+        });
+        let separation = reader
+            .optional("separation")
+            .and_then(|value| parse_separation(&join(&path, "separation"), value, out));
+        let emergency = reader
+            .optional("emergency")
+            .and_then(|value| parse_emergency(&join(&path, "emergency"), value, out));
         reader.finish(out);
         if let (Some(name), Some(ttl), Some(stages)) = (name, ttl_seconds, stages) {
             levels.push(Level {
                 name,
                 ttl_seconds: u32::try_from(ttl).unwrap_or(u32::MAX),
                 stages,
+                separation,
+                emergency,
             });
         }
     }
     (out.len() == before).then_some(levels)
 }
 
-fn parse_stages(path: &str, value: &Value, out: &mut Vec<Violation>) -> Option<Vec<Stage>> {
+fn parse_stages(
+    path: &str,
+    value: &Value,
+    ttl_bound: i64,
+    out: &mut Vec<Violation>,
+) -> Option<Vec<Stage>> {
     let items = expect_array(path, value, out)?;
     let before = out.len();
     check_count(path, items.len(), limits::MAX_STAGES, "stages", out);
@@ -668,29 +928,233 @@ fn parse_stages(path: &str, value: &Value, out: &mut Vec<Violation>) -> Option<V
         {
             duplicate(join(&stage_path, "name"), name, out);
         }
-        let required = reader.required("requiredApprovals", out).and_then(|value| {
-            expect_integer(
-                &join(&stage_path, "requiredApprovals"),
-                value,
-                1,
-                limits::MAX_REQUIRED_APPROVALS,
-                out,
-            )
-        });
-        let roles = match reader.optional("eligibleRoles") {
-            Some(value) => parse_names(&join(&stage_path, "eligibleRoles"), value, None, out),
-            None => Some(Vec::new()),
+        let required_value = reader.optional("requiredApprovals");
+        let roles_value = reader.optional("eligibleRoles");
+        let groups_value = reader.optional("groups");
+        let (required, roles, groups) = match groups_value {
+            Some(groups_value) => {
+                // The two forms exclude each other.
+                for (field, present) in [
+                    ("requiredApprovals", required_value.is_some()),
+                    ("eligibleRoles", roles_value.is_some()),
+                ] {
+                    if present {
+                        out.push(Violation::new(
+                            join(&stage_path, field),
+                            ViolationCode::NotAllowed,
+                            "a stage with groups takes its approvals and roles from its groups",
+                        ));
+                    }
+                }
+                let groups =
+                    parse_groups(&join(&stage_path, "groups"), groups_value, ttl_bound, out);
+                (None, None, groups.map(Some))
+            }
+            None => {
+                let required = match required_value {
+                    Some(value) => quorum_size(&join(&stage_path, "requiredApprovals"), value, out),
+                    None => {
+                        out.push(Violation::new(
+                            join(&stage_path, "requiredApprovals"),
+                            ViolationCode::Required,
+                            "is required (or `groups`)",
+                        ));
+                        None
+                    }
+                };
+                let roles = match roles_value {
+                    Some(value) => {
+                        parse_names(&join(&stage_path, "eligibleRoles"), value, None, out)
+                    }
+                    None => Some(Vec::new()),
+                };
+                (required, roles, Some(None))
+            }
         };
+        let escalation = parse_escalation(&stage_path, &mut reader, ttl_bound, out);
         reader.finish(out);
-        if let (Some(name), Some(required), Some(roles)) = (name, required, roles) {
+        if let (Some(name), Some(groups), Some((escalate_after_seconds, escalation_roles))) =
+            (name, groups, escalation)
+        {
             stages.push(Stage {
                 name,
-                required_approvals: u32::try_from(required).unwrap_or(1),
+                required_approvals: required,
                 eligible_roles: roles,
+                groups,
+                escalate_after_seconds,
+                escalation_roles,
             });
         }
     }
     (out.len() == before).then_some(stages)
+}
+
+/// A `requiredApprovals` value.
+fn quorum_size(path: &str, value: &Value, out: &mut Vec<Violation>) -> Option<u32> {
+    expect_integer(path, value, 1, limits::MAX_REQUIRED_APPROVALS, out)
+        .and_then(|count| u32::try_from(count).ok())
+}
+
+fn parse_groups(
+    path: &str,
+    value: &Value,
+    ttl_bound: i64,
+    out: &mut Vec<Violation>,
+) -> Option<Vec<StageGroup>> {
+    let items = expect_array(path, value, out)?;
+    let before = out.len();
+    if items.is_empty() {
+        out.push(Violation::new(
+            path,
+            ViolationCode::TooShort,
+            "must name at least one group",
+        ));
+    }
+    check_count(path, items.len(), limits::MAX_GROUPS, "groups", out);
+    let mut seen = HashSet::new();
+    let mut groups = Vec::new();
+    for (position, item) in items.iter().enumerate() {
+        let group_path = index(path, position);
+        let Some(mut reader) = ObjectReader::new(&group_path, item, out) else {
+            continue;
+        };
+        let name = reader
+            .required_str("name", out)
+            .map(|name| check_text(&join(&group_path, "name"), name, NAME, out));
+        if let Some(name) = &name
+            && !seen.insert(name.clone())
+        {
+            duplicate(join(&group_path, "name"), name, out);
+        }
+        let required = reader
+            .required("requiredApprovals", out)
+            .and_then(|value| quorum_size(&join(&group_path, "requiredApprovals"), value, out));
+        let roles = match reader.optional("eligibleRoles") {
+            Some(value) => parse_names(&join(&group_path, "eligibleRoles"), value, None, out),
+            None => Some(Vec::new()),
+        };
+        let escalation = parse_escalation(&group_path, &mut reader, ttl_bound, out);
+        reader.finish(out);
+        if let (Some(name), Some(required), Some(roles), Some((after, escalation_roles))) =
+            (name, required, roles, escalation)
+        {
+            groups.push(StageGroup {
+                name,
+                required_approvals: required,
+                eligible_roles: roles,
+                escalate_after_seconds: after,
+                escalation_roles,
+            });
+        }
+    }
+    (out.len() == before).then_some(groups)
+}
+
+/// A stage's or group's escalation: its delay and its roles, both or
+/// neither.
+type Escalation = (Option<u32>, Option<Vec<String>>);
+
+/// `escalateAfterSeconds` and `escalationRoles`, which come together.
+/// `None` when either has a problem.
+fn parse_escalation(
+    path: &str,
+    reader: &mut ObjectReader<'_>,
+    ttl_bound: i64,
+    out: &mut Vec<Violation>,
+) -> Option<Escalation> {
+    let before = out.len();
+    let after_value = reader.optional("escalateAfterSeconds");
+    let roles_value = reader.optional("escalationRoles");
+    let after_path = join(path, "escalateAfterSeconds");
+    let roles_path = join(path, "escalationRoles");
+    let after = after_value.and_then(|value| {
+        expect_integer(&after_path, value, 1, ttl_bound, out)
+            .and_then(|secs| u32::try_from(secs).ok())
+    });
+    let roles = roles_value.and_then(|value| {
+        let roles = parse_names(&roles_path, value, None, out)?;
+        if roles.is_empty() {
+            out.push(Violation::new(
+                roles_path.clone(),
+                ViolationCode::TooShort,
+                "must name at least one role",
+            ));
+            return None;
+        }
+        Some(roles)
+    });
+    match (after_value.is_some(), roles_value.is_some()) {
+        (true, false) => out.push(Violation::new(
+            roles_path,
+            ViolationCode::Required,
+            "is required with `escalateAfterSeconds`",
+        )),
+        (false, true) => out.push(Violation::new(
+            after_path,
+            ViolationCode::Required,
+            "is required with `escalationRoles`",
+        )),
+        _ => {}
+    }
+    (out.len() == before).then_some((after, roles))
+}
+
+fn parse_separation(path: &str, value: &Value, out: &mut Vec<Violation>) -> Option<Separation> {
+    let before = out.len();
+    let mut reader = ObjectReader::new(path, value, out)?;
+    let defaults = Separation::default();
+    let requester_may_approve = reader
+        .optional("requesterMayApprove")
+        .and_then(|value| expect_bool(&join(path, "requesterMayApprove"), value, out))
+        .unwrap_or(defaults.requester_may_approve);
+    let one_approval_per_principal = reader
+        .optional("oneApprovalPerPrincipal")
+        .and_then(|value| expect_bool(&join(path, "oneApprovalPerPrincipal"), value, out))
+        .unwrap_or(defaults.one_approval_per_principal);
+    reader.finish(out);
+    (out.len() == before).then_some(Separation {
+        requester_may_approve,
+        one_approval_per_principal,
+    })
+}
+
+fn parse_emergency(path: &str, value: &Value, out: &mut Vec<Violation>) -> Option<EmergencyPolicy> {
+    let before = out.len();
+    let mut reader = ObjectReader::new(path, value, out)?;
+    let roles_path = join(path, "allowedRoles");
+    let allowed_roles = reader.required("allowedRoles", out).and_then(|value| {
+        let roles = parse_names(&roles_path, value, None, out)?;
+        if roles.is_empty() {
+            out.push(Violation::new(
+                roles_path.clone(),
+                ViolationCode::TooShort,
+                "must name at least one role",
+            ));
+            return None;
+        }
+        Some(roles)
+    });
+    let review_within = reader
+        .required("reviewWithinSeconds", out)
+        .and_then(|value| {
+            expect_integer(
+                &join(path, "reviewWithinSeconds"),
+                value,
+                1,
+                limits::MAX_TTL_SECONDS,
+                out,
+            )
+        });
+    reader.finish(out);
+    match (allowed_roles, review_within) {
+        (Some(allowed_roles), Some(review_within)) if out.len() == before => {
+            Some(EmergencyPolicy {
+                allowed_roles,
+                review_within_seconds: u32::try_from(review_within).unwrap_or(u32::MAX),
+            })
+        }
+        _ => None,
+    }
 }
 
 fn parse_rules(

@@ -116,32 +116,54 @@ pub enum WarningCode {
     Unsatisfiable,
 }
 
-/// The stages of `rules` that `principals` could never meet: fewer of them
-/// are eligible than the approvals the stage needs. A requester never
-/// approves their own request, so a stage may still be unmet for some
-/// requesters when this finds nothing; it only reports the stages that no
-/// requester could ever get through.
+/// The stages (and groups) of `rules` that `principals` could never meet:
+/// fewer of them are eligible (escalation included) than the approvals the
+/// stage or group needs, the requester not counted unless the level lets
+/// the requester approve. The requester is assumed to be one of the
+/// eligible principals, the case in which a small team deadlocks.
 pub fn unsatisfiable_stages(rules: &Rules, principals: &[Principal]) -> Vec<RulesWarning> {
     let mut warnings = Vec::new();
     for (level_index, level) in rules.levels.iter().enumerate() {
+        let requester_counts = level.separation().requester_may_approve;
         for (stage_index, stage) in level.stages.iter().enumerate() {
-            let eligible = principals
-                .iter()
-                .filter(|principal| stage.admits(&principal.roles))
-                .count();
-            let needed = usize::try_from(stage.required_approvals).unwrap_or(usize::MAX);
-            if eligible < needed {
+            let stage_path = format!("levels[{level_index}].stages[{stage_index}]");
+            for (group_index, quorum) in stage.quorums().iter().enumerate() {
+                let eligible = principals
+                    .iter()
+                    .filter(|principal| quorum.involves(&principal.roles))
+                    .count();
+                let available = if requester_counts {
+                    eligible
+                } else {
+                    eligible.saturating_sub(1)
+                };
+                let needed = usize::try_from(quorum.required).unwrap_or(usize::MAX);
+                if available >= needed {
+                    continue;
+                }
                 let approvals = if needed == 1 { "approval" } else { "approvals" };
                 let principals = if eligible == 1 {
                     "principal is"
                 } else {
                     "principals are"
                 };
+                let requester = if requester_counts {
+                    ""
+                } else {
+                    ", and the requester may not approve their own request"
+                };
+                let (path, what) = match quorum.group {
+                    Some(group) => (
+                        format!("{stage_path}.groups[{group_index}]"),
+                        format!("group `{group}` of stage `{}`", stage.name),
+                    ),
+                    None => (stage_path.clone(), format!("stage `{}`", stage.name)),
+                };
                 warnings.push(RulesWarning {
-                    path: format!("levels[{level_index}].stages[{stage_index}]"),
+                    path,
                     code: WarningCode::Unsatisfiable,
                     message: format!(
-                        "needs {needed} {approvals}, but only {eligible} known {principals} eligible"
+                        "{what} needs {needed} {approvals}, but only {eligible} known {principals} eligible{requester}"
                     ),
                 });
             }
@@ -423,6 +445,7 @@ mod tests {
             &rules.digest(),
             Timestamp::from_millis(1_000),
         )
+        .unwrap()
     }
 
     #[test]
@@ -536,13 +559,24 @@ mod tests {
         ];
         let simulation = simulate_rules(&draft(None), &[], Some(&principals));
         assert!(simulation.valid);
+        let paths: Vec<&str> = simulation
+            .warnings
+            .iter()
+            .map(|warning| warning.path.as_str())
+            .collect();
+        // Two eligible for 2 approvals, one for 1: the requester may be
+        // one of them, and may not approve.
+        assert_eq!(paths, ["levels[1].stages[0]", "levels[2].stages[0]"]);
         assert_eq!(
-            simulation.warnings,
-            vec![RulesWarning {
-                path: "levels[1].stages[0]".to_owned(),
-                code: WarningCode::Unsatisfiable,
-                message: "needs 2 approvals, but only 1 known principal is eligible".to_owned(),
-            }]
+            simulation.warnings[0].message,
+            "stage `review` needs 2 approvals, but only 1 known principal is eligible, \
+             and the requester may not approve their own request"
+        );
+        assert!(
+            simulation
+                .warnings
+                .iter()
+                .all(|warning| warning.code == WarningCode::Unsatisfiable)
         );
         // Without principals, nothing is judged.
         assert!(simulate_rules(&draft(None), &[], None).warnings.is_empty());

@@ -341,6 +341,21 @@ pub fn expect_integer(
     }
 }
 
+/// The value as a boolean, or an `invalid_type` problem.
+pub fn expect_bool(path: &str, value: &Value, out: &mut Vec<Violation>) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        other => {
+            out.push(Violation::new(
+                path,
+                ViolationCode::InvalidType,
+                format!("must be a boolean, got {}", type_name(other)),
+            ));
+            None
+        }
+    }
+}
+
 /// The value as an array, or an `invalid_type` problem.
 pub fn expect_array<'a>(
     path: &str,

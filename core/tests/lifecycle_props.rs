@@ -40,6 +40,9 @@ enum Op {
     Reject(usize),
     Cancel(usize),
     Comment(usize),
+    /// An amend by a principal: of the wording alone (`true`), which keeps
+    /// the approvals, or of the policy id, which starts the request again.
+    Amend(usize, bool),
     Advance(i64),
     Expire,
     Get,
@@ -76,7 +79,8 @@ fn ops(principals: usize) -> impl Strategy<Value = Vec<Op>> {
         6 => who.clone().prop_map(Op::Approve),
         1 => who.clone().prop_map(Op::Reject),
         1 => who.clone().prop_map(Op::Cancel),
-        2 => who.prop_map(Op::Comment),
+        2 => who.clone().prop_map(Op::Comment),
+        1 => (who, any::<bool>()).prop_map(|(p, wording)| Op::Amend(p, wording)),
         // Mostly small steps, sometimes right up to or past the deadline.
         2 => prop_oneof![1i64..=60_000, Just(TTL_SECONDS * 1000 - 1), Just(TTL_SECONDS * 1000)]
             .prop_map(Op::Advance),
@@ -146,7 +150,7 @@ impl Model {
                     || stage.roles.iter().any(|r| principals[p].roles.contains(r));
                 (!eligible).then_some(ErrorCode::NotEligible)
             }
-            Op::Cancel(p) => (p != 0).then_some(ErrorCode::Forbidden),
+            Op::Cancel(p) | Op::Amend(p, _) => (p != 0).then_some(ErrorCode::Forbidden),
             _ => None,
         }
     }
@@ -181,6 +185,14 @@ impl Model {
                 self.updated_at = now;
             }
             Op::Comment(_) => {}
+            Op::Amend(_, wording) => {
+                self.updated_at = now;
+                if !wording {
+                    self.approvals.clear();
+                    self.stage = 0;
+                    self.expires_at = now + TTL_SECONDS * 1000;
+                }
+            }
             Op::Advance(_) | Op::Expire | Op::Get => {}
         }
     }
@@ -296,6 +308,7 @@ fn run(
     };
     let mut before = stored(&cache, id);
     let key = id.to_string();
+    let mut policy_id = "p".to_owned();
     for (step, op) in ops.iter().enumerate() {
         let at = now.load(Ordering::SeqCst);
         let expected_error = match op {
@@ -316,7 +329,7 @@ fn run(
                 prop_assert_eq!(got.version, model.version);
                 None
             }
-            Op::Approve(p) | Op::Reject(p) | Op::Cancel(p) | Op::Comment(p) => {
+            Op::Approve(p) | Op::Reject(p) | Op::Cancel(p) | Op::Comment(p) | Op::Amend(p, _) => {
                 model.expire_if_due(at);
                 // A comment is taken in any state (the history stays far
                 // below its cap of 1000 entries here).
@@ -329,11 +342,24 @@ fn run(
                     Op::Approve(_) => block_on(manager.approve(&key, principal, Some("ok".into()))),
                     Op::Reject(_) => block_on(manager.reject(&key, principal, "no".into())),
                     Op::Cancel(_) => block_on(manager.cancel(&key, principal)),
+                    Op::Amend(_, wording) => {
+                        // A wording amend keeps the policy id in force; any
+                        // other gives a new one.
+                        let mut amended = change.clone();
+                        amended["title"] = json!(format!("t{step}"));
+                        amended["policyId"] = json!(if *wording {
+                            policy_id.clone()
+                        } else {
+                            format!("p{step}")
+                        });
+                        block_on(manager.amend(&key, principal, &amended))
+                    }
                     _ => block_on(manager.comment(&key, principal, "note".into())),
                 };
                 match (&result, expected) {
                     (Ok(answer), None) => {
                         model.apply(op, at, &stages);
+                        policy_id = answer.change.policy_id.clone();
                         prop_assert_eq!(
                             answer,
                             &stored(&cache, id),

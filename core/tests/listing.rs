@@ -358,7 +358,8 @@ fn seed_pending(cache: &MemoryCache, count: u128) {
             &rules,
             &digest,
             Timestamp::from_millis(START_MS + (n as i64) / 3),
-        );
+        )
+        .unwrap();
         batch.puts.push(Put {
             key: keys::Layout::default().request(&request.id),
             value: serde_json::to_vec(&request).unwrap(),

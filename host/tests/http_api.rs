@@ -19,6 +19,16 @@ async fn a_request_lives_its_whole_life_over_http() {
     suite::a_request_lives_its_whole_life_over_http(&Backend::Memory).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approval_model_over_http() {
+    suite::the_approval_model_over_http(&Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn visibility_hides_what_a_principal_may_not_see() {
+    suite::visibility_hides_what_a_principal_may_not_see(&Backend::Memory).await;
+}
+
 #[tokio::test]
 async fn listing_pages_through_a_policy_type() {
     suite::listing_pages_through_a_policy_type(&Backend::Memory).await;

@@ -42,6 +42,8 @@ over_redis!(
     sixty_four_concurrent_approvers_are_counted_exactly,
     the_sweeper_expires_due_requests_and_counts_them,
     metrics_health_and_request_ids,
+    the_approval_model_over_http,
+    visibility_hides_what_a_principal_may_not_see,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use signoff_conformance::{
     Clock, IdList, Implementation, Native, NativeStore, Outcome, outcome, run_vectors, to_json,
 };
+use signoff_core::input::ActionName;
 use signoff_core::{Principal, Rules};
 use signoff_host::engine::{Engine, EngineOptions, EngineSettings, StorageOptions};
 
@@ -237,6 +238,43 @@ impl Implementation for Wasmtime {
         same_outcome(
             native,
             outcome(store.engine.comment(id, principal, body).await),
+        )
+    }
+
+    async fn review(
+        &self,
+        store: &mut Scenario,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .review(&mut store.native, id, principal, body)
+            .await?;
+        same_outcome(
+            native,
+            outcome(
+                store
+                    .engine
+                    .act(ActionName::Review, id, principal, body)
+                    .await,
+            ),
+        )
+    }
+
+    async fn amend(
+        &self,
+        store: &mut Scenario,
+        id: &str,
+        principal: &Principal,
+        change: &Value,
+    ) -> Result<Outcome, String> {
+        let native = Native
+            .amend(&mut store.native, id, principal, change)
+            .await?;
+        same_outcome(
+            native,
+            outcome(store.engine.amend(id, principal, change).await),
         )
     }
 

@@ -142,6 +142,12 @@ async function runScenario(vector) {
         case "comment":
           value = await manager.comment(step.id, step.principal, step.body);
           break;
+        case "review":
+          value = await manager.review(step.id, step.principal, step.body);
+          break;
+        case "amend":
+          value = await manager.amend(step.id, step.principal, step.change);
+          break;
         case "replaceRules": {
           let ifMatch = step.ifMatch;
           if (ifMatch === "$digest") {

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use signoff_host::server::cli::{Cli, Command, serve};
+use signoff_host::audit_cli::verify_file;
+use signoff_host::server::cli::{AuditCommand, Cli, Command, serve};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,5 +17,10 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Audit(AuditCommand::Verify { file }) => {
+            let verdict = verify_file(&file);
+            println!("{}: {}", file.display(), verdict.describe());
+            verdict.exit_code()
+        }
     }
 }

@@ -142,7 +142,17 @@ pub struct Stats {
     pub pending: u64,
     /// Creation time of the oldest pending request.
     pub oldest_pending_created_at: Option<Timestamp>,
+    /// Emergency requests whose after-the-fact review is open.
+    pub open_reviews: u64,
+    /// Of those, the ones past their `dueAt` (counted up to
+    /// [`OVERDUE_COUNT_LIMIT`] per partition).
+    pub overdue_reviews: u64,
 }
+
+/// The most overdue reviews counted in one partition for the metrics: the
+/// count reads the oldest entries of the review index, which is bounded
+/// work whatever the store holds.
+pub const OVERDUE_COUNT_LIMIT: u32 = 1000;
 
 struct Inner {
     runtime: Arc<Runtime>,
@@ -350,11 +360,22 @@ impl Engine {
 
     /// The request with `id`, or `None`.
     pub async fn get(&self, id: &str) -> Result<Option<ApprovalRequest>, Error> {
+        self.get_as(id, None).await
+    }
+
+    /// The request with `id` as `viewer` may see it: `None` when unknown,
+    /// or when the rules' `visibility` hides it from the viewer.
+    pub async fn get_as(
+        &self,
+        id: &str,
+        viewer: Option<&Principal>,
+    ) -> Result<Option<ApprovalRequest>, Error> {
+        let viewer = viewer.map(convert::to_json).transpose()?;
         let mut session = self.inner.session().await?;
         let answer = session
             .engine
             .signoff_engine_manager()
-            .call_get(&mut session.store, id)
+            .call_get(&mut session.store, id, viewer.as_ref())
             .await;
         self.inner
             .answer(session, answer)?
@@ -425,6 +446,25 @@ impl Engine {
         self.act(ActionName::Comment, id, principal, body).await
     }
 
+    /// Replaces the change of the pending request `id` (its requester only),
+    /// deciding its level again under the rules in force.
+    pub async fn amend(
+        &self,
+        id: &str,
+        principal: &Principal,
+        change: &Value,
+    ) -> Result<ApprovalRequest, Error> {
+        let change = json_text(change);
+        let principal = convert::to_json(principal)?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_amend(&mut session.store, id, &principal, &change)
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
     /// Applies the action `name` with its body; the guest judges the body
     /// before the stored request.
     pub async fn act(
@@ -441,6 +481,7 @@ impl Engine {
             ActionName::Reject => Action::Reject,
             ActionName::Cancel => Action::Cancel,
             ActionName::Comment => Action::Comment,
+            ActionName::Review => Action::Review,
         };
         let mut session = self.inner.session().await?;
         let answer = session
@@ -525,15 +566,23 @@ impl Engine {
         Ok(report)
     }
 
-    /// Pending count and oldest pending age.
+    /// Pending count, oldest pending age, and the open and overdue reviews
+    /// of emergencies.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        let mut pending = 0;
-        for partition in self.inner.layout.all() {
-            pending += self
-                .inner
-                .cache
-                .index_len(&self.inner.layout.status_index(partition, Status::Pending))
+        let (layout, cache) = (&self.inner.layout, &self.inner.cache);
+        let horizon = signoff_core::listing::review_sort_key((self.inner.clock)());
+        let (mut pending, mut open_reviews, mut overdue_reviews) = (0, 0, 0);
+        for partition in layout.all() {
+            pending += cache
+                .index_len(&layout.status_index(partition, Status::Pending))
                 .await?;
+            let reviews = layout.review_index(partition);
+            open_reviews += cache.index_len(&reviews).await?;
+            let oldest = cache.range(&reviews, None, OVERDUE_COUNT_LIMIT).await?;
+            overdue_reviews += oldest
+                .iter()
+                .take_while(|entry| entry.sort_key <= horizon)
+                .count() as u64;
         }
         let mut session = self.inner.session().await?;
         let answer = session
@@ -547,6 +596,8 @@ impl Engine {
                 .inner
                 .answer(session, answer)?
                 .map(Timestamp::from_millis),
+            open_reviews,
+            overdue_reviews,
         })
     }
 

@@ -21,11 +21,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
-use signoff_core::input::{ActionName, ApprovalBody, CancellationBody, CommentBody, RejectionBody};
+use signoff_core::input::{
+    ActionName, ApprovalBody, CancellationBody, CommentBody, RejectionBody, ReviewBody,
+};
 use signoff_core::rules_store::ensure_may_replace;
+use signoff_core::simulation::unsatisfiable_stages;
 use signoff_core::{
-    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, PolicyChange, Preview, Principal, Rules,
-    Simulation, SimulationBody, SimulationRequest, Status, View, ViolationCode,
+    ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, PolicyChange, Preview, Principal,
+    ReviewFilter, Rules, Simulation, SimulationBody, SimulationRequest, Status, View,
+    ViolationCode,
 };
 use subtle::ConstantTimeEq;
 
@@ -159,9 +163,13 @@ pub async fn create(
         ("policyType" = Option<String>, Query, description = "Only requests of this policy type."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "The page size; 50 when absent."),
         ("cursor" = Option<String>, Query,
-            description = "The `nextCursor` of the previous page, valid only with the same `status` and `policyType`."),
+            description = "The `nextCursor` of the previous page, valid only with the same filters (`status`, `policyType`, `actionableBy`, `emergencyReview`)."),
         ("view" = Option<View>, Query,
             description = "`full` (the default) or `summary`: each request without `change.diff`, `change.justification` and `history`."),
+        ("actionableBy" = Option<ActionableBy>, Query,
+            description = "`me`: only the pending requests the caller may approve now. Valid only with `status=pending`."),
+        ("emergencyReview" = Option<ReviewFilter>, Query,
+            description = "`open` or `overdue`: only emergency requests whose after-the-fact review is open (or open past its `dueAt`), by `dueAt`. Implies `status=approved`."),
     ),
     responses(
         (status = 200, description = "`items` is always present; `nextCursor` only when more may follow.",
@@ -174,7 +182,7 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
     let Ok(Query(pairs)) = query else {
@@ -186,7 +194,7 @@ pub async fn list(
         ));
     };
     // Which parameters exist, and what they may hold, is the core's.
-    let object = ListQuery::object_from_pairs(pairs)?;
+    let object = ListQuery::object_from_pairs(pairs, &caller.principal)?;
     // The engine answers the page's JSON, built around the stored items'
     // bytes: it goes out as it is, with no decoding per item.
     let page = state.engine.list_json(&object).await?;
@@ -220,11 +228,11 @@ pub async fn list(
 )]
 pub async fn get_request(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = id_of(path);
-    match state.engine.get(&id).await? {
+    match state.engine.get_as(&id, Some(&caller.principal)).await? {
         Some(request) => Ok(Json(request).into_response()),
         None => Err(Error::NotFound(id).into()),
     }
@@ -401,6 +409,101 @@ pub async fn comment(
     act(state, headers, caller, payload, path, ActionName::Comment).await
 }
 
+/// Amend a request
+///
+/// The requester replaces the change of a pending request. The new change is
+/// validated and its level decided again under the rules in force (a new
+/// `rulesDigest`). Approvals are kept only when the level stays and the
+/// change differs in `title`, `justification` or `metadata` alone; else
+/// they are dropped and the request starts again at its first stage, with a
+/// new `expiresAt`. The history entry says `approvalsReset`. `403` is
+/// `forbidden` for anyone but the requester; `409` is `not_pending` or
+/// `expired`.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/amend",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    request_body = PolicyChange,
+    responses(
+        (status = 200, description = "The amended request.", body = ApprovalRequest),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub async fn amend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    payload: Payload,
+) -> ApiResult {
+    let change = payload
+        .required_json(&headers, "the amended change")
+        .await?;
+    let id = id_of(path);
+    let request = state.engine.amend(&id, &caller.principal, &change).await?;
+    Ok(Json(request).into_response())
+}
+
+/// Review an emergency request
+///
+/// Closes the after-the-fact review of a request filed as an emergency, as
+/// `ratified` or `flagged`. Any principal eligible for a stage of the
+/// request's level may, never its requester. `403` is `self_approval` or
+/// `not_eligible`; `409` is `not_pending` when there is no open review.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/review",
+    tag = tags::REQUESTS,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request's UUID.")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The request with its review closed.", body = ApprovalRequest),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub async fn review(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    payload: Payload,
+) -> ApiResult {
+    act(state, headers, caller, payload, path, ActionName::Review).await
+}
+
+/// What `actionableBy` may hold over HTTP: the caller.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "the schema of a query parameter: the core reads its value (`ListQuery::object_from_pairs`)"
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionableBy {
+    /// The caller.
+    Me,
+}
+
 /// Preview a change
 ///
 /// Validates a change and decides its level; stores nothing and takes no
@@ -565,7 +668,8 @@ fn if_match_values(headers: &HeaderMap) -> Option<Vec<String>> {
     ),
     request_body = Rules,
     responses(
-        (status = 200, description = "The rules now in force.", body = Rules,
+        (status = 200, description = "The rules now in force, with `warnings`.",
+            body = ref("#/components/schemas/RulesReplaced"),
             headers(("ETag" = String, description = "The new rules' digest, quoted."))),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthenticated),
@@ -611,7 +715,19 @@ pub async fn put_rules(
         Ok(_) => {
             let (document, digest) = state.engine.rules().await;
             tracing::info!(actor = %principal.id, digest = %digest, "rules replaced");
-            Ok(rules_response(&document, &digest))
+            // The stages the known principals could never meet: warnings
+            // beside the document, which they never refuse.
+            let warnings = Rules::parse(&document)
+                .map(|rules| unsatisfiable_stages(&rules, &state.principals.all()))
+                .unwrap_or_default();
+            let mut answer = document.clone();
+            if let Some(object) = answer.as_object_mut() {
+                object.insert(
+                    "warnings".to_owned(),
+                    serde_json::to_value(&warnings).unwrap_or_default(),
+                );
+            }
+            Ok(rules_response(&answer, &digest))
         }
         Err(Error::PreconditionFailed { current }) => Err(precondition_failed(
             "the rules changed since they were read: `If-Match` is not the digest in force",

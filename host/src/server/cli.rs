@@ -30,6 +30,21 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (and the editor).
     Serve(ServeArgs),
+    /// Check the audit chain of exported data.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// The subcommands of `signoff audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify a request (JSON, as `GET /v1/requests/{id}` answers it) or an
+    /// events export (JSON lines): exit 0 when every chain holds, 1 naming
+    /// the first entry that breaks one, 2 when the file is neither.
+    Verify {
+        /// The file to check.
+        file: PathBuf,
+    },
 }
 
 /// The flags of `signoff serve`.
@@ -352,7 +367,20 @@ mod tests {
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Serve(args) => args,
+            Command::Audit(_) => panic!("`signoff serve` parsed as another command"),
         }
+    }
+
+    #[test]
+    fn audit_verify_takes_one_file() {
+        let command = Cli::try_parse_from(["signoff", "audit", "verify", "r.json"])
+            .unwrap()
+            .command;
+        assert!(matches!(
+            command,
+            Command::Audit(AuditCommand::Verify { file }) if file == Path::new("r.json")
+        ));
+        assert!(Cli::try_parse_from(["signoff", "audit", "verify"]).is_err());
     }
 
     #[test]

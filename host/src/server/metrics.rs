@@ -123,6 +123,8 @@ pub struct Metrics {
     http: HistogramFamily<HttpLabels>,
     pending: Gauge,
     oldest_pending_age: Gauge<f64, AtomicU64>,
+    open_reviews: Gauge,
+    overdue_reviews: Gauge,
     level_ttl: Family<LevelLabels, Gauge>,
     sweeps: Counter,
     sweep_failures: Counter,
@@ -157,6 +159,8 @@ impl Metrics {
             http: Family::new_with_constructor(http_buckets),
             pending: Gauge::default(),
             oldest_pending_age: Gauge::default(),
+            open_reviews: Gauge::default(),
+            overdue_reviews: Gauge::default(),
             level_ttl: Family::default(),
             sweeps: Counter::default(),
             sweep_failures: Counter::default(),
@@ -205,6 +209,16 @@ impl Metrics {
             "oldest_pending_age_seconds",
             "Age of the oldest pending request (0 when none)",
             metrics.oldest_pending_age.clone(),
+        );
+        registry.register(
+            "emergency_reviews_open",
+            "Emergency requests whose after-the-fact review is open",
+            metrics.open_reviews.clone(),
+        );
+        registry.register(
+            "emergency_reviews_overdue",
+            "Emergency requests whose review is open past its dueAt",
+            metrics.overdue_reviews.clone(),
         );
         registry.register(
             "level_ttl_seconds",
@@ -365,6 +379,9 @@ impl Metrics {
                 });
                 let age = age_ms.max(0) as f64 / 1000.0;
                 self.oldest_pending_age.set(age);
+                let count = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+                self.open_reviews.set(count(stats.open_reviews));
+                self.overdue_reviews.set(count(stats.overdue_reviews));
             }
             Err(()) => {
                 self.stats_failures.inc();
@@ -450,6 +467,8 @@ mod tests {
             Ok(Stats {
                 pending: 4,
                 oldest_pending_created_at: Some(Timestamp::from_millis(1_000)),
+                open_reviews: 3,
+                overdue_reviews: 1,
             }),
             Timestamp::from_millis(61_000),
             &json!({ "levels": [{ "name": "peer", "ttlSeconds": 60, "stages": [] }] }),
@@ -461,6 +480,8 @@ mod tests {
             "signoff_decisions_total{outcome=\"expired\"} 3",
             "signoff_pending_requests 4",
             "signoff_oldest_pending_age_seconds 60.0",
+            "signoff_emergency_reviews_open 3",
+            "signoff_emergency_reviews_overdue 1",
             "signoff_level_ttl_seconds{level=\"peer\"} 60",
             "signoff_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
         ] {

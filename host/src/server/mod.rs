@@ -251,6 +251,8 @@ fn api_routes() -> Vec<Route> {
         Route::post("/v1/requests/{id}/reject", api::reject),
         Route::post("/v1/requests/{id}/cancel", api::cancel),
         Route::post("/v1/requests/{id}/comments", api::comment),
+        Route::post("/v1/requests/{id}/amend", api::amend),
+        Route::post("/v1/requests/{id}/review", api::review),
         Route::post("/v1/preview", api::preview),
         Route::get("/v1/me", api::me),
         Route::get("/v1/rules", api::get_rules),

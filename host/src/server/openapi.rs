@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use signoff_core::listing::{SUMMARY_OMITS, SUMMARY_OMITS_FROM_CHANGE};
-use signoff_core::{Page, Status, View};
+use signoff_core::{Page, ReviewFilter, RulesWarning, Status, View};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Object, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -68,6 +68,8 @@ pub mod tags {
         api::reject,
         api::cancel,
         api::comment,
+        api::amend,
+        api::review,
         api::preview,
         api::me,
         api::get_rules,
@@ -82,7 +84,7 @@ pub mod tags {
         // Schemas that only a query parameter names (`Status`, `View`) are
         // not collected from the operations, and `Page` is what the
         // summary view's schemas are derived from.
-        schemas(ErrorEnvelope, Page, Status, View),
+        schemas(ErrorEnvelope, Page, Status, View, api::ActionableBy, ReviewFilter, RulesWarning),
         responses(
             responses::InvalidRequest,
             responses::Unauthenticated,
@@ -97,7 +99,7 @@ pub mod tags {
             responses::Unavailable,
         ),
     ),
-    modifiers(&SecuritySchemes, &SummaryView, &RequestIds),
+    modifiers(&SecuritySchemes, &SummaryView, &RulesReplaced, &RequestIds),
     tags(
         (name = tags::REQUESTS, description = "Filing, reading and deciding change requests."),
         (name = tags::PREVIEW, description = "Validating a change and deciding its level without filing it."),
@@ -294,5 +296,45 @@ impl Modify for SummaryView {
             Self::LISTING_PAGE.to_owned(),
             RefOr::T(Schema::AnyOf(listing)),
         );
+    }
+}
+
+/// The answer of `PUT /v1/rules`: the rules document now in force with the
+/// `warnings` of the stages the known principals could never meet, derived
+/// from the `Rules` schema so that the two never drift apart.
+struct RulesReplaced;
+
+impl RulesReplaced {
+    const RULES: &str = "Rules";
+    const REPLACED: &str = "RulesReplaced";
+    const WARNING: &str = "RulesWarning";
+}
+
+impl Modify for RulesReplaced {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        // A schema missing here leaves `RulesReplaced` dangling, which the
+        // tests of the document catch.
+        let Some(RefOr::T(Schema::Object(rules))) = components.schemas.get(Self::RULES) else {
+            return;
+        };
+        let mut replaced = rules.clone();
+        replaced.properties.insert(
+            "warnings".to_owned(),
+            ArrayBuilder::new()
+                .items(reference(Self::WARNING))
+                .build()
+                .into(),
+        );
+        replaced.required.push("warnings".to_owned());
+        replaced.description = Some(
+            "The rules now in force, with the stages the known principals could never meet as `warnings` (which never refuse a document)."
+                .to_owned(),
+        );
+        components
+            .schemas
+            .insert(Self::REPLACED.to_owned(), replaced.into());
     }
 }

@@ -202,8 +202,7 @@ pub async fn listing_pages_through_a_policy_type(backend: &Backend) {
     // A well-formed cursor whose position holds a NUL was forged: 400 on
     // every cache, never a 503 from a store that cannot hold such a key.
     let forged = signoff_core::listing::encode(
-        signoff_core::Status::Pending,
-        None,
+        &signoff_core::ListQuery::default(),
         &signoff_core::IndexEntry {
             sort_key: "1\0x".to_owned(),
             member: "id".to_owned(),
@@ -946,5 +945,276 @@ pub async fn metrics_health_and_request_ids(backend: &Backend) {
     let made = server.get("/nope", None).await;
     let made = made.headers["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(made.len(), 36, "{made}");
+    server.stop().await;
+}
+
+/// Rules with the approval model of docs/CONTRACT.md section 10: a stage of
+/// two groups, an escalating stage, and break-glass with a review due in a
+/// second.
+fn approval_model_rules() -> Value {
+    json!({
+        "levels": [
+            { "name": "peer", "ttlSeconds": 3600, "stages": [
+                { "name": "review", "groups": [
+                    { "name": "eng", "requiredApprovals": 1, "eligibleRoles": ["engineer"] },
+                    { "name": "sec", "requiredApprovals": 1, "eligibleRoles": ["security"] }
+                ]}
+            ]},
+            { "name": "critical", "ttlSeconds": 3600,
+              "emergency": { "allowedRoles": ["security-lead"], "reviewWithinSeconds": 1 },
+              "stages": [
+                { "name": "security", "requiredApprovals": 1, "eligibleRoles": ["security"],
+                  "escalateAfterSeconds": 1, "escalationRoles": ["security-lead"] }
+            ]}
+        ],
+        "defaultLevel": "peer",
+        "rules": [{ "name": "prod", "when": { "environments": ["prod"] }, "level": "critical" }]
+    })
+}
+
+/// The ids of a listing page's items.
+fn listed(answer: &super::Answer) -> Vec<String> {
+    answer.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect()
+}
+
+/// Polls `path` as `who` until `done` holds of the answer, for up to 10 s.
+async fn eventually(
+    server: &Server,
+    path: &str,
+    who: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..100 {
+        let answer = server.get(path, Some(who)).await;
+        let body = answer.expect(200).clone();
+        if done(&body) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never reached the state waited for");
+}
+
+pub async fn the_approval_model_over_http(backend: &Backend) {
+    let server = backend.start_with(approval_model_rules()).await;
+    // Groups, and the inbox of each principal.
+    let grouped = id(&server.create("alice", &change("iam")).await);
+    let inbox = "/v1/requests?actionableBy=me";
+    assert_eq!(
+        listed(&server.get(inbox, Some("bob")).await),
+        std::slice::from_ref(&grouped)
+    );
+    assert_eq!(
+        listed(&server.get(inbox, Some("carol")).await),
+        std::slice::from_ref(&grouped)
+    );
+    assert!(listed(&server.get(inbox, Some("alice")).await).is_empty());
+    let approve = |who: &'static str, id: String| {
+        let server = &server;
+        async move {
+            server
+                .post(&format!("/v1/requests/{id}/approve"), who, None)
+                .await
+        }
+    };
+    let after_bob = approve("bob", grouped.clone()).await;
+    assert_eq!(after_bob.expect(200)["approvals"][0]["group"], "eng");
+    assert!(listed(&server.get(inbox, Some("bob")).await).is_empty());
+    approve("erin", grouped.clone())
+        .await
+        .expect_error(403, "not_eligible");
+    let done = approve("carol", grouped.clone()).await;
+    assert_eq!(done.expect(200)["status"], "approved");
+    server
+        .get("/v1/requests?actionableBy=carol", Some("bob"))
+        .await
+        .expect_error(400, "invalid_request");
+    server
+        .get("/v1/requests?actionableBy=me&status=approved", Some("bob"))
+        .await
+        .expect_error(400, "invalid_request");
+
+    // Amend: wording keeps the approval, anything else drops it.
+    let amended = id(&server.create("alice", &change("iam")).await);
+    approve("bob", amended.clone()).await.expect(200);
+    let amend = format!("/v1/requests/{amended}/amend");
+    let mut reworded = change("iam");
+    reworded["title"] = json!("Tighten the policy, as the audit asked");
+    let kept = server.post(&amend, "alice", Some(&reworded)).await;
+    let kept = kept.expect(200);
+    assert_eq!(kept["approvals"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        kept["history"].as_array().unwrap().last().unwrap()["approvalsReset"],
+        false
+    );
+    assert_eq!(
+        kept["approvals"][0]["changeDigest"].as_str().unwrap().len(),
+        64
+    );
+    assert_ne!(kept["approvals"][0]["changeDigest"], kept["changeDigest"]);
+    let mut rescoped = reworded.clone();
+    rescoped["policyId"] = json!("iam/policy-2");
+    let reset = server.post(&amend, "alice", Some(&rescoped)).await;
+    assert_eq!(reset.expect(200)["approvals"], json!([]));
+    server
+        .post(&amend, "bob", Some(&rescoped))
+        .await
+        .expect_error(403, "forbidden");
+    server
+        .post(&amend, "alice", Some(&json!({ "title": 1 })))
+        .await
+        .expect_error(400, "invalid_request");
+
+    // Escalation: the sweeper records it, then the escalation role may act.
+    let mut prod = change("iam");
+    prod["environment"] = json!("prod");
+    let escalating = id(&server.create("alice", &prod).await);
+    approve("dave", escalating.clone())
+        .await
+        .expect_error(403, "not_eligible");
+    let path = format!("/v1/requests/{escalating}");
+    let escalated = eventually(&server, &path, "bob", |request| {
+        request["history"]
+            .as_array()
+            .is_some_and(|history| history.iter().any(|entry| entry["action"] == "escalate"))
+    })
+    .await;
+    let entry = escalated["history"][1].clone();
+    assert_eq!(
+        (entry["actor"].as_str(), entry["stage"].as_str()),
+        (Some("system"), Some("security"))
+    );
+    assert_eq!(
+        approve("dave", escalating).await.expect(200)["status"],
+        "approved"
+    );
+
+    // Break-glass, its review, and the listings and metrics of open reviews.
+    let mut emergency = prod.clone();
+    emergency["emergency"] = json!({ "reason": "The payment service is down right now." });
+    server
+        .post("/v1/requests", "alice", Some(&emergency))
+        .await
+        .expect_error(403, "forbidden");
+    let filed = server.post("/v1/requests", "dave", Some(&emergency)).await;
+    let filed = filed.expect(201).clone();
+    assert_eq!(filed["status"], "approved");
+    assert_eq!(filed["emergency"]["review"]["status"], "open");
+    assert!(filed["change"].get("emergency").is_none());
+    let broken_glass = id(&filed);
+    let open = "/v1/requests?emergencyReview=open";
+    assert_eq!(
+        listed(&server.get(open, Some("bob")).await),
+        std::slice::from_ref(&broken_glass)
+    );
+    eventually(
+        &server,
+        "/v1/requests?emergencyReview=overdue",
+        "bob",
+        |page| {
+            page["items"]
+                .as_array()
+                .is_some_and(|items| items.len() == 1)
+        },
+    )
+    .await;
+    for _ in 0..100 {
+        if server.metric("signoff_emergency_reviews_overdue").await == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        server.metric("signoff_emergency_reviews_overdue").await,
+        Some(1.0)
+    );
+    server
+        .get(
+            "/v1/requests?emergencyReview=open&status=pending",
+            Some("bob"),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+    let review = format!("/v1/requests/{broken_glass}/review");
+    let ratify = json!({ "outcome": "ratified", "comment": "The outage justified it." });
+    server
+        .post(&review, "dave", Some(&ratify))
+        .await
+        .expect_error(403, "self_approval");
+    server
+        .post(&review, "alice", Some(&ratify))
+        .await
+        .expect_error(403, "not_eligible");
+    let closed = server.post(&review, "carol", Some(&ratify)).await;
+    assert_eq!(
+        closed.expect(200)["emergency"]["review"]["status"],
+        "ratified"
+    );
+    server
+        .post(&review, "carol", Some(&ratify))
+        .await
+        .expect_error(409, "not_pending");
+    assert!(listed(&server.get(open, Some("bob")).await).is_empty());
+
+    // A replacement answers the stages the known principals could never
+    // meet as warnings, and is not refused for them.
+    let mut strict = approval_model_rules();
+    strict["levels"].as_array_mut().unwrap().push(
+        json!({ "name": "board", "ttlSeconds": 3600, "stages": [
+            { "name": "sign-off", "requiredApprovals": 2, "eligibleRoles": ["security"] }
+        ]}),
+    );
+    let replaced = server
+        .call(Method::PUT, "/v1/rules", Some("admin"), Some(&strict), &[])
+        .await;
+    let warnings = replaced.expect(200)["warnings"].clone();
+    assert_eq!(warnings.as_array().unwrap().len(), 1, "{warnings}");
+    assert_eq!(warnings[0]["path"], "levels[2].stages[0]");
+    assert_eq!(warnings[0]["code"], "unsatisfiable");
+    server.stop().await;
+}
+
+pub async fn visibility_hides_what_a_principal_may_not_see(backend: &Backend) {
+    let mut rules = rules_json();
+    rules["visibility"] = json!("involved");
+    let server = backend.start_with(rules).await;
+    let peer = id(&server.create("alice", &change("iam")).await);
+    let path = format!("/v1/requests/{peer}");
+    // `nobody` holds no role of the level; `carol` holds none either (the
+    // peer level asks engineers); `admin` sees everything.
+    for who in ["nobody", "carol"] {
+        server
+            .get(&path, Some(who))
+            .await
+            .expect_error(404, "not_found");
+        server
+            .post(
+                &format!("{path}/comments"),
+                who,
+                Some(&json!({ "text": "hello" })),
+            )
+            .await
+            .expect_error(404, "not_found");
+        server
+            .post(&format!("{path}/approve"), who, None)
+            .await
+            .expect_error(404, "not_found");
+        let page = server.get("/v1/requests", Some(who)).await;
+        assert!(listed(&page).is_empty(), "{who} lists it");
+    }
+    for who in ["alice", "bob", "admin"] {
+        server.get(&path, Some(who)).await.expect(200);
+        let page = server.get("/v1/requests", Some(who)).await;
+        assert_eq!(listed(&page), std::slice::from_ref(&peer), "{who}");
+    }
+    server
+        .get("/v1/requests?viewer=bob", Some("nobody"))
+        .await
+        .expect_error(400, "invalid_request");
     server.stop().await;
 }

@@ -259,6 +259,16 @@ impl<I: Implementation> Scenario<'_, I> {
                     .comment(store, id, &principal(step)?, body)
                     .await
             }
+            "review" => {
+                implementation
+                    .review(store, id, &principal(step)?, body)
+                    .await
+            }
+            "amend" => {
+                implementation
+                    .amend(store, id, &principal(step)?, &step["change"])
+                    .await
+            }
             "allowedActions" => {
                 implementation
                     .allowed_actions(store, id, &principal(step)?)

@@ -214,6 +214,24 @@ pub trait Implementation {
         body: Option<&Value>,
     ) -> Result<Outcome, String>;
 
+    /// `review(id, principal, body)`: the request.
+    async fn review(
+        &self,
+        store: &mut Self::Store,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String>;
+
+    /// `amend(id, principal, change)`: the request.
+    async fn amend(
+        &self,
+        store: &mut Self::Store,
+        id: &str,
+        principal: &Principal,
+        change: &Value,
+    ) -> Result<Outcome, String>;
+
     /// `allowedActions(request, principal, now)` for the stored request
     /// `id` at the scenario's time: `{ approve, reject, cancel, comment }`.
     async fn allowed_actions(

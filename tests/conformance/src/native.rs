@@ -146,6 +146,26 @@ impl Implementation for Native {
         act(store, id, principal, ActionName::Comment, body).await
     }
 
+    async fn review(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+        body: Option<&Value>,
+    ) -> Result<Outcome, String> {
+        act(store, id, principal, ActionName::Review, body).await
+    }
+
+    async fn amend(
+        &self,
+        store: &mut NativeStore,
+        id: &str,
+        principal: &Principal,
+        change: &Value,
+    ) -> Result<Outcome, String> {
+        outcome(store.manager.amend(id, principal, change).await)
+    }
+
     async fn expire_due(
         &self,
         store: &mut NativeStore,

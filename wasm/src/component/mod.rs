@@ -52,12 +52,15 @@ type HostManager = Manager<HostCache, HostClock, HostIds>;
 /// Which rules an operation needs.
 #[derive(Clone, Copy)]
 enum Needs {
-    /// The rules in force: creating and previewing decide from them.
+    /// The rules in force: creating, amending and previewing decide from
+    /// them, and reading or acting on behalf of a principal needs their
+    /// `visibility`. (An instance keeps the parsed rules by digest, so this
+    /// costs a digest comparison unless the rules changed.)
     Rules,
-    /// None: every other operation works from what the stored request
-    /// recorded when it was decided (its stages), so the guest skips reading
-    /// and validating the rules document, the largest fixed cost of a call.
-    /// The conformance vectors check these answers against a native manager
+    /// None: the operations that work from what the stored request recorded
+    /// when it was decided (its stages) and read on behalf of nobody in
+    /// particular skip reading and validating the rules document. The
+    /// conformance vectors check these answers against a native manager
     /// that holds the real rules.
     Nothing,
 }
@@ -127,6 +130,7 @@ fn manager(needs: Needs) -> Result<Rc<HostManager>, Error> {
                                 rules: Vec::new(),
                                 policy_types: None,
                                 rate_limit: None,
+                                visibility: None,
                             },
                         )
                         .with_layout(layout),
@@ -236,21 +240,39 @@ impl Guest for SignoffEngine {
         })
     }
 
-    fn get(id: String) -> Result<Option<String>, String> {
-        let answer = manager(Needs::Nothing)
-            .and_then(|manager| block_on(manager.get(&id)))
+    fn get(id: String, viewer: Option<String>) -> Result<Option<String>, String> {
+        // Who may see what is the rules' (`visibility`).
+        let needs = if viewer.is_some() {
+            Needs::Rules
+        } else {
+            Needs::Nothing
+        };
+        let answer = manager(needs)
+            .and_then(|manager| {
+                let viewer = viewer.as_deref().map(parse_principal).transpose()?;
+                block_on(manager.get_as(&id, viewer.as_ref()))
+            })
             .and_then(|request| request.as_ref().map(answer_json).transpose());
         answer.map_err(|error| error_json(&error))
     }
 
     fn list(query: String) -> Result<Vec<u8>, String> {
-        let page = manager(Needs::Nothing).and_then(|manager| {
+        // The rules say who may see what (`visibility`).
+        let page = manager(Needs::Rules).and_then(|manager| {
             let query = parse_json(&query, "list query")?;
             let query = ListQuery::parse(Some(&query))?;
             block_on(manager.list_raw(&query))
         });
         page.map(|page| page.to_json())
             .map_err(|error| error_json(&error))
+    }
+
+    fn amend(id: String, principal: String, change: String) -> Result<String, String> {
+        run(Needs::Rules, async |manager| {
+            let change = parse_json(&change, "change")?;
+            let principal = parse_principal(&principal)?;
+            manager.amend(&id, &principal, &change).await
+        })
     }
 
     fn act(
@@ -264,8 +286,10 @@ impl Guest for SignoffEngine {
             Action::Reject => ActionName::Reject,
             Action::Cancel => ActionName::Cancel,
             Action::Comment => ActionName::Comment,
+            Action::Review => ActionName::Review,
         };
-        run(Needs::Nothing, async |manager| {
+        // The rules say who may see what (`visibility`).
+        run(Needs::Rules, async |manager| {
             // The body is judged before the stored request, as section 9
             // orders the errors.
             let body = body
@@ -279,7 +303,7 @@ impl Guest for SignoffEngine {
     }
 
     fn allowed_actions(id: String, principal: String) -> Result<String, String> {
-        run(Needs::Nothing, async |manager| {
+        run(Needs::Rules, async |manager| {
             let principal = parse_principal(&principal)?;
             manager.allowed_actions(&id, &principal).await
         })

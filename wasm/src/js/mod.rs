@@ -26,7 +26,7 @@ use cache::AnyCache;
 use signoff_core::{AllowedActions, ApprovalRequest, Preview, Principal, Simulation};
 use types::{
     ApproveOptions, CommentOptions, CreateOptions, ExpireOptions, ListOptions, ManagerOptions,
-    RejectOptions, ReplaceRulesOptions,
+    RejectOptions, ReplaceRulesOptions, ReviewOptions,
 };
 
 #[wasm_bindgen]
@@ -573,6 +573,47 @@ impl ApprovalManager {
         let (principal, options) = (principal.js_value(), options.js_value());
         act(inner, id, principal, ActionName::Comment, move || {
             wire::json(&options, "", "comment").map(Some)
+        })
+    }
+
+    /// Closes the after-the-fact review of an emergency request:
+    /// `{ outcome: "ratified" | "flagged", comment? }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn review(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<Principal>,
+        options: Ts<ReviewOptions>,
+    ) -> Promise {
+        let inner = self.current();
+        let (principal, options) = (principal.js_value(), options.js_value());
+        act(inner, id, principal, ActionName::Review, move || {
+            wire::json(&options, "", "review").map(Some)
+        })
+    }
+
+    /// Replaces the change of a pending request (its requester only),
+    /// deciding its level again with the manager's rules.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ApprovalRequest>")]
+    pub fn amend(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        principal: Ts<Principal>,
+        change: Ts<PolicyChange>,
+    ) -> Promise {
+        let inner = self.current();
+        let (principal, change) = (principal.js_value(), change.js_value());
+        promise(async move {
+            let principal = wire::principal(&principal)?;
+            let id = wire::id(&id)?;
+            let change = wire::json(&change, "", "change")?;
+            inner.clock.probe()?;
+            let request = inner
+                .manager
+                .amend(&id, &principal, &change)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&request)
         })
     }
 

@@ -10,7 +10,7 @@
 )]
 
 use serde::{Deserialize, Serialize, Serializer};
-use signoff_core::Status;
+use signoff_core::{Principal, ReviewFilter, ReviewOutcome, Status};
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
@@ -39,6 +39,30 @@ pub struct ListOptions {
     /// The `nextCursor` of the previous page.
     #[tsify(optional, type = "string | null")]
     pub cursor: Option<String>,
+    /// `full` (default) or `summary`.
+    #[tsify(optional, type = "\"full\" | \"summary\" | null")]
+    pub view: Option<String>,
+    /// Only the pending requests this principal may approve now.
+    #[tsify(optional, type = "Principal | null")]
+    pub actionable_by: Option<Principal>,
+    /// Only emergency requests whose review is open (or overdue).
+    #[tsify(optional, type = "ReviewFilter | null")]
+    pub emergency_review: Option<ReviewFilter>,
+    /// On whose behalf to list: under the rules' `visibility: involved`,
+    /// only the requests this principal may see.
+    #[tsify(optional, type = "Principal | null")]
+    pub viewer: Option<Principal>,
+}
+
+/// Options of `review`.
+#[derive(Tsify, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewOptions {
+    /// `ratified` or `flagged`.
+    pub outcome: ReviewOutcome,
+    /// 1..=4000 characters after trimming.
+    #[tsify(optional, type = "string | null")]
+    pub comment: Option<String>,
 }
 
 /// Options of `replaceRules`.

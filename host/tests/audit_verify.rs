@@ -1,0 +1,79 @@
+//! `signoff audit verify FILE`, run as a user runs it: the binary over a
+//! request the core filed and decided, that request tampered with, and a
+//! file that is neither a request nor events (docs/CONTRACT.md section 12).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure is a panic"
+)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use futures::executor::block_on;
+use serde_json::{Value, json};
+use signoff_core::{Manager, MemoryCache, Principal, Rules, Timestamp};
+
+fn decided_request() -> Value {
+    let rules = Rules::parse(&json!({
+        "levels": [{ "name": "peer", "ttlSeconds": 3600, "stages": [
+            { "name": "review", "requiredApprovals": 1, "eligibleRoles": ["engineer"] }
+        ]}],
+        "defaultLevel": "peer"
+    }))
+    .unwrap();
+    let manager = Manager::new(
+        MemoryCache::new(),
+        || Timestamp::from_millis(1_767_225_600_000),
+        || uuid::Uuid::from_u128(42),
+        rules,
+    );
+    let change = json!({
+        "policyId": "iam/admins", "policyType": "iam", "changeKind": "update",
+        "title": "Add bob", "justification": "Bob joins the on-call rotation."
+    });
+    let alice = Principal::new("alice", &["engineer"]);
+    let bob = Principal::new("bob", &["engineer"]);
+    block_on(async {
+        let created = manager.create(&change, &alice, None).await.unwrap();
+        let id = created.request.id.to_string();
+        manager.comment(&id, &alice, "ping".into()).await.unwrap();
+        let done = manager.approve(&id, &bob, Some("ok".into())).await.unwrap();
+        serde_json::to_value(done).unwrap()
+    })
+}
+
+fn verify(name: &str, text: &str) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("signoff-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: PathBuf = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(["audit", "verify"])
+        .arg(&file)
+        .output()
+        .expect("the binary runs");
+    std::fs::remove_file(&file).unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_decided_request_verifies_and_a_tampered_one_names_its_first_broken_entry() {
+    let request = decided_request();
+    let (code, said) = verify("request.json", &serde_json::to_string_pretty(&request).unwrap());
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("3 entries verified"), "{said}");
+
+    let mut tampered = request.clone();
+    tampered["history"][1]["comment"] = json!("pong");
+    let (code, said) = verify("tampered.json", &tampered.to_string());
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("entry 1 breaks the chain"), "{said}");
+
+    let (code, said) = verify("nothing.txt", "hello\n");
+    assert_eq!(code, 2, "{said}");
+}
