@@ -170,3 +170,22 @@ if (typescript.length > 0) {
     }
   });
 }
+
+test("the package README names every export, method and getter", async () => {
+  const readme = readFileSync(join(ROOT, "wasm/package/README.md"), "utf8");
+  const api = await import("signoff");
+  const names = Object.keys(api).filter((name) => name !== "default");
+  for (const Class of [api.ApprovalManager, api.CompiledRules, api.MemoryCache]) {
+    for (const name of Object.getOwnPropertyNames(Class.prototype)) {
+      if (name !== "constructor" && !name.startsWith("__")) names.push(`${Class.name}.${name}`);
+    }
+  }
+  // A name counts as documented inside inline code: `name(`, `name `, `.name`...
+  const prose = readme.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, "");
+  const inCode = [...prose.matchAll(/`([^`]+)`/g)].map((match) => match[1]);
+  const missing = names.filter((qualified) => {
+    const name = qualified.split(".").pop();
+    return !inCode.some((code) => new RegExp(`(^|[^\\w])${name}([^\\w]|$)`).test(code));
+  });
+  assert.deepEqual(missing, [], "named nowhere in wasm/package/README.md");
+});
