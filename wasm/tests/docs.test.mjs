@@ -189,3 +189,12 @@ test("the package README names every export, method and getter", async () => {
   });
   assert.deepEqual(missing, [], "named nowhere in wasm/package/README.md");
 });
+
+test("every page on caches warns that commits must be atomic and that Workers KV is not", () => {
+  for (const document of ["wasm/package/README.md", "wasm/README.md", "docs/CONTRACT.md", "docs/ARCHITECTURE.md"]) {
+    const text = readFileSync(join(ROOT, document), "utf8").replace(/\s+/g, " ");
+    assert.match(text, /Workers KV/, `${document} names Workers KV`);
+    assert.match(text, /atomic/i, `${document} asks for atomic commits`);
+    assert.match(text, /Durable Object/, `${document} shows the Durable Object cache`);
+  }
+});
