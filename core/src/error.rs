@@ -49,6 +49,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// An unexpected failure; never carries internals.
     Internal,
+    /// An export of the JS package's web build used before `init()` (or
+    /// `initSync()`) instantiated its WebAssembly (JS only).
+    NotInitialized,
 }
 
 impl ErrorCode {
@@ -229,6 +232,7 @@ mod tests {
             ErrorCode::SelfApproval,
             ErrorCode::PreconditionFailed,
             ErrorCode::UnsupportedMediaType,
+            ErrorCode::NotInitialized,
         ] {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
             assert_eq!(
@@ -236,6 +240,7 @@ mod tests {
                 serde_json::Value::String(code.as_str().into())
             );
         }
+        assert_eq!(ErrorCode::NotInitialized.as_str(), "not_initialized");
         assert_eq!(ErrorCode::parse("nope"), None);
     }
 

@@ -28,8 +28,8 @@ export function validateChange(change: unknown, rules?: Rules | CompiledRules | 
  */
 export function previewChange(change: unknown, rules: Rules | CompiledRules): Preview;
 
-/** The codes of `SignoffError`: the core's, and `not_initialized` (an export used before `init()`). */
-export type SignoffErrorCode = ErrorCode | "not_initialized";
+/** The codes of `SignoffError`: the core's `ErrorCode` (`not_initialized` included: an export used before `init()`). */
+export type SignoffErrorCode = ErrorCode;
 
 /** Every failure of signoff is thrown (or rejected) as a `SignoffError`. */
 export class SignoffError extends Error {

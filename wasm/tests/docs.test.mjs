@@ -170,3 +170,31 @@ if (typescript.length > 0) {
     }
   });
 }
+
+test("the package README names every export, method and getter", async () => {
+  const readme = readFileSync(join(ROOT, "wasm/package/README.md"), "utf8");
+  const api = await import("signoff");
+  const names = Object.keys(api).filter((name) => name !== "default");
+  for (const Class of [api.ApprovalManager, api.CompiledRules, api.MemoryCache]) {
+    for (const name of Object.getOwnPropertyNames(Class.prototype)) {
+      if (name !== "constructor" && !name.startsWith("__")) names.push(`${Class.name}.${name}`);
+    }
+  }
+  // A name counts as documented inside inline code: `name(`, `name `, `.name`...
+  const prose = readme.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, "");
+  const inCode = [...prose.matchAll(/`([^`]+)`/g)].map((match) => match[1]);
+  const missing = names.filter((qualified) => {
+    const name = qualified.split(".").pop();
+    return !inCode.some((code) => new RegExp(`(^|[^\\w])${name}([^\\w]|$)`).test(code));
+  });
+  assert.deepEqual(missing, [], "named nowhere in wasm/package/README.md");
+});
+
+test("every page on caches warns that commits must be atomic and that Workers KV is not", () => {
+  for (const document of ["wasm/package/README.md", "wasm/README.md", "docs/CONTRACT.md", "docs/ARCHITECTURE.md"]) {
+    const text = readFileSync(join(ROOT, document), "utf8").replace(/\s+/g, " ");
+    assert.match(text, /Workers KV/, `${document} names Workers KV`);
+    assert.match(text, /atomic/i, `${document} asks for atomic commits`);
+    assert.match(text, /Durable Object/, `${document} shows the Durable Object cache`);
+  }
+});

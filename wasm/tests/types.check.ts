@@ -95,9 +95,10 @@ async function main(): Promise<void> {
   } catch (error) {
     if (error instanceof SignoffError) {
       const code: SignoffErrorCode = error.code;
-      const fromCore: ErrorCode | undefined = code === "not_initialized" ? undefined : code;
+      const fromCore: ErrorCode = code;
+      const beforeInit: ErrorCode = "not_initialized";
       // @ts-expect-error: not a code
-      if (error.code === "not_a_code") console.log(fromCore);
+      if (error.code === "not_a_code") console.log(fromCore, beforeInit);
       const details = error.details;
       if (details !== undefined && !Array.isArray(details)) {
         const wait: number = details.retryAfterSeconds;

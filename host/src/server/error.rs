@@ -32,7 +32,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // Only the JS package's web build throws `not_initialized`.
+        ErrorCode::Internal | ErrorCode::NotInitialized => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -239,4 +239,25 @@ mod tests {
         .unwrap();
         assert_eq!(Some(ours), error.details());
     }
+
+    /// The codes the web entry throws before the module exists are the
+    /// core's: a code is never invented in JavaScript.
+    #[test]
+    fn the_web_entry_throws_only_the_core_s_codes() {
+        let entry = include_str!("../../package/web.index.js");
+        let codes: Vec<&str> = entry
+            .split("new SignoffError(")
+            .skip(1)
+            .map(|rest| {
+                rest.trim_start()
+                    .strip_prefix('"')
+                    .and_then(|rest| rest.split('"').next())
+                    .expect("a SignoffError built with a literal code")
+            })
+            .collect();
+        assert!(!codes.is_empty());
+        for code in codes {
+            assert!(ErrorCode::parse(code).is_some(), "{code} is not the core's");
+        }
+    }
 }
