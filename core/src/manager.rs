@@ -96,6 +96,30 @@ fn is_zero(count: &u32) -> bool {
     *count == 0
 }
 
+/// A create in progress: what every attempt of it shares.
+struct Filing<'a> {
+    change: PolicyChange,
+    principal: &'a Principal,
+    id: Uuid,
+    /// The change's canonical JSON, to compare a replay with.
+    body: String,
+    idempotency_key: Option<&'a str>,
+    /// Whether the request and the requester's records share a partition.
+    same_partition: bool,
+    record_key: Option<String>,
+    bucket_key: Option<(&'a crate::rules::RateLimit, String)>,
+}
+
+/// The end of one attempt of a create.
+enum Attempt {
+    Done(Box<Created>),
+    /// A commit met a conflict (or a replay must be looked for): try again,
+    /// reading the idempotency record when `read_record`.
+    Again {
+        read_record: bool,
+    },
+}
+
 #[derive(Serialize, Deserialize)]
 struct IdempotencyRecord {
     body: String,
@@ -270,155 +294,200 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             parse_idempotency_key(key)?;
         }
         ApprovalRequest::check_filing(&change, principal, &self.rules)?;
-        let body = canonical_json(input);
         let id = self.ids.new_id()?;
         let layout = self.layout;
-        let same_partition =
-            layout.partition_of_id(&id) == layout.partition_of_principal(&principal.id);
-        let record_key = idempotency_key.map(|key| layout.idempotency(&principal.id, key));
-        let bucket_key = self
-            .rules
-            .rate_limit
-            .as_ref()
-            .map(|limit| (limit, layout.rate_bucket(&principal.id)));
+        let filing = Filing {
+            change,
+            principal,
+            id,
+            body: canonical_json(input),
+            idempotency_key,
+            same_partition: layout.partition_of_id(&id)
+                == layout.partition_of_principal(&principal.id),
+            record_key: idempotency_key.map(|key| layout.idempotency(&principal.id, key)),
+            bucket_key: self
+                .rules
+                .rate_limit
+                .as_ref()
+                .map(|limit| (limit, layout.rate_bucket(&principal.id))),
+        };
         // The record is read only once a commit found it there: a create
         // without a conflict reads nothing but the bucket.
         let mut read_record = false;
         for _ in 0..MAX_ATTEMPTS {
-            let now = self.clock.now();
-            let record_checked = read_record;
-            let mut reads: Vec<String> = Vec::new();
-            if let Some((_, key)) = &bucket_key {
-                reads.push(key.clone());
+            match self.try_create(&filing, read_record).await? {
+                Attempt::Done(created) => return Ok(*created),
+                Attempt::Again { read_record: read } => read_record = read,
             }
-            if read_record && let Some(key) = &record_key {
-                reads.push(key.clone());
-            }
-            let mut found = if reads.is_empty() {
-                Vec::new()
-            } else {
-                self.cache.get_many(&reads, None).await?
-            };
-            found.resize(reads.len(), None);
-            let mut found = found.into_iter();
-            let bucket_entry = if bucket_key.is_some() {
-                found.next().flatten()
-            } else {
-                None
-            };
-            if read_record && let Some(entry) = found.next().flatten() {
-                let record: IdempotencyRecord = decode(&entry)?;
-                if record.body != body {
-                    return Err(Error::Conflict(format!(
-                        "idempotency key `{}` was already used with another change",
-                        idempotency_key.unwrap_or_default()
-                    )));
-                }
-                self.complete(&record.request).await?;
-                return Ok(Created {
-                    request: record.request,
-                    replayed: true,
-                });
-            }
-            let mut requester_batch = Batch::default();
-            if let Some((limit, key)) = &bucket_key {
-                let bucket = bucket_entry.as_ref().map(decode::<Bucket>).transpose()?;
-                match ratelimit::take(limit, bucket, now) {
-                    Decision::Allowed(next) => {
-                        requester_batch.checks.push(Check {
-                            key: key.clone(),
-                            version: bucket_entry.map(|entry| entry.version),
-                        });
-                        requester_batch.puts.push(Put {
-                            key: key.clone(),
-                            value: encode(&next)?,
-                            ttl_ms: Some(ratelimit::bucket_ttl_ms(limit)),
-                        });
-                    }
-                    Decision::Limited {
-                        retry_after_seconds,
-                    } => {
-                        // A replay answers even when the bucket is empty:
-                        // look for the record before refusing.
-                        if record_key.is_some() && !record_checked {
-                            read_record = true;
-                            continue;
-                        }
-                        return Err(Error::RateLimited {
-                            retry_after_seconds,
-                        });
-                    }
-                }
-            }
-            let request = ApprovalRequest::create(
-                id,
-                change.clone(),
-                principal,
-                &self.rules,
-                &self.rules_digest,
-                now,
-            )?;
-            if let Some(record_key) = &record_key {
-                let record = IdempotencyRecord {
-                    body: body.clone(),
-                    request: request.clone(),
-                };
-                requester_batch.checks.push(Check {
-                    key: record_key.clone(),
-                    version: None,
-                });
-                requester_batch.puts.push(Put {
-                    key: record_key.clone(),
-                    value: encode(&record)?,
-                    ttl_ms: Some(IDEMPOTENCY_TTL_MS),
-                });
-            }
-            let mut request_batch = self.request_batch(&request)?;
-            if same_partition {
-                requester_batch.checks.append(&mut request_batch.checks);
-                requester_batch.puts.append(&mut request_batch.puts);
-                requester_batch.index_adds = std::mem::take(&mut request_batch.index_adds);
-                if self.cache.commit(requester_batch).await? == CommitOutcome::Committed {
-                    return Ok(Created {
-                        request,
-                        replayed: false,
-                    });
-                }
-                read_record = record_key.is_some();
-                continue;
-            }
-            let has_requester_writes = !requester_batch.puts.is_empty();
-            if has_requester_writes
-                && self.cache.commit(requester_batch).await? == CommitOutcome::Conflict
-            {
-                read_record = record_key.is_some();
-                continue;
-            }
-            return match self.cache.commit(request_batch).await? {
-                CommitOutcome::Committed => Ok(Created {
-                    request,
-                    replayed: false,
-                }),
-                // The id is taken: by this very request when a replay of its
-                // idempotency key completed it first, or else by another.
-                CommitOutcome::Conflict => match self.stored(&request.id).await? {
-                    Some(stored)
-                        if stored.requested_by == request.requested_by
-                            && stored.created_at == request.created_at
-                            && stored.change == request.change =>
-                    {
-                        Ok(Created {
-                            request,
-                            replayed: false,
-                        })
-                    }
-                    _ => Err(Error::Conflict(format!(
-                        "the new request's id `{id}` is already in use; retry"
-                    ))),
-                },
-            };
         }
         Err(too_much_contention())
+    }
+
+    /// One attempt of [`Manager::create`]: reads the requester's bucket
+    /// (and, with `read_record`, its idempotency record), then commits.
+    async fn try_create(&self, filing: &Filing<'_>, read_record: bool) -> Result<Attempt, Error> {
+        let now = self.clock.now();
+        let (bucket_entry, record) = self.requester_state(filing, read_record).await?;
+        if let Some(record) = record {
+            return Ok(Attempt::Done(Box::new(self.replay(filing, record).await?)));
+        }
+        let mut requester_batch = Batch::default();
+        if let Some((limit, key)) = &filing.bucket_key {
+            let bucket = bucket_entry.as_ref().map(decode::<Bucket>).transpose()?;
+            match ratelimit::take(limit, bucket, now) {
+                Decision::Allowed(next) => {
+                    requester_batch.checks.push(Check {
+                        key: key.clone(),
+                        version: bucket_entry.map(|entry| entry.version),
+                    });
+                    requester_batch.puts.push(Put {
+                        key: key.clone(),
+                        value: encode(&next)?,
+                        ttl_ms: Some(ratelimit::bucket_ttl_ms(limit)),
+                    });
+                }
+                // A replay answers even when the bucket is empty: look for
+                // the record before refusing.
+                Decision::Limited { .. } if filing.record_key.is_some() && !read_record => {
+                    return Ok(Attempt::Again { read_record: true });
+                }
+                Decision::Limited {
+                    retry_after_seconds,
+                } => {
+                    return Err(Error::RateLimited {
+                        retry_after_seconds,
+                    });
+                }
+            }
+        }
+        let request = ApprovalRequest::create(
+            filing.id,
+            filing.change.clone(),
+            filing.principal,
+            &self.rules,
+            &self.rules_digest,
+            now,
+        )?;
+        if let Some(record_key) = &filing.record_key {
+            let record = IdempotencyRecord {
+                body: filing.body.clone(),
+                request: request.clone(),
+            };
+            requester_batch.checks.push(Check {
+                key: record_key.clone(),
+                version: None,
+            });
+            requester_batch.puts.push(Put {
+                key: record_key.clone(),
+                value: encode(&record)?,
+                ttl_ms: Some(IDEMPOTENCY_TTL_MS),
+            });
+        }
+        self.commit_created(filing, requester_batch, request).await
+    }
+
+    /// The requester's bucket and, with `read_record`, its idempotency
+    /// record, in one batched read.
+    async fn requester_state(
+        &self,
+        filing: &Filing<'_>,
+        read_record: bool,
+    ) -> Result<(Option<Entry>, Option<IdempotencyRecord>), Error> {
+        let mut reads: Vec<String> = Vec::new();
+        if let Some((_, key)) = &filing.bucket_key {
+            reads.push(key.clone());
+        }
+        let record_key = filing.record_key.as_ref().filter(|_| read_record);
+        reads.extend(record_key.cloned());
+        if reads.is_empty() {
+            return Ok((None, None));
+        }
+        let mut found = self.cache.get_many(&reads, None).await?;
+        found.resize(reads.len(), None);
+        let mut found = found.into_iter();
+        let bucket = if filing.bucket_key.is_some() {
+            found.next().flatten()
+        } else {
+            None
+        };
+        let record = match (record_key, found.next().flatten()) {
+            (Some(_), Some(entry)) => Some(decode::<IdempotencyRecord>(&entry)?),
+            _ => None,
+        };
+        Ok((bucket, record))
+    }
+
+    /// The answer to a create whose idempotency record exists: the first
+    /// request (completed if its commit was cut off), or `conflict` when the
+    /// key was used with another change.
+    async fn replay(
+        &self,
+        filing: &Filing<'_>,
+        record: IdempotencyRecord,
+    ) -> Result<Created, Error> {
+        if record.body != filing.body {
+            return Err(Error::Conflict(format!(
+                "idempotency key `{}` was already used with another change",
+                filing.idempotency_key.unwrap_or_default()
+            )));
+        }
+        self.complete(&record.request).await?;
+        Ok(Created {
+            request: record.request,
+            replayed: true,
+        })
+    }
+
+    /// Commits a new request with the requester's writes: in one commit when
+    /// both live in one partition, else the requester's first.
+    async fn commit_created(
+        &self,
+        filing: &Filing<'_>,
+        mut requester_batch: Batch,
+        request: ApprovalRequest,
+    ) -> Result<Attempt, Error> {
+        let again = Attempt::Again {
+            read_record: filing.record_key.is_some(),
+        };
+        let done = |request| {
+            Attempt::Done(Box::new(Created {
+                request,
+                replayed: false,
+            }))
+        };
+        let mut request_batch = self.request_batch(&request)?;
+        if filing.same_partition {
+            requester_batch.checks.append(&mut request_batch.checks);
+            requester_batch.puts.append(&mut request_batch.puts);
+            requester_batch.index_adds = std::mem::take(&mut request_batch.index_adds);
+            return Ok(match self.cache.commit(requester_batch).await? {
+                CommitOutcome::Committed => done(request),
+                CommitOutcome::Conflict => again,
+            });
+        }
+        if !requester_batch.puts.is_empty()
+            && self.cache.commit(requester_batch).await? == CommitOutcome::Conflict
+        {
+            return Ok(again);
+        }
+        match self.cache.commit(request_batch).await? {
+            CommitOutcome::Committed => Ok(done(request)),
+            // The id is taken: by this very request when a replay of its
+            // idempotency key completed it first, or else by another.
+            CommitOutcome::Conflict => match self.stored(&request.id).await? {
+                Some(stored)
+                    if stored.requested_by == request.requested_by
+                        && stored.created_at == request.created_at
+                        && stored.change == request.change =>
+                {
+                    Ok(done(request))
+                }
+                _ => Err(Error::Conflict(format!(
+                    "the new request's id `{}` is already in use; retry",
+                    filing.id
+                ))),
+            },
+        }
     }
 
     /// The commit that stores a new request, if its id is still free.

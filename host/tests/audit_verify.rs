@@ -64,7 +64,10 @@ fn verify(name: &str, text: &str) -> (i32, String) {
 #[test]
 fn a_decided_request_verifies_and_a_tampered_one_names_its_first_broken_entry() {
     let request = decided_request();
-    let (code, said) = verify("request.json", &serde_json::to_string_pretty(&request).unwrap());
+    let (code, said) = verify(
+        "request.json",
+        &serde_json::to_string_pretty(&request).unwrap(),
+    );
     assert_eq!(code, 0, "{said}");
     assert!(said.contains("3 entries verified"), "{said}");
 

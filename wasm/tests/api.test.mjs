@@ -61,7 +61,10 @@ for (const [kind, makeCache] of Object.entries(caches)) {
       assert.equal(created.rulesDigest, manager.rulesDigest);
       clock.advance(1000);
       const once = await manager.approve(created.id, bob, { comment: " ok " });
-      assert.deepEqual(once.approvals, [{ by: "bob", stage: "review", at: "2026-01-01T00:00:01.000Z", comment: "ok" }]);
+      assert.match(created.changeDigest, /^[0-9a-f]{64}$/);
+      assert.deepEqual(once.approvals, [
+        { by: "bob", stage: "review", at: "2026-01-01T00:00:01.000Z", comment: "ok", changeDigest: created.changeDigest },
+      ]);
       const twice = await manager.approve(created.id, carol);
       assert.equal(twice.status, "approved");
       assert.equal(twice.stage, undefined);

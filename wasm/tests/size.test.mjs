@@ -12,12 +12,15 @@ import { brotliCompressSync, constants, gzipSync } from "node:zlib";
  * (principals, allowed actions, rules replacement) brought the module to
  * 166,732 B gzipped and 137,160 B brotli, the partitioned storage (merged
  * listings, batched reads, pass-through pages) to 181,105 B and 147,647 B,
- * and the rules what-if to 186,619 B and 152,037 B (see
+ * the rules what-if to 186,619 B and 152,037 B, and the approval model of
+ * wave 2 (groups, separation, escalation, break-glass, amend, visibility,
+ * the audit chain, and the create split into named steps: 614,302 B raw) to
+ * 215,782 B and 175,054 B (see
  * docs/PERFORMANCE.md). The budgets below hold that size so that it cannot
  * grow further unnoticed while it is won back.
  */
-const GZIP_BUDGET = 187_000;
-const BROTLI_BUDGET = 152_500;
+const GZIP_BUDGET = 216_000;
+const BROTLI_BUDGET = 175_500;
 
 const pkg = new URL("../pkg/", import.meta.url);
 
