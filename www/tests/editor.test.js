@@ -86,13 +86,25 @@ async function fieldCodes(page, field) {
   return page.locator(`#e-${field} li`).evaluateAll((items) => items.map((item) => item.dataset.code));
 }
 
+/**
+ * Waits until the preview shows `level`, decided by `decidingRule` (or by
+ * the default level when it is null): level and reason together, so that a
+ * preview left from the previous input never passes for the new one.
+ */
 async function expectLevel(page, level, decidingRule) {
-  await page.locator("#preview-level").filter({ hasText: new RegExp(`^${level}$`) }).waitFor();
-  if (decidingRule) {
-    const deciding = page.locator("#preview-explanation li.deciding");
-    assert.equal(await deciding.getAttribute("data-rule"), decidingRule);
-  } else {
-    await page.locator("#preview-explanation .default-used").waitFor();
+  const shown = () => page.evaluate(() => ({
+    level: document.getElementById("preview-level")?.textContent ?? null,
+    deciding: document.querySelector("#preview-explanation li.deciding")?.dataset.rule ?? null,
+    defaultUsed: document.querySelector("#preview-explanation .default-used") !== null,
+  }));
+  try {
+    await page.waitForFunction(([level, decidingRule]) => {
+      if (document.getElementById("preview-level")?.textContent !== level) return false;
+      if (decidingRule === null) return document.querySelector("#preview-explanation .default-used") !== null;
+      return document.querySelector("#preview-explanation li.deciding")?.dataset.rule === decidingRule;
+    }, [level, decidingRule]);
+  } catch (error) {
+    throw new Error(`the preview never showed ${level} (${decidingRule ?? "default"}): it shows ${JSON.stringify(await shown())}`, { cause: error });
   }
 }
 
