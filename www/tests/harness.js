@@ -38,6 +38,8 @@ async function waitFor(check, { timeoutMs, what }) {
     try {
       if (await check()) return;
     } catch (error) {
+      // A check that can never pass (the server exited) ends the wait now.
+      if (error.fatal) throw error;
       last = error;
     }
     await new Promise((done) => setTimeout(done, 100));
@@ -89,7 +91,9 @@ export async function startServer() {
   let url = null;
   try {
     await waitFor(async () => {
-      if (exited) throw new Error(`the server exited (${JSON.stringify(exited)}): ${stderr.slice(-2000)}`);
+      if (exited) {
+        throw Object.assign(new Error(`the server exited (${JSON.stringify(exited)}): ${stderr.slice(-2000)}`), { fatal: true });
+      }
       // The banner goes to stdout or stderr, depending on the server's build.
       url ??= parseAddress(stdout + stderr);
       const principals = parseTokens(stdout + stderr);
