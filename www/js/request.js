@@ -242,6 +242,13 @@ export function setupRequestView(ctx) {
       }));
   }
 
+  /** Shows `notice` (`{ text, tone, code }`, or null for none) above the request. */
+  function announceNotice(notice) {
+    say(announce, notice?.text ?? "", notice?.tone ?? "");
+    if (notice?.code) announce.dataset.code = notice.code;
+    else delete announce.dataset.code;
+  }
+
   /**
    * Draws the request. `notice` (`{ text, tone, code }`) is announced above
    * it. Texts typed into the action forms survive a redraw, except the one
@@ -251,9 +258,7 @@ export function setupRequestView(ctx) {
     const change = request.change;
     const typed = new Map([...body.querySelectorAll("form.act textarea")].map((area) => [area.id, area.value]));
     heading.textContent = change.title;
-    say(announce, notice?.text ?? "", notice?.tone ?? "");
-    if (notice?.code) announce.dataset.code = notice.code;
-    else delete announce.dataset.code;
+    announceNotice(notice);
     replace(body,
       h("p", {}, statusBadge(request.status), " ", h("span", { id: "request-status", dataset: { status: request.status } }, request.status),
         request.stage ? [" · current stage ", h("strong", { id: "request-stage" }, request.stage)] : null),
@@ -306,7 +311,10 @@ export function setupRequestView(ctx) {
     stopTimer();
     body.dataset.id = id;
     markBusy(body);
-    if (!notice) {
+    if (notice) {
+      // The refusal shows at once, and stays if the request cannot load.
+      announceNotice(notice);
+    } else {
       heading.textContent = "Request";
       say(announce, "");
       replace(body, h("p", { role: "status" }, "Loading…"));

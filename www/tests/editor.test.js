@@ -86,13 +86,25 @@ async function fieldCodes(page, field) {
   return page.locator(`#e-${field} li`).evaluateAll((items) => items.map((item) => item.dataset.code));
 }
 
+/**
+ * Waits until the preview shows `level`, decided by `decidingRule` (or by
+ * the default level when it is null): level and reason together, so that a
+ * preview left from the previous input never passes for the new one.
+ */
 async function expectLevel(page, level, decidingRule) {
-  await page.locator("#preview-level").filter({ hasText: new RegExp(`^${level}$`) }).waitFor();
-  if (decidingRule) {
-    const deciding = page.locator("#preview-explanation li.deciding");
-    assert.equal(await deciding.getAttribute("data-rule"), decidingRule);
-  } else {
-    await page.locator("#preview-explanation .default-used").waitFor();
+  const shown = () => page.evaluate(() => ({
+    level: document.getElementById("preview-level")?.textContent ?? null,
+    deciding: document.querySelector("#preview-explanation li.deciding")?.dataset.rule ?? null,
+    defaultUsed: document.querySelector("#preview-explanation .default-used") !== null,
+  }));
+  try {
+    await page.waitForFunction(([level, decidingRule]) => {
+      if (document.getElementById("preview-level")?.textContent !== level) return false;
+      if (decidingRule === null) return document.querySelector("#preview-explanation .default-used") !== null;
+      return document.querySelector("#preview-explanation li.deciding")?.dataset.rule === decidingRule;
+    }, [level, decidingRule]);
+  } catch (error) {
+    throw new Error(`the preview never showed ${level} (${decidingRule ?? "default"}): it shows ${JSON.stringify(await shown())}`, { cause: error });
   }
 }
 
@@ -706,6 +718,24 @@ describe("the editor as a review tool: bugs of the review", () => {
     assert.equal(await page.getAttribute('#stages li[data-stage="peer-review"]', "data-state"), "ended");
     assert.equal(await page.locator('#stages li[data-stage="peer-review"] .tag').textContent(), "cancelled here");
     await screenshot(page, "bug4-refused-then-refreshed");
+
+    // When the request cannot load again after a refusal, the refusal stays
+    // on show, not the announcement of an earlier action.
+    const another = await file(alice, { title: "Rotate the cache key again" });
+    await openRequest(page, another.id);
+    await page.fill("#comment-text", "Checked the key rotation plan.");
+    await act(page, "#comment-button");
+    assert.match(await page.locator("#request-announcement").textContent(), /^Add comment: done\./);
+    assert.equal((await api(alice, "POST", `/v1/requests/${another.id}/cancel`)).status, 200);
+    page.failuresExpected.push(`/v1/requests/${another.id}`);
+    await page.route(`**/v1/requests/${another.id}`, (route) => (route.request().method() === "GET"
+      ? route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "unavailable", message: "storage is down" } }) })
+      : route.continue()), { times: 1 });
+    await act(page, "#approve-button", ["error"]);
+    assert.match(await page.locator("#request-announcement").textContent(), /^Approve was refused\./);
+    assert.equal(await page.getAttribute("#request-announcement", "data-code"), "not_pending");
+    assert.match(await page.locator("#request-body").textContent(), /The request could not load\./);
+    await page.unroute(`**/v1/requests/${another.id}`);
 
     // Rejected at the second stage: the first passed, the second ended there.
     const security = await file(alice, { policyId: "iam/root", policyType: "iam", environment: "prod", title: "Grant root to the break-glass role" });

@@ -8,7 +8,6 @@ import { once } from "node:events";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { createServer } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,24 +20,16 @@ export const WWW = join(ROOT, "www");
 // in progress). Both the signoff server and the static server serve it.
 export const PKG = resolve(process.env.SIGNOFF_TEST_PKG ?? join(ROOT, "wasm", "pkg", "web"));
 export const RESULTS = join(WWW, "test-results");
-export const SERVER_BINARY = join(ROOT, "target", "release", "signoff");
+// Where cargo put the server: CARGO_TARGET_DIR when set (as `cargo xtask
+// browser` then builds it there), else the workspace's target/.
+const TARGET_DIR = resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
+export const SERVER_BINARY = join(TARGET_DIR, "release", "signoff");
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort() {
-  const server = createNetServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address();
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 async function waitFor(check, { timeoutMs, what }) {
   const deadline = Date.now() + timeoutMs;
@@ -47,6 +38,8 @@ async function waitFor(check, { timeoutMs, what }) {
     try {
       if (await check()) return;
     } catch (error) {
+      // A check that can never pass (the server exited) ends the wait now.
+      if (error.fatal) throw error;
       last = error;
     }
     await new Promise((done) => setTimeout(done, 100));
@@ -67,17 +60,25 @@ export function parseTokens(output) {
   return principals;
 }
 
-/** Starts `signoff serve --dev` on a free port; resolves once it is ready. */
+/** The address the server's start banner says it listens on. */
+export function parseAddress(output) {
+  return /running in demo mode \(--dev\) on (http:\/\/\S+)/.exec(output)?.[1] ?? null;
+}
+
+/**
+ * Starts `signoff serve --dev` on a port the system chooses; resolves once it
+ * is ready. The server binds port 0 itself and prints where it listens: a
+ * port picked here and bound later could be taken meanwhile by another
+ * program on the machine.
+ */
 export async function startServer() {
   await stat(SERVER_BINARY).catch(() => {
     throw new Error(`${SERVER_BINARY} is missing: cargo build --release -p signoff-host --bin signoff`);
   });
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   await stat(join(PKG, "index.js")).catch(() => {
     throw new Error(`${join(PKG, "index.js")} is missing: build the JS package with cargo xtask js`);
   });
-  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", `127.0.0.1:${port}`, "--www-dir", WWW, "--pkg-dir", PKG], {
+  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", "127.0.0.1:0", "--www-dir", WWW, "--pkg-dir", PKG], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -87,15 +88,19 @@ export async function startServer() {
   child.stderr.setEncoding("utf8").on("data", (chunk) => { stderr += chunk; });
   let exited = null;
   child.on("exit", (code, signal) => { exited = { code, signal }; });
+  let url = null;
   try {
     await waitFor(async () => {
-      if (exited) throw new Error(`the server exited (${JSON.stringify(exited)}): ${stderr.slice(-2000)}`);
+      if (exited) {
+        throw Object.assign(new Error(`the server exited (${JSON.stringify(exited)}): ${stderr.slice(-2000)}`), { fatal: true });
+      }
       // The banner goes to stdout or stderr, depending on the server's build.
+      url ??= parseAddress(stdout + stderr);
       const principals = parseTokens(stdout + stderr);
-      if (Object.keys(principals).length === 0) return false;
+      if (!url || Object.keys(principals).length === 0) return false;
       const response = await fetch(`${url}/healthz`);
       return response.ok;
-    }, { timeoutMs: 30_000, what: `the server at ${url}` });
+    }, { timeoutMs: 30_000, what: "the server to start" });
   } catch (error) {
     child.kill("SIGKILL");
     throw new Error(`${error.message}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`);
@@ -174,8 +179,10 @@ export async function launchBrowser() {
 
 /**
  * A page that records uncaught errors and console errors. Failed API calls
- * the test provokes on purpose (4xx from /v1/ or /healthz) are expected and
- * filtered; anything else fails `assertClean`.
+ * the test provokes on purpose (4xx from /v1/ or /healthz, and any status
+ * from an address the test lists in `page.failuresExpected`, where it makes
+ * the server fail) are expected and filtered; anything else fails
+ * `assertClean`.
  */
 export async function openPage(context, url) {
   const page = await context.newPage();
@@ -193,11 +200,14 @@ export async function openPage(context, url) {
     });
   });
   page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  page.failuresExpected = [];
   page.on("console", (message) => {
     if (message.type() !== "error") return;
     const where = message.location()?.url ?? "";
-    const expected = /Failed to load resource: the server responded with a status of 4\d\d/.test(message.text())
-      && /\/(v1\/|healthz)/.test(where);
+    const failed = /Failed to load resource: the server responded with a status of (\d{3})/.exec(message.text());
+    const expected = failed !== null
+      && ((failed[1].startsWith("4") && /\/(v1\/|healthz)/.test(where))
+        || page.failuresExpected.some((path) => new URL(where, "http://x").pathname === path));
     if (!expected) problems.push(`console: ${message.text()} (${where})`);
   });
   // SIGNOFF_TEST_TIMEOUT_MS shortens every wait, e.g. to see quickly which
