@@ -482,6 +482,104 @@ impl ListQuery {
     }
 }
 
+/// An events query: `{ after?, limit? }` (a `limit` may be a decimal
+/// string, as query strings carry it; 1..=500, default 100).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsQuery {
+    /// The event id to list after.
+    pub after: Option<String>,
+    /// The page size.
+    pub limit: u32,
+}
+
+impl EventsQuery {
+    /// Parses the options object `{ after?, limit? }` of the JS API.
+    pub fn parse(input: Option<&Value>) -> Result<Self, Error> {
+        let mut out = Vec::new();
+        let mut pairs = Vec::new();
+        if let Some(mut reader) = body(input, &mut out) {
+            if let Some(after) = reader.optional_str("after", &mut out) {
+                pairs.push(("after".to_owned(), after.to_owned()));
+            }
+            if let Some(value) = reader.optional("limit") {
+                match value.as_i64() {
+                    Some(limit) => pairs.push(("limit".to_owned(), limit.to_string())),
+                    None => out.push(Violation::new(
+                        "limit",
+                        ViolationCode::InvalidType,
+                        "must be an integer",
+                    )),
+                }
+            }
+            reader.finish(&mut out);
+        }
+        if !out.is_empty() {
+            return Err(invalid("events query", out));
+        }
+        Self::from_pairs(pairs)
+    }
+
+    /// Parses the query string's pairs: unknown or repeated parameters are
+    /// refused, an empty value is absent.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
+        let mut out = Vec::new();
+        let mut query = Self {
+            after: None,
+            limit: crate::events::limits::DEFAULT_PAGE_SIZE,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, value) in pairs {
+            if !seen.insert(name.clone()) {
+                out.push(Violation::new(
+                    name,
+                    ViolationCode::Duplicate,
+                    "is given twice",
+                ));
+                continue;
+            }
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_str() {
+                "after" => query.after = Some(value),
+                "limit" => match value.parse::<i64>() {
+                    Ok(limit) => {
+                        if let Some(limit) = expect_integer(
+                            "limit",
+                            &Value::from(limit),
+                            1,
+                            i64::from(crate::events::limits::MAX_PAGE_SIZE),
+                            &mut out,
+                        ) {
+                            query.limit = u32::try_from(limit).unwrap_or(query.limit);
+                        }
+                    }
+                    Err(_) => out.push(Violation::new(
+                        "limit",
+                        ViolationCode::InvalidType,
+                        "must be an integer",
+                    )),
+                },
+                _ => out.push(Violation::new(
+                    name,
+                    ViolationCode::UnknownField,
+                    "is not a parameter of the event log",
+                )),
+            }
+        }
+        if let Some(after) = &query.after
+            && let Err(Error::InvalidRequest { details, .. }) = crate::events::parse_cursor(after)
+        {
+            out.extend(details);
+        }
+        if out.is_empty() {
+            Ok(query)
+        } else {
+            Err(invalid("events query", out))
+        }
+    }
+}
+
 /// An `actionableBy` value: a principal, or `me` where the caller is known
 /// (see [`ListQuery::object_from_pairs`]).
 fn parse_actionable_by(value: &Value, out: &mut Vec<Violation>) -> Option<Principal> {

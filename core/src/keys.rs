@@ -154,6 +154,21 @@ impl Layout {
         format!("p{partition}:idx:anyone")
     }
 
+    /// The head of `partition`'s event log: its last event's id and hash.
+    pub fn events_head(&self, partition: u16) -> String {
+        format!("p{partition}:events:head")
+    }
+
+    /// The event `id` of `partition`.
+    pub fn event(&self, partition: u16, id: &str) -> String {
+        format!("p{partition}:event:{id}")
+    }
+
+    /// The index of `partition`'s events by id.
+    pub fn events_index(&self, partition: u16) -> String {
+        format!("p{partition}:idx:events")
+    }
+
     /// The index of `partition`'s emergency requests whose review is open,
     /// by the review's `dueAt`.
     pub fn review_index(&self, partition: u16) -> String {

@@ -43,6 +43,7 @@ pub mod audit;
 pub mod cache;
 pub mod change;
 pub mod error;
+pub mod events;
 pub mod input;
 pub mod keys;
 pub mod listing;
@@ -62,7 +63,8 @@ pub use cache::{Batch, Cache, Check, CommitOutcome, Entry, IndexChange, IndexEnt
 pub use change::EmergencyFiling;
 pub use change::{ChangeKind, MetadataValue, PolicyChange, Priority};
 pub use error::{CacheError, Error, ErrorBody, ErrorCode};
-pub use input::{ListQuery, ReviewFilter};
+pub use events::{Event, EventPage, EventType};
+pub use input::{EventsQuery, ListQuery, ReviewFilter};
 pub use listing::{Page, RawPage, View};
 pub use manager::{Clock, Created, ExpireReport, IdSource, Manager, Preview, preview};
 pub use memory::MemoryCache;

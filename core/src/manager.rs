@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::cache::{Batch, Cache, Check, CommitOutcome, Entry, IndexChange, IndexEntry, Put};
 use crate::change::PolicyChange;
 use crate::error::Error;
+use crate::events::{self, Event, EventPage, Head};
 use crate::input::{ListQuery, ReviewFilter, parse_idempotency_key};
 use crate::keys;
 use crate::keys::Layout;
@@ -110,6 +111,15 @@ struct Filing<'a> {
     bucket_key: Option<(&'a crate::rules::RateLimit, String)>,
 }
 
+/// What a create reads of the requester's partition.
+#[derive(Default)]
+struct RequesterState {
+    bucket: Option<Entry>,
+    record: Option<IdempotencyRecord>,
+    /// The event head, when the request shares the partition.
+    head: Option<Entry>,
+}
+
 /// The end of one attempt of a create.
 enum Attempt {
     Done(Box<Created>),
@@ -192,6 +202,7 @@ pub struct Manager<C, K, I> {
     rules: Rules,
     rules_digest: String,
     layout: Layout,
+    event_retention_ms: u64,
 }
 
 impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
@@ -205,7 +216,15 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             rules,
             rules_digest,
             layout: Layout::default(),
+            event_retention_ms: events::limits::DEFAULT_RETENTION_MS,
         }
+    }
+
+    /// Keeps events for `retention_ms` (at least; 7 days by default).
+    #[must_use]
+    pub fn with_event_retention(mut self, retention_ms: u64) -> Self {
+        self.event_retention_ms = retention_ms;
+        self
     }
 
     /// A manager deciding with `rules` whose digest the caller already knows
@@ -220,6 +239,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             rules,
             rules_digest: digest,
             layout: Layout::default(),
+            event_retention_ms: events::limits::DEFAULT_RETENTION_MS,
         }
     }
 
@@ -327,7 +347,11 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// (and, with `read_record`, its idempotency record), then commits.
     async fn try_create(&self, filing: &Filing<'_>, read_record: bool) -> Result<Attempt, Error> {
         let now = self.clock.now();
-        let (bucket_entry, record) = self.requester_state(filing, read_record).await?;
+        let RequesterState {
+            bucket: bucket_entry,
+            record,
+            head,
+        } = self.requester_state(filing, read_record).await?;
         if let Some(record) = record {
             return Ok(Attempt::Done(Box::new(self.replay(filing, record).await?)));
         }
@@ -383,38 +407,47 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 ttl_ms: Some(IDEMPOTENCY_TTL_MS),
             });
         }
-        self.commit_created(filing, requester_batch, request).await
+        self.commit_created(filing, requester_batch, request, head.as_ref())
+            .await
     }
 
-    /// The requester's bucket and, with `read_record`, its idempotency
-    /// record, in one batched read.
+    /// The requester's bucket, with `read_record` its idempotency record,
+    /// and when the request shares the requester's partition that
+    /// partition's event head, in one batched read.
     async fn requester_state(
         &self,
         filing: &Filing<'_>,
         read_record: bool,
-    ) -> Result<(Option<Entry>, Option<IdempotencyRecord>), Error> {
-        let mut reads: Vec<String> = Vec::new();
-        if let Some((_, key)) = &filing.bucket_key {
-            reads.push(key.clone());
-        }
+    ) -> Result<RequesterState, Error> {
         let record_key = filing.record_key.as_ref().filter(|_| read_record);
-        reads.extend(record_key.cloned());
+        let head_key = filing.same_partition.then(|| {
+            self.layout
+                .events_head(self.layout.partition_of_id(&filing.id))
+        });
+        let reads: Vec<String> = filing
+            .bucket_key
+            .iter()
+            .map(|(_, key)| key.clone())
+            .chain(record_key.cloned())
+            .chain(head_key.clone())
+            .collect();
         if reads.is_empty() {
-            return Ok((None, None));
+            return Ok(RequesterState::default());
         }
         let mut found = self.cache.get_many(&reads, None).await?;
         found.resize(reads.len(), None);
         let mut found = found.into_iter();
-        let bucket = if filing.bucket_key.is_some() {
-            found.next().flatten()
-        } else {
-            None
-        };
-        let record = match (record_key, found.next().flatten()) {
-            (Some(_), Some(entry)) => Some(decode::<IdempotencyRecord>(&entry)?),
-            _ => None,
-        };
-        Ok((bucket, record))
+        let mut next_if = |wanted: bool| if wanted { found.next().flatten() } else { None };
+        let bucket = next_if(filing.bucket_key.is_some());
+        let record = next_if(record_key.is_some())
+            .map(|entry| decode::<IdempotencyRecord>(&entry))
+            .transpose()?;
+        let head = next_if(head_key.is_some());
+        Ok(RequesterState {
+            bucket,
+            record,
+            head,
+        })
     }
 
     /// The answer to a create whose idempotency record exists: the first
@@ -445,6 +478,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         filing: &Filing<'_>,
         mut requester_batch: Batch,
         request: ApprovalRequest,
+        head: Option<&Entry>,
     ) -> Result<Attempt, Error> {
         let again = Attempt::Again {
             read_record: filing.record_key.is_some(),
@@ -455,8 +489,8 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 replayed: false,
             }))
         };
-        let mut request_batch = self.request_batch(&request)?;
         if filing.same_partition {
+            let mut request_batch = self.request_batch(&request, head)?;
             requester_batch.checks.append(&mut request_batch.checks);
             requester_batch.puts.append(&mut request_batch.puts);
             requester_batch.index_adds = std::mem::take(&mut request_batch.index_adds);
@@ -470,7 +504,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         {
             return Ok(again);
         }
-        match self.cache.commit(request_batch).await? {
+        match self.commit_new_request(&request).await? {
             CommitOutcome::Committed => Ok(done(request)),
             // The id is taken: by this very request when a replay of its
             // idempotency key completed it first, or else by another.
@@ -490,10 +524,15 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         }
     }
 
-    /// The commit that stores a new request, if its id is still free.
-    fn request_batch(&self, request: &ApprovalRequest) -> Result<Batch, Error> {
+    /// The commit that stores a new request, if its id is still free, with
+    /// its events after the partition's event `head` as read.
+    fn request_batch(
+        &self,
+        request: &ApprovalRequest,
+        head: Option<&Entry>,
+    ) -> Result<Batch, Error> {
         let key = self.layout.request(&request.id);
-        Ok(Batch {
+        let mut batch = Batch {
             checks: vec![Check {
                 key: key.clone(),
                 version: None,
@@ -505,7 +544,82 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             }],
             index_adds: to_changes(self.layout.index_entries(request)),
             ..Batch::default()
-        })
+        };
+        self.add_events(&mut batch, None, request, head)?;
+        Ok(batch)
+    }
+
+    /// Adds to `batch` the events of the change from `before` to `after`,
+    /// chained after the event `head` of the request's partition as read
+    /// (checked in the same commit, so that the chain never forks).
+    fn add_events(
+        &self,
+        batch: &mut Batch,
+        before: Option<&ApprovalRequest>,
+        after: &ApprovalRequest,
+        head: Option<&Entry>,
+    ) -> Result<(), Error> {
+        let drafts = events::drafts_of(before, after);
+        if drafts.is_empty() {
+            return Ok(());
+        }
+        let partition = self.layout.partition_of_id(&after.id);
+        let head_key = self.layout.events_head(partition);
+        let current: Option<Head> = head.map(decode).transpose()?;
+        let (appended, new_head) = events::chain(drafts, Some(after), partition, current.as_ref());
+        batch.checks.push(Check {
+            key: head_key.clone(),
+            version: head.map(|entry| entry.version),
+        });
+        if let Some(new_head) = &new_head {
+            batch.puts.push(Put {
+                key: head_key,
+                value: encode(new_head)?,
+                ttl_ms: None,
+            });
+        }
+        let index = self.layout.events_index(partition);
+        for event in &appended {
+            batch.puts.push(Put {
+                key: self.layout.event(partition, &event.id),
+                value: encode(event)?,
+                ttl_ms: Some(self.event_retention_ms),
+            });
+            batch.index_adds.push(IndexChange {
+                index: index.clone(),
+                entry: IndexEntry {
+                    sort_key: event.id.clone(),
+                    member: event.id.clone(),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// The event head of the partition of request `id`.
+    async fn event_head(&self, id: &Uuid) -> Result<Option<Entry>, Error> {
+        let partition = self.layout.partition_of_id(id);
+        Ok(self.cache.get(&self.layout.events_head(partition)).await?)
+    }
+
+    /// Stores a new request in its own commit, with its events: reads its
+    /// partition's event head, and on a conflict that is not the request
+    /// being there already, tries again. Returns the outcome of the last
+    /// commit: `Conflict` means the id is taken.
+    async fn commit_new_request(&self, request: &ApprovalRequest) -> Result<CommitOutcome, Error> {
+        for _ in 0..MAX_ATTEMPTS {
+            let head = self.event_head(&request.id).await?;
+            let batch = self.request_batch(request, head.as_ref())?;
+            match self.cache.commit(batch).await? {
+                CommitOutcome::Committed => return Ok(CommitOutcome::Committed),
+                CommitOutcome::Conflict if self.stored(&request.id).await?.is_some() => {
+                    return Ok(CommitOutcome::Conflict);
+                }
+                // Another change in the partition moved the event head.
+                CommitOutcome::Conflict => {}
+            }
+        }
+        Err(too_much_contention())
     }
 
     /// Stores `request` as recorded by an idempotency record, unless it is
@@ -519,7 +633,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             return Ok(());
         }
         // A conflict means it is stored: either way it is there now.
-        self.cache.commit(self.request_batch(request)?).await?;
+        self.commit_new_request(request).await?;
         Ok(())
     }
 
@@ -651,9 +765,17 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         let not_found = || Error::NotFound(id.to_owned());
         let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
         let key = self.layout.request(&uuid);
+        // The request and its partition's event head, in one round trip:
+        // a change appends its events after that head.
+        let reads = [
+            key.clone(),
+            self.layout.events_head(self.layout.partition_of_id(&uuid)),
+        ];
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
-            let entry = self.cache.get(&key).await?.ok_or_else(not_found)?;
+            let mut found = self.cache.get_many(&reads, None).await?.into_iter();
+            let entry = found.next().flatten().ok_or_else(not_found)?;
+            let head = found.next().flatten();
             let stored: ApprovalRequest = decode(&entry)?;
             if let Some(viewer) = viewer
                 && !stored.visible_to(viewer, self.visibility())
@@ -667,7 +789,11 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 Ok(None) => (current, None, expired),
                 Err(error) => (current, Some(error), expired),
             };
-            if changed && !self.store(&stored, &next, entry.version).await? {
+            if changed
+                && !self
+                    .store(&stored, &next, entry.version, head.as_ref())
+                    .await?
+            {
                 continue;
             }
             return match failure {
@@ -679,17 +805,19 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     }
 
     /// Writes `next` over `previous` if the stored version is still `version`,
-    /// moving its index entries. Returns whether it was written.
+    /// moving its index entries and appending its events after the event
+    /// `head` as read. Returns whether it was written.
     async fn store(
         &self,
         previous: &ApprovalRequest,
         next: &ApprovalRequest,
         version: u64,
+        head: Option<&Entry>,
     ) -> Result<bool, Error> {
         let key = self.layout.request(&next.id);
         let before = self.layout.index_entries(previous);
         let after = self.layout.index_entries(next);
-        let batch = Batch {
+        let mut batch = Batch {
             checks: vec![Check {
                 key: key.clone(),
                 version: Some(version),
@@ -715,6 +843,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                     .collect(),
             ),
         };
+        self.add_events(&mut batch, Some(previous), next, head)?;
         Ok(self.cache.commit(batch).await? == CommitOutcome::Committed)
     }
 
@@ -891,6 +1020,117 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         Ok(RawPage { items, next_cursor })
     }
 
+    /// One page of events after the event id `after` (from the oldest kept
+    /// when absent), oldest first, at most `limit` (1..=500): the P
+    /// partitions' event indexes merged, then one batched read. Read on
+    /// behalf of `viewer` under `visibility: involved`, the events of
+    /// requests it may not see are left out (one more batched read of
+    /// those requests). `nextCursor` is the id of the last event looked at
+    /// when the page is full.
+    pub async fn events(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        viewer: Option<&Principal>,
+    ) -> Result<EventPage, Error> {
+        if let Some(after) = after {
+            events::parse_cursor(after)?;
+        }
+        if !(1..=events::limits::MAX_PAGE_SIZE).contains(&limit) {
+            return Err(Error::invalid(
+                "the events query is invalid",
+                vec![crate::validation::Violation::new(
+                    "limit",
+                    crate::validation::ViolationCode::OutOfRange,
+                    format!(
+                        "must be between 1 and {}, got {limit}",
+                        events::limits::MAX_PAGE_SIZE
+                    ),
+                )],
+            ));
+        }
+        let position = after.map(|id| IndexEntry {
+            sort_key: id.to_owned(),
+            member: id.to_owned(),
+        });
+        let mut candidates: Vec<(IndexEntry, u16)> = Vec::new();
+        for partition in self.layout.all() {
+            let index = self.layout.events_index(partition);
+            let entries = self.cache.range(&index, position.as_ref(), limit).await?;
+            candidates.extend(entries.into_iter().map(|entry| (entry, partition)));
+        }
+        candidates.sort();
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let full = candidates.len() >= wanted;
+        candidates.truncate(wanted);
+        let keys: Vec<String> = candidates
+            .iter()
+            .map(|(entry, partition)| self.layout.event(*partition, &entry.member))
+            .collect();
+        let values = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.cache.get_many(&keys, None).await?
+        };
+        let mut items: Vec<Event> = values
+            .iter()
+            .flatten()
+            .map(decode::<Event>)
+            .collect::<Result<_, _>>()?;
+        if let Some(viewer) = viewer.filter(|_| self.visibility() == Visibility::Involved) {
+            let visible = self.visible_requests(&items, viewer).await?;
+            items.retain(|event| event.request_id.is_none_or(|id| visible.contains(&id)));
+        }
+        let next_cursor = full
+            .then(|| candidates.last().map(|(entry, _)| entry.member.clone()))
+            .flatten();
+        Ok(EventPage { items, next_cursor })
+    }
+
+    /// The ids of the requests of `events` that `viewer` may see.
+    async fn visible_requests(
+        &self,
+        events: &[Event],
+        viewer: &Principal,
+    ) -> Result<std::collections::HashSet<Uuid>, Error> {
+        let mut ids: Vec<Uuid> = events.iter().filter_map(|event| event.request_id).collect();
+        ids.sort();
+        ids.dedup();
+        let keys: Vec<String> = ids.iter().map(|id| self.layout.request(id)).collect();
+        let mut visible = std::collections::HashSet::new();
+        if keys.is_empty() {
+            return Ok(visible);
+        }
+        let values = self.cache.get_many(&keys, None).await?;
+        for (id, value) in ids.iter().zip(values) {
+            let Some(value) = value else { continue };
+            let request: ApprovalRequest = decode(&value)?;
+            if request.visible_to(viewer, Visibility::Involved) {
+                visible.insert(*id);
+            }
+        }
+        Ok(visible)
+    }
+
+    /// The id of the newest event of the store (the largest of the
+    /// partitions' heads), where a stream without `Last-Event-ID` starts.
+    pub async fn latest_event_id(&self) -> Result<Option<String>, Error> {
+        let keys: Vec<String> = self
+            .layout
+            .all()
+            .map(|partition| self.layout.events_head(partition))
+            .collect();
+        let heads = self.cache.get_many(&keys, None).await?;
+        let mut latest: Option<String> = None;
+        for head in heads.iter().flatten() {
+            let head: Head = decode(head)?;
+            if latest.as_ref().is_none_or(|held| head.id > *held) {
+                latest = Some(head.id);
+            }
+        }
+        Ok(latest)
+    }
+
     /// The indexes whose merge is the listing `query`, one or more per
     /// partition.
     fn listing_indexes(&self, query: &ListQuery) -> Vec<String> {
@@ -1004,7 +1244,8 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             if !next.catch_up(self.clock.now()) {
                 return Ok(None);
             }
-            if self.store(&stored, &next, version).await? {
+            let head = self.event_head(id).await?;
+            if self.store(&stored, &next, version, head.as_ref()).await? {
                 return Ok(Some(next.status));
             }
             let Some(entry) = self.cache.get(&key).await? else {

@@ -19,8 +19,8 @@ use futures::executor::block_on;
 use proptest::prelude::*;
 use serde_json::json;
 use signoff_core::{
-    ActionKind, ApprovalRequest, ErrorCode, Manager, MemoryCache, Principal, Rules, Status,
-    Timestamp, keys,
+    ActionKind, ApprovalRequest, ErrorCode, EventType, Manager, MemoryCache, Principal, Rules,
+    Status, Timestamp, keys,
 };
 use uuid::Uuid;
 
@@ -424,6 +424,69 @@ fn run(
         check_invariants(&after, &principals, &stages)?;
         before = after;
     }
+    check_events_rebuild(&manager, &before)
+}
+
+/// The events replayed from empty rebuild the request: its status, its
+/// approvals (an amend that reset them clears them), one event per history
+/// entry besides the derived ones, and one unbroken hash chain.
+fn check_events_rebuild<
+    C: signoff_core::Cache,
+    K: signoff_core::Clock,
+    I: signoff_core::IdSource,
+>(
+    manager: &Manager<C, K, I>,
+    request: &ApprovalRequest,
+) -> Result<(), TestCaseError> {
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = block_on(manager.events(after.as_deref(), 7, None)).unwrap();
+        events.extend(page.items);
+        match page.next_cursor {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let values: Vec<serde_json::Value> = events
+        .iter()
+        .map(|event| serde_json::to_value(event).unwrap())
+        .collect();
+    prop_assert_eq!(
+        signoff_core::audit::verify_events(&values),
+        Ok(events.len())
+    );
+    let mut ids: Vec<&String> = events.iter().map(|event| &event.id).collect();
+    let listed = ids.clone();
+    ids.sort();
+    ids.dedup();
+    prop_assert_eq!(ids, listed, "events come once each, in id order");
+    let mut status = None;
+    let mut approvals: Vec<(String, String)> = Vec::new();
+    let mut recorded = 0;
+    for event in &events {
+        status = event.status;
+        match event.kind {
+            EventType::Approval => {
+                approvals.push((event.actor.clone(), event.stage.clone().unwrap()));
+            }
+            EventType::Amended if event.data.as_ref().unwrap()["approvalsReset"] == true => {
+                approvals.clear();
+            }
+            _ => {}
+        }
+        if !matches!(event.kind, EventType::StagePassed | EventType::Approved) {
+            recorded += 1;
+        }
+    }
+    prop_assert_eq!(status, Some(request.status));
+    let stored: Vec<(String, String)> = request
+        .approvals
+        .iter()
+        .map(|approval| (approval.by.clone(), approval.stage.clone()))
+        .collect();
+    prop_assert_eq!(approvals, stored);
+    prop_assert_eq!(recorded, request.history.len());
     Ok(())
 }
 

@@ -29,6 +29,11 @@ async fn visibility_hides_what_a_principal_may_not_see() {
     suite::visibility_hides_what_a_principal_may_not_see(&Backend::Memory).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_listed_and_streamed() {
+    suite::events_are_listed_and_streamed(&Backend::Memory).await;
+}
+
 #[tokio::test]
 async fn listing_pages_through_a_policy_type() {
     suite::listing_pages_through_a_policy_type(&Backend::Memory).await;

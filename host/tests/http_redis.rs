@@ -44,6 +44,7 @@ over_redis!(
     metrics_health_and_request_ids,
     the_approval_model_over_http,
     visibility_hides_what_a_principal_may_not_see,
+    events_are_listed_and_streamed,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -278,6 +278,20 @@ impl Implementation for Wasmtime {
         )
     }
 
+    async fn events(&self, store: &mut Scenario, query: &Value) -> Result<Outcome, String> {
+        let native = Native.events(&mut store.native, query).await?;
+        let page = match signoff_core::EventsQuery::parse(Some(query)) {
+            Ok(query) => {
+                store
+                    .engine
+                    .events(query.after.as_deref(), query.limit, None)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        same_outcome(native, outcome(page))
+    }
+
     async fn allowed_actions(
         &self,
         store: &mut Scenario,

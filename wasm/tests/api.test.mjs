@@ -188,9 +188,12 @@ test("a memory cache keeps TTLs on its clock and counts live values", async () =
   const cache = new MemoryCache({ clock });
   const manager = new ApprovalManager({ rules, cache, clock });
   await manager.create(change, alice, { idempotencyKey: "k" });
-  assert.equal(cache.size, 2);
+  // The request, the idempotency record, and the event log's head and event.
+  assert.equal(cache.size, 4);
   clock.advance(24 * 3600 * 1000);
-  assert.equal(cache.size, 1, "the idempotency record lapsed after 24 hours");
+  assert.equal(cache.size, 3, "the idempotency record lapsed after 24 hours");
+  clock.advance(6 * 24 * 3600 * 1000);
+  assert.equal(cache.size, 2, "the event lapsed after 7 days");
 });
 
 test("managers over one MemoryCache share its store", async () => {

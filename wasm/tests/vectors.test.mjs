@@ -145,6 +145,16 @@ async function runScenario(vector) {
         case "review":
           value = await manager.review(step.id, step.principal, step.body);
           break;
+        case "events": {
+          const query = { ...(step.query ?? {}) };
+          if (query.after === "$prev") {
+            assert.ok(lastCursor, `${where}: the previous page returned no nextCursor`);
+            query.after = lastCursor;
+          }
+          value = await manager.events(query);
+          lastCursor = value.nextCursor;
+          break;
+        }
         case "amend":
           value = await manager.amend(step.id, step.principal, step.change);
           break;

@@ -12,13 +12,32 @@ export function formatSeconds(seconds) {
   return `${seconds} s`;
 }
 
-/** Who may approve a stage, in words. */
-export function whoMayApprove(stage) {
-  const roles = stage.eligibleRoles ?? [];
-  const count = stage.requiredApprovals === 1 ? "1 approval" : `${stage.requiredApprovals} approvals`;
-  return roles.length === 0
+/** Who may approve one quorum (a stage without groups, or a group), in words. */
+function quorumText(quorum, stage) {
+  const roles = quorum.eligibleRoles ?? [];
+  const count = quorum.requiredApprovals === 1 ? "1 approval" : `${quorum.requiredApprovals} approvals`;
+  const who = roles.length === 0
     ? `${count} from any signed-in principal`
     : `${count} from ${roles.length === 1 ? "the role" : "the roles"} ${roles.join(", ")}`;
+  // A group without its own escalation escalates with its stage.
+  const after = quorum.escalateAfterSeconds ?? stage?.escalateAfterSeconds;
+  const also = quorum.escalateAfterSeconds ? quorum.escalationRoles : stage?.escalationRoles;
+  return after && also?.length ? `${who}; after ${formatSeconds(after)}, also ${also.join(", ")}` : who;
+}
+
+/** Who may approve a stage, in words: its one quorum, or every group of it. */
+export function whoMayApprove(stage) {
+  if (stage.groups?.length) {
+    return `every group: ${stage.groups.map((group) => `${group.name}, ${quorumText(group, stage)}`).join("; ")}`;
+  }
+  return quorumText(stage);
+}
+
+/** The approvals a stage needs in all (the sum of its groups'). */
+export function approvalsNeeded(stage) {
+  return stage.groups?.length
+    ? stage.groups.reduce((sum, group) => sum + group.requiredApprovals, 0)
+    : stage.requiredApprovals;
 }
 
 /** The stages of a level and how long a request may wait. */

@@ -3,7 +3,7 @@
 // principal may take (each disabled button says why).
 
 import { byId, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
-import { explanationView, whoMayApprove } from "./explain.js";
+import { approvalsNeeded, explanationView, whoMayApprove } from "./explain.js";
 import { errorText } from "./messages.js";
 import { allowedActions } from "./permissions.js";
 
@@ -48,7 +48,7 @@ export function setupRequestView(ctx) {
     const ending = [...(request.history ?? [])].reverse().find((entry) => ENDINGS.has(entry.action));
     if (ending?.stage) return ending.stage;
     const count = (name) => (request.approvals ?? []).filter((approval) => approval.stage === name).length;
-    return (request.stages ?? []).find((stage) => count(stage.name) < stage.requiredApprovals)?.name ?? null;
+    return (request.stages ?? []).find((stage) => count(stage.name) < approvalsNeeded(stage))?.name ?? null;
   }
 
   /** `{ state, label }` of one stage: passed, current, upcoming, ended or not reached. */
@@ -67,6 +67,15 @@ export function setupRequestView(ctx) {
     return { state: "upcoming", label: "upcoming" };
   }
 
+  /** "1 of 2 approvals", or per group: "dba 1 of 1 · network 0 of 1". */
+  function approvalCount(stage, approvals) {
+    if (!stage.groups?.length) return `${approvals.length} of ${stage.requiredApprovals} approvals`;
+    return stage.groups.map((group) => {
+      const counted = approvals.filter((approval) => approval.group === group.name).length;
+      return `${group.name} ${counted} of ${group.requiredApprovals}`;
+    }).join(" · ");
+  }
+
   function stagesView() {
     const stages = request.stages ?? [];
     if (stages.length === 0) {
@@ -78,7 +87,7 @@ export function setupRequestView(ctx) {
       return h("li", { class: state.replace(" ", "-"), dataset: { stage: stage.name, state } },
         h("div", {}, h("strong", {}, stage.name), " ", h("span", { class: "tag" }, label)),
         h("div", {}, whoMayApprove(stage)),
-        h("div", { class: "approval-count" }, `${approvals.length} of ${stage.requiredApprovals} approvals`),
+        h("div", { class: "approval-count" }, approvalCount(stage, approvals)),
         approvals.length > 0
           ? h("ul", {}, approvals.map((approval) => h("li", {},
             `${approval.by} approved at `, timeElement(approval.at), approval.comment ? ` — “${approval.comment}”` : "")))

@@ -5,7 +5,7 @@
 
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { formatSeconds, whoMayApprove } from "./explain.js";
-import { errorText, problemText } from "./messages.js";
+import { errorText, plain, problemText } from "./messages.js";
 
 function conditionText(when) {
   const parts = [];
@@ -194,7 +194,11 @@ export function setupRules(ctx) {
       const state = await ctx.backend().putRules(document, ctx.rulesState()?.digest);
       dirty = false;
       ctx.rulesSaved(state);
-      say(saveStatus, `Saved. The new digest is ${state.digest ?? "(not reported)"}.`, "ok");
+      // Stages the server's principals could never meet: saved all the
+      // same, and said.
+      const warnings = (state.warnings ?? []).map((warning) => `${warning.path}: ${plain(warning.message)}`);
+      const warned = warnings.length === 0 ? "" : ` Warning: ${warnings.join("; ")}.`;
+      say(saveStatus, `Saved. The new digest is ${state.digest ?? "(not reported)"}.${warned}`, "ok");
       delete saveStatus.dataset.code;
       settle(saveStatus, "saved");
     } catch (error) {

@@ -695,6 +695,45 @@ describe("the editor as a review tool: bugs of the review", () => {
     await page.close();
   });
 
+  it("shows each group of a stage and how far it is, with its escalation", async () => {
+    const { rules: original } = await rulesInForce();
+    const infra = {
+      name: "infra", ttlSeconds: 86400, stages: [{
+        name: "infra-review", escalateAfterSeconds: 3600, escalationRoles: ["security-lead"], groups: [
+          { name: "engineering", requiredApprovals: 1, eligibleRoles: ["engineer"] },
+          { name: "security", requiredApprovals: 1, eligibleRoles: ["security"] },
+        ],
+      }],
+    };
+    await putRules({
+      ...original,
+      levels: [...original.levels, infra],
+      rules: [...original.rules, { name: "infra", when: { policyIdPrefix: "infra/" }, level: "infra" }],
+    });
+    try {
+      const request = await file(server.principals.alice, { policyId: "infra/network", title: "Open the build port" });
+      assert.equal(request.level, "infra");
+      const approved = await api(server.principals.bob, "POST", `/v1/requests/${request.id}/approve`);
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      assert.equal(approved.body.approvals[0].group, "engineering");
+      const page = await openPage(browser.context, `${server.url}/`);
+      await signIn(page, server.principals.carol);
+      await openRequest(page, request.id);
+      const stage = page.locator('#stages li[data-stage="infra-review"]');
+      // The view is settled (`loaded`): what it shows is the request as read.
+      assert.equal(await stage.locator(".approval-count").textContent(), "engineering 1 of 1 · security 0 of 1");
+      const text = await stage.textContent();
+      assert.match(text, /every group: engineering, 1 approval from the role engineer; security, 1 approval from the role security/);
+      assert.match(text, /after 1 h, also security-lead/);
+      assert.doesNotMatch(text, /undefined/);
+      await screenshot(page, "groups-of-a-stage");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await putRules(original);
+    }
+  });
+
   it("shows the request as it now is after a refused action, and the stage where it ended (bugs 4 and 7)", async () => {
     const alice = server.principals.alice;
     const request = await file(alice, { title: "Rotate the cache key" });

@@ -31,8 +31,9 @@ use std::time::Duration;
 use serde_json::Value;
 use signoff_core::input::ActionName;
 use signoff_core::{
-    AllowedActions, ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, ExpireReport,
-    Page, Preview, Principal, Put, Rules, Simulation, Status, StoredRules, Timestamp, Violation,
+    AllowedActions, ApprovalRequest, Batch, Check, CommitOutcome, Created, Error, EventPage,
+    ExpireReport, Page, Preview, Principal, Put, Rules, Simulation, Status, StoredRules, Timestamp,
+    Violation,
 };
 
 pub use self::rules::RULES_KEY;
@@ -490,6 +491,35 @@ impl Engine {
             .call_act(&mut session.store, action, id, &principal, body.as_ref())
             .await;
         convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// One page of events after the event id `after`, at most `limit`, read
+    /// on behalf of `viewer`.
+    pub async fn events(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        viewer: Option<&Principal>,
+    ) -> Result<EventPage, Error> {
+        let viewer = viewer.map(convert::to_json).transpose()?;
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_events(&mut session.store, after, limit, viewer.as_ref())
+            .await;
+        convert::answer(&self.inner.answer(session, answer)?)
+    }
+
+    /// The id of the newest event.
+    pub async fn latest_event(&self) -> Result<Option<String>, Error> {
+        let mut session = self.inner.session().await?;
+        let answer = session
+            .engine
+            .signoff_engine_manager()
+            .call_latest_event(&mut session.store)
+            .await;
+        self.inner.answer(session, answer)
     }
 
     /// What `principal` may do now to the request `id` (`not_found` when

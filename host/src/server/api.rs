@@ -62,6 +62,9 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// The sha256 of the token `/metrics` asks for, if any.
     pub metrics_token: Option<[u8; 32]>,
+    /// Turns `true` when the server starts shutting down: long-lived
+    /// answers (event streams) end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type ApiResult = Result<Response, ApiError>;

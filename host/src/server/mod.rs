@@ -20,6 +20,7 @@ mod caller;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod fair_share;
 mod metrics;
 pub mod openapi;
@@ -159,6 +160,7 @@ pub async fn run(
     })
     .await
     .map_err(|error| ServerError::Engine(format!("{error:#}")))?;
+    let (stop, stopped) = watch::channel(false);
     let state = AppState {
         engine: Arc::new(engine),
         principals: Arc::new(config.principals),
@@ -166,12 +168,12 @@ pub async fn run(
         fair_share: FairShare::new(config.limits.max_inflight_per_principal),
         body_timeout: config.limits.body_timeout,
         metrics_token: config.metrics_token.as_deref().map(auth::token_digest),
+        stopping: stopped.clone(),
     };
     state.metrics.set_store(
         state.engine.durability(),
         state.engine.layout().partitions(),
     );
-    let (stop, stopped) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(
         Arc::clone(&state.engine),
         Arc::clone(&state.metrics),
@@ -258,6 +260,8 @@ fn api_routes() -> Vec<Route> {
         Route::get("/v1/rules", api::get_rules),
         Route::put("/v1/rules", api::put_rules),
         Route::post("/v1/rules/simulate", api::simulate_rules),
+        Route::get("/v1/events", events::list),
+        Route::get("/v1/events/stream", events::stream),
         Route::get("/metrics", api::metrics),
         Route::get("/healthz", api::healthz),
         Route::get("/readyz", api::readyz),

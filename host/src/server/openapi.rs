@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::api;
 use super::error::ErrorEnvelope;
+use super::events;
 
 /// The security scheme of the principals' bearer tokens; the operations name
 /// it as `"bearer"` in their `security(...)`.
@@ -48,6 +49,8 @@ pub mod tags {
     pub const RULES: &str = "rules";
     /// The caller.
     pub const PRINCIPALS: &str = "principals";
+    /// The event log.
+    pub const EVENTS: &str = "events";
     /// Health, readiness, metrics and this document.
     pub const OPERATIONS: &str = "operations";
 }
@@ -75,6 +78,8 @@ pub mod tags {
         api::get_rules,
         api::put_rules,
         api::simulate_rules,
+        events::list,
+        events::stream,
         api::metrics,
         api::healthz,
         api::readyz,
@@ -105,6 +110,7 @@ pub mod tags {
         (name = tags::PREVIEW, description = "Validating a change and deciding its level without filing it."),
         (name = tags::RULES, description = "The rules document in force."),
         (name = tags::PRINCIPALS, description = "The caller."),
+        (name = tags::EVENTS, description = "The event log: what happened, in order."),
         (name = tags::OPERATIONS, description = "Health, readiness, metrics and this document; no principal's token needed."),
     ),
 )]

@@ -1218,3 +1218,157 @@ pub async fn visibility_hides_what_a_principal_may_not_see(backend: &Backend) {
         .expect_error(400, "invalid_request");
     server.stop().await;
 }
+
+/// Reads the server-sent events of `response` until `count` events came (or
+/// 10 s passed): each as `(id, type, data)`.
+async fn read_events(
+    response: &mut reqwest::Response,
+    count: usize,
+) -> Vec<(String, String, Value)> {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<(String, String, Value)> = text
+            .split("\n\n")
+            .filter(|block| block.contains("data:"))
+            .map(|block| {
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|line| line.strip_prefix(name))
+                        .map(|value| value.trim_start().to_owned())
+                        .unwrap_or_default()
+                };
+                let data = serde_json::from_str(&field("data:")).unwrap_or(Value::Null);
+                (field("id:"), field("event:"), data)
+            })
+            .collect();
+        // A block is whole once the blank line after it arrived.
+        let whole = text.matches("\n\n").count();
+        if events.len() >= count && whole >= count {
+            return events;
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("the events came in time")
+            .expect("the stream stays open")
+            .expect("the stream has more");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+pub async fn events_are_listed_and_streamed(backend: &Backend) {
+    let server = backend.start().await;
+    // A stream opened before anything happened starts with the next event.
+    let before = server.create("alice", &change("iam")).await;
+    let mut live = server
+        .client
+        .get(format!("{}/v1/events/stream", server.base))
+        .bearer_auth(token("bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(
+        live.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let filed = id(&server.create("alice", &change("iam")).await);
+    server
+        .post(&format!("/v1/requests/{filed}/approve"), "bob", None)
+        .await
+        .expect(200);
+    let streamed = read_events(&mut live, 4).await;
+    let kinds: Vec<&str> = streamed.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "request.created",
+            "request.approval",
+            "request.stage_passed",
+            "request.approved"
+        ]
+    );
+    for (event_id, kind, data) in &streamed {
+        assert_eq!(data["id"], json!(event_id));
+        assert_eq!(data["type"], json!(kind));
+        assert_eq!(data["requestId"], json!(filed));
+    }
+    drop(live);
+
+    // The log, paged.
+    let all = server.get("/v1/events?limit=500", Some("bob")).await;
+    let items = all.expect(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 5, "{items:?}");
+    assert_eq!(items[0]["requestId"], json!(id(&before)));
+    let first = server.get("/v1/events?limit=2", Some("bob")).await;
+    let first = first.expect(200).clone();
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    assert_eq!(first["items"][1]["id"], json!(cursor));
+    let rest = server
+        .get(&format!("/v1/events?after={cursor}&limit=2"), Some("bob"))
+        .await;
+    assert_eq!(rest.expect(200)["items"][0], items[2]);
+    for bad in [
+        "/v1/events?after=x",
+        "/v1/events?limit=0",
+        "/v1/events?limit=501",
+        "/v1/events?since=1",
+    ] {
+        server
+            .get(bad, Some("bob"))
+            .await
+            .expect_error(400, "invalid_request");
+    }
+    server
+        .get("/v1/events", None)
+        .await
+        .expect_error(401, "unauthenticated");
+
+    // Resuming after an event sends what followed it.
+    let mut resumed = server
+        .client
+        .get(format!("{}/v1/events/stream", server.base))
+        .bearer_auth(token("bob"))
+        .header("last-event-id", items[1]["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let again = read_events(&mut resumed, 2).await;
+    assert_eq!(again[0].0, items[2]["id"].as_str().unwrap());
+    assert_eq!(again[1].0, items[3]["id"].as_str().unwrap());
+    let bad_resume = server
+        .call(
+            Method::GET,
+            "/v1/events/stream",
+            Some("bob"),
+            None,
+            &[("last-event-id", "x")],
+        )
+        .await;
+    bad_resume.expect_error(400, "invalid_request");
+    // Shutting down ends the streams still open, within the grace period.
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // What it had sent before is still to be read; then it ends.
+    let mut ended = false;
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_secs(5), resumed.chunk()).await {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None) | Err(_)) => {
+                ended = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(ended, "the stream ended");
+}

@@ -269,6 +269,24 @@ impl<I: Implementation> Scenario<'_, I> {
                     .amend(store, id, &principal(step)?, &step["change"])
                     .await
             }
+            "events" => {
+                let mut query = step
+                    .get("query")
+                    .cloned()
+                    .unwrap_or(Value::Object(Map::new()));
+                if query["after"].as_str() == Some("$prev") {
+                    query["after"] = Value::String(
+                        self.previous_cursor
+                            .clone()
+                            .ok_or("`$prev` but the previous page returned no nextCursor")?,
+                    );
+                }
+                let page = implementation.events(&mut self.store, &query).await?;
+                if let Ok(page) = &page {
+                    self.previous_cursor = page["nextCursor"].as_str().map(str::to_owned);
+                }
+                Ok(page)
+            }
             "allowedActions" => {
                 implementation
                     .allowed_actions(store, id, &principal(step)?)

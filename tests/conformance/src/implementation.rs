@@ -232,6 +232,9 @@ pub trait Implementation {
         change: &Value,
     ) -> Result<Outcome, String>;
 
+    /// `events(query)`: `{ items, nextCursor? }`.
+    async fn events(&self, store: &mut Self::Store, query: &Value) -> Result<Outcome, String>;
+
     /// `allowedActions(request, principal, now)` for the stored request
     /// `id` at the scenario's time: `{ approve, reject, cancel, comment }`.
     async fn allowed_actions(

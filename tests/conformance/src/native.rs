@@ -166,6 +166,19 @@ impl Implementation for Native {
         outcome(store.manager.amend(id, principal, change).await)
     }
 
+    async fn events(&self, store: &mut NativeStore, query: &Value) -> Result<Outcome, String> {
+        let page = match signoff_core::EventsQuery::parse(Some(query)) {
+            Ok(query) => {
+                store
+                    .manager
+                    .events(query.after.as_deref(), query.limit, None)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        outcome(page)
+    }
+
     async fn expire_due(
         &self,
         store: &mut NativeStore,

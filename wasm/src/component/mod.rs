@@ -302,6 +302,22 @@ impl Guest for SignoffEngine {
         })
     }
 
+    fn events(after: Option<String>, limit: u32, viewer: Option<String>) -> Result<String, String> {
+        // The rules say who may see what (`visibility`).
+        run(Needs::Rules, async |manager| {
+            let viewer = viewer.as_deref().map(parse_principal).transpose()?;
+            manager
+                .events(after.as_deref(), limit, viewer.as_ref())
+                .await
+        })
+    }
+
+    fn latest_event() -> Result<Option<String>, String> {
+        manager(Needs::Nothing)
+            .and_then(|manager| block_on(manager.latest_event_id()))
+            .map_err(|error| error_json(&error))
+    }
+
     fn allowed_actions(id: String, principal: String) -> Result<String, String> {
         run(Needs::Rules, async |manager| {
             let principal = parse_principal(&principal)?;

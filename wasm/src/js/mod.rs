@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
 use signoff_core::ViolationCode;
-use signoff_core::input::{ActionName, ListQuery, parse_action, parse_expire_limit};
+use signoff_core::input::{ActionName, EventsQuery, ListQuery, parse_action, parse_expire_limit};
 use signoff_core::{Clock, IdSource, Manager, PolicyChange, Rules, Timestamp, Violation};
 use tsify::Ts;
 use uuid::Uuid;
@@ -25,8 +25,8 @@ use wasm_bindgen_futures::future_to_promise;
 use cache::AnyCache;
 use signoff_core::{AllowedActions, ApprovalRequest, Preview, Principal, Simulation};
 use types::{
-    ApproveOptions, CommentOptions, CreateOptions, ExpireOptions, ListOptions, ManagerOptions,
-    RejectOptions, ReplaceRulesOptions, ReviewOptions,
+    ApproveOptions, CommentOptions, CreateOptions, EventsOptions, ExpireOptions, ListOptions,
+    ManagerOptions, RejectOptions, ReplaceRulesOptions, ReviewOptions,
 };
 
 #[wasm_bindgen]
@@ -573,6 +573,25 @@ impl ApprovalManager {
         let (principal, options) = (principal.js_value(), options.js_value());
         act(inner, id, principal, ActionName::Comment, move || {
             wire::json(&options, "", "comment").map(Some)
+        })
+    }
+
+    /// One page of the event log after the event id `after` (from the
+    /// oldest kept when absent), oldest first: `{ items, nextCursor? }`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<EventPage>")]
+    pub fn events(&self, options: Option<Ts<EventsOptions>>) -> Promise {
+        let inner = self.current();
+        let options = options.map(|options| options.js_value());
+        promise(async move {
+            let options = wire::options(options, "events query")?;
+            let query = EventsQuery::parse(options.as_ref()).map_err(core_error)?;
+            inner.clock.probe()?;
+            let page = inner
+                .manager
+                .events(query.after.as_deref(), query.limit, None)
+                .await
+                .map_err(core_error)?;
+            wire::to_js(&page)
         })
     }
 

@@ -54,6 +54,18 @@ pub struct ListOptions {
     pub viewer: Option<Principal>,
 }
 
+/// Options of `events`.
+#[derive(Tsify, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsOptions {
+    /// An event id: the page starts after it.
+    #[tsify(optional, type = "string | null")]
+    pub after: Option<String>,
+    /// 1..=500, default 100.
+    #[tsify(optional, type = "number | null")]
+    pub limit: Option<u32>,
+}
+
 /// Options of `review`.
 #[derive(Tsify, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
