@@ -12,23 +12,33 @@ export function formatSeconds(seconds) {
   return `${seconds} s`;
 }
 
+/** "; after 1 h, also security-lead" for a stage or group that escalates. */
+function escalationText(quorum) {
+  const roles = quorum.escalationRoles ?? [];
+  return quorum.escalateAfterSeconds && roles.length
+    ? `; after ${formatSeconds(quorum.escalateAfterSeconds)}, also ${roles.join(", ")}`
+    : "";
+}
+
 /** Who may approve one quorum (a stage without groups, or a group), in words. */
-function quorumText(quorum, stage) {
+function quorumText(quorum) {
   const roles = quorum.eligibleRoles ?? [];
   const count = quorum.requiredApprovals === 1 ? "1 approval" : `${quorum.requiredApprovals} approvals`;
   const who = roles.length === 0
     ? `${count} from any signed-in principal`
     : `${count} from ${roles.length === 1 ? "the role" : "the roles"} ${roles.join(", ")}`;
-  // A group without its own escalation escalates with its stage.
-  const after = quorum.escalateAfterSeconds ?? stage?.escalateAfterSeconds;
-  const also = quorum.escalateAfterSeconds ? quorum.escalationRoles : stage?.escalationRoles;
-  return after && also?.length ? `${who}; after ${formatSeconds(after)}, also ${also.join(", ")}` : who;
+  return `${who}${escalationText(quorum)}`;
 }
 
-/** Who may approve a stage, in words: its one quorum, or every group of it. */
+/**
+ * Who may approve a stage, in words: its one quorum, or every group of it
+ * (a group's own escalation with it, the stage's, for the groups without
+ * one of their own, once at the end).
+ */
 export function whoMayApprove(stage) {
   if (stage.groups?.length) {
-    return `every group: ${stage.groups.map((group) => `${group.name}, ${quorumText(group, stage)}`).join("; ")}`;
+    const groups = stage.groups.map((group) => `${group.name}, ${quorumText(group)}`).join("; ");
+    return `every group: ${groups}${escalationText(stage)}`;
   }
   return quorumText(stage);
 }
