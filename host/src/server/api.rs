@@ -29,7 +29,7 @@ use signoff_core::{
 };
 use subtle::ConstantTimeEq;
 
-use super::auth::Principals;
+use super::auth::Authenticator;
 use super::body::Payload;
 use super::caller::Caller;
 use super::error::ApiError;
@@ -49,7 +49,7 @@ pub struct AppState {
     /// The engine.
     pub engine: Arc<Engine>,
     /// Who may call.
-    pub principals: Arc<Principals>,
+    pub auth: Arc<Authenticator>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// The calls each principal has in flight.
@@ -501,7 +501,11 @@ pub async fn simulate_rules(
     let request = SimulationRequest::parse(&body)?;
     let simulation = state
         .engine
-        .simulate_rules(&request.rules, request.limit, Some(&state.principals.all()))
+        .simulate_rules(
+            &request.rules,
+            request.limit,
+            state.auth.known_principals().as_deref(),
+        )
         .await?;
     Ok(Json(simulation).into_response())
 }
