@@ -10,7 +10,7 @@ use signoff_host::server::cli::{AuditCommand, Cli, Command, serve};
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve(args) => match serve(args).await {
+        Command::Serve(args) => match serve(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("signoff: {error}");

@@ -33,7 +33,7 @@ use signoff_core::{
 };
 use subtle::ConstantTimeEq;
 
-use super::auth::Principals;
+use super::auth::Authenticator;
 use super::body::Payload;
 use super::caller::Caller;
 use super::error::ApiError;
@@ -53,7 +53,7 @@ pub struct AppState {
     /// The engine.
     pub engine: Arc<Engine>,
     /// Who may call.
-    pub principals: Arc<Principals>,
+    pub auth: Arc<Authenticator>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// The calls each principal has in flight.
@@ -607,7 +607,11 @@ pub async fn simulate_rules(
     let request = SimulationRequest::parse(&body)?;
     let simulation = state
         .engine
-        .simulate_rules(&request.rules, request.limit, Some(&state.principals.all()))
+        .simulate_rules(
+            &request.rules,
+            request.limit,
+            state.auth.known_principals().as_deref(),
+        )
         .await?;
     Ok(Json(simulation).into_response())
 }
@@ -719,10 +723,12 @@ pub async fn put_rules(
             let (document, digest) = state.engine.rules().await;
             tracing::info!(actor = %principal.id, digest = %digest, "rules replaced");
             // The stages the known principals could never meet: warnings
-            // beside the document, which they never refuse.
-            let warnings = Rules::parse(&document)
-                .map(|rules| unsatisfiable_stages(&rules, &state.principals.all()))
-                .unwrap_or_default();
+            // beside the document, which they never refuse. Under OIDC
+            // anybody may sign in, so nothing can be said.
+            let warnings = match (Rules::parse(&document), state.auth.known_principals()) {
+                (Ok(rules), Some(principals)) => unsatisfiable_stages(&rules, &principals),
+                _ => Vec::new(),
+            };
             let mut answer = document.clone();
             if let Some(object) = answer.as_object_mut() {
                 object.insert(

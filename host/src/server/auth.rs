@@ -1,4 +1,5 @@
-//! Who is calling: bearer tokens mapped to principals.
+//! Who is calling: bearer tokens mapped to principals, by the principals
+//! file or, when configured, as OpenID Connect JWTs ([`super::oidc`]).
 //!
 //! The principals file is a JSON array of
 //! `{ "id", "roles": [..], "tokenSha256": "<hex sha256 of the token>" }`. The
@@ -16,6 +17,7 @@ use signoff_core::{Principal, Violation, ViolationCode};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::error::ApiError;
+use super::oidc::{Oidc, looks_like_jwt};
 
 /// At most this many principals in a file.
 const MAX_PRINCIPALS: usize = 100_000;
@@ -192,26 +194,73 @@ impl Principals {
 
     /// The principal of a request's `Authorization: Bearer <token>` header.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Err(ApiError::unauthenticated(
-                "send exactly one `Authorization: Bearer <token>` header",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|text| {
-                let (scheme, token) = text.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
-            })?;
-        self.find(token)
-            .cloned()
-            .ok_or_else(|| ApiError::unauthenticated("the bearer token is not valid"))
+        let token = bearer_token(headers)?;
+        self.find(token).cloned().ok_or_else(invalid_token)
+    }
+}
+
+/// The one answer to a token that signs nobody in, whatever is wrong with it.
+fn invalid_token() -> ApiError {
+    ApiError::unauthenticated("the bearer token is not valid")
+}
+
+/// The token of the one `Authorization: Bearer <token>` header.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(ApiError::unauthenticated(
+            "send exactly one `Authorization: Bearer <token>` header",
+        ));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| {
+            let (scheme, token) = text.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
+        })
+}
+
+/// Every way in: the principals file, then (when configured) OIDC JWTs.
+#[derive(Debug)]
+pub struct Authenticator {
+    principals: Principals,
+    oidc: Option<Oidc>,
+}
+
+impl Authenticator {
+    /// Callers from `principals`, and JWT callers when `oidc` is given.
+    pub fn new(principals: Principals, oidc: Option<Oidc>) -> Self {
+        Self { principals, oidc }
+    }
+
+    /// The principals the server can list, for the warnings of a rules
+    /// simulation: `None` when JWTs may sign in anybody.
+    pub fn known_principals(&self) -> Option<Vec<Principal>> {
+        self.oidc.is_none().then(|| self.principals.all())
+    }
+
+    /// The principal of a request's `Authorization: Bearer <token>` header:
+    /// a token of the principals file is its principal; any other token of
+    /// a JWT's shape is verified as one when OIDC is configured.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let token = bearer_token(headers)?;
+        if let Some(principal) = self.principals.find(token) {
+            return Ok(principal.clone());
+        }
+        match &self.oidc {
+            Some(oidc) if looks_like_jwt(token) => {
+                oidc.authenticate(token).await.map_err(|error| {
+                    tracing::debug!(reason = %error, "a JWT was refused");
+                    invalid_token()
+                })
+            }
+            _ => Err(invalid_token()),
+        }
     }
 }
 

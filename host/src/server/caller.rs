@@ -27,6 +27,11 @@ pub struct Caller {
     _slot: Slot,
 }
 
+/// The principal [`super::serving::settle_unread_body`] already
+/// authenticated for this call, so that its token is checked once.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
 /// Whether the request announced a body (which then is still unread).
 fn announces_body(headers: &HeaderMap) -> bool {
     if headers.contains_key(header::TRANSFER_ENCODING) {
@@ -52,10 +57,14 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = state
-            .principals
-            .authenticate(&parts.headers)
-            .map_err(|error| closing(error, &parts.headers))?;
+        let principal = match parts.extensions.remove::<Authenticated>() {
+            Some(Authenticated(principal)) => principal,
+            None => state
+                .auth
+                .authenticate(&parts.headers)
+                .await
+                .map_err(|error| closing(error, &parts.headers))?,
+        };
         let Some(slot) = state.fair_share.enter(&principal.id) else {
             let error = ApiError::new(
                 ErrorCode::RateLimited,

@@ -1,8 +1,9 @@
 //! The command line of the `signoff` binary: `signoff serve`.
 //!
 //! Every flag has an environment variable of the same meaning. Without
-//! `--dev`, the server refuses to start unless it is given `--rules` and
-//! `--principals`, and refuses a principals file that holds one of the
+//! `--dev`, the server refuses to start unless it is given `--rules` and a
+//! way to sign in (`--principals`, or OpenID Connect with `--oidc-issuer`,
+//! `--oidc-audience` and `--oidc-jwks`, which go together), and refuses a principals file that holds one of the
 //! published demo tokens; with `--dev` it listens on loopback only, fills what
 //! is missing with the demo set-up of [`super::demo`] and prints the demo
 //! tokens. `--dev` is the only way to the demo principals and rules.
@@ -14,6 +15,7 @@ use signoff_core::{Rules, Violation};
 use tokio::net::TcpListener;
 
 use super::auth::Principals;
+use super::oidc::{OidcError, OidcSettings};
 use super::{Config, DEFAULT_PKG_DIR, DEFAULT_WWW_DIR, ServerError, ServingLimits, demo};
 
 /// signoff: approvals for policy changes.
@@ -29,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (and the editor).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check the audit chain of exported data.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -63,6 +65,35 @@ pub struct ServeArgs {
     /// The principals file: a JSON array of `{ id, roles, tokenSha256 }`.
     #[arg(long, env = "SIGNOFF_PRINCIPALS", value_name = "FILE")]
     pub principals: Option<PathBuf>,
+    /// OpenID Connect sign-in: the issuer (`iss`) of the JWTs accepted.
+    /// Goes with --oidc-audience and --oidc-jwks.
+    #[arg(long, env = "SIGNOFF_OIDC_ISSUER", value_name = "ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The audience a JWT's `aud` must hold (e.g. this server's client id).
+    #[arg(long, env = "SIGNOFF_OIDC_AUDIENCE", value_name = "AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The issuer's signing keys (JWKS): a file, or an `https://` URL
+    /// (`http://` on loopback only); refetched at most once a minute when a
+    /// token names an unknown `kid`.
+    #[arg(long, env = "SIGNOFF_OIDC_JWKS", value_name = "FILE|URL")]
+    pub oidc_jwks: Option<String>,
+    /// The claim holding the caller's roles: an array of strings or a
+    /// space-separated string.
+    #[arg(
+        long,
+        env = "SIGNOFF_OIDC_ROLES_CLAIM",
+        value_name = "CLAIM",
+        default_value = "roles"
+    )]
+    pub oidc_roles_claim: String,
+    /// The claim holding the caller's principal id.
+    #[arg(
+        long,
+        env = "SIGNOFF_OIDC_ID_CLAIM",
+        value_name = "CLAIM",
+        default_value = "sub"
+    )]
+    pub oidc_id_claim: String,
     /// Demo mode: loopback only, demo rules and principals (tokens printed).
     #[arg(long, env = "SIGNOFF_DEV")]
     pub dev: bool,
@@ -115,13 +146,20 @@ pub struct ServeArgs {
 /// Why `signoff serve` would not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// No principals and no `--dev`.
+    /// No principals, no OIDC and no `--dev`.
     #[error(
         "refusing to start without principals: pass --principals FILE (a JSON array of \
          {{ \"id\", \"roles\": [..], \"tokenSha256\": \"<hex sha256 of the token>\" }}), \
+         or OpenID Connect sign-in (--oidc-issuer, --oidc-audience and --oidc-jwks), \
          or --dev for the demo principals"
     )]
     NoPrincipals,
+    /// Some of the three OIDC flags without the others.
+    #[error("--oidc-issuer, --oidc-audience and --oidc-jwks go together; missing: {0}")]
+    OidcIncomplete(String),
+    /// An OIDC setting is refused.
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
     /// No rules and no `--dev`.
     #[error(
         "refusing to start without rules: pass --rules FILE (a JSON rules document), or --dev for the demo rules"
@@ -239,6 +277,46 @@ pub fn load_principals(path: &Path) -> Result<Principals, StartError> {
 }
 
 impl ServeArgs {
+    /// The OIDC settings of the `--oidc-*` flags, if any (an empty value
+    /// counts as absent).
+    fn oidc(&self) -> Result<Option<OidcSettings>, StartError> {
+        let given = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
+        };
+        let flags = [
+            ("--oidc-issuer", given(&self.oidc_issuer)),
+            ("--oidc-audience", given(&self.oidc_audience)),
+            ("--oidc-jwks", given(&self.oidc_jwks)),
+        ];
+        match flags {
+            [(_, Some(issuer)), (_, Some(audience)), (_, Some(jwks))] => {
+                let mut settings = OidcSettings::new(&issuer, &audience, &jwks)?;
+                settings.roles_claim = self.oidc_roles_claim.trim().to_owned();
+                settings.id_claim = self.oidc_id_claim.trim().to_owned();
+                if settings.roles_claim.is_empty() {
+                    return Err(OidcError::Empty("--oidc-roles-claim").into());
+                }
+                if settings.id_claim.is_empty() {
+                    return Err(OidcError::Empty("--oidc-id-claim").into());
+                }
+                Ok(Some(settings))
+            }
+            [(_, None), (_, None), (_, None)] => Ok(None),
+            _ => Err(StartError::OidcIncomplete(
+                flags
+                    .iter()
+                    .filter(|(_, value)| value.is_none())
+                    .map(|(flag, _)| *flag)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
     /// The configuration these flags describe, and whether the demo
     /// principals are in use (their tokens are then printed).
     pub fn config(&self) -> Result<(Config, bool), StartError> {
@@ -251,6 +329,7 @@ impl ServeArgs {
             })?,
             (None, false) => return Err(StartError::NoRules),
         };
+        let oidc = self.oidc()?;
         let (principals, demo_principals) = match (&self.principals, self.dev) {
             (Some(path), dev) => {
                 let principals = load_principals(path)?;
@@ -260,9 +339,11 @@ impl ServeArgs {
                 (principals, false)
             }
             (None, true) => (demo::principals(), true),
+            (None, false) if oidc.is_some() => (Principals::from_tokens(std::iter::empty()), false),
             (None, false) => return Err(StartError::NoPrincipals),
         };
         let mut config = Config::new(rules, principals);
+        config.oidc = oidc;
         config.redis_url = self.redis_url.clone().filter(|url| !url.trim().is_empty());
         config.www_dir = self.www_dir.clone();
         config.pkg_dir = self.pkg_dir.clone();
@@ -366,7 +447,7 @@ mod tests {
         let mut argv = vec!["signoff", "serve"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             Command::Audit(_) => panic!("`signoff serve` parsed as another command"),
         }
     }
@@ -400,6 +481,59 @@ mod tests {
         let (config, demo) = args(&["--dev"]).config().unwrap();
         assert!(demo);
         assert_eq!(config.redis_url, None);
+    }
+
+    #[test]
+    fn the_oidc_flags_go_together() {
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/rules.json");
+        let error = args(&["--rules", rules, "--oidc-issuer", "https://idp.example"])
+            .config()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("go together") && error.contains("--oidc-audience, --oidc-jwks"),
+            "{error}"
+        );
+        let error = args(&[
+            "--rules",
+            rules,
+            "--oidc-jwks",
+            "keys.json",
+            "--oidc-audience",
+            "x",
+        ])
+        .config()
+        .unwrap_err()
+        .to_string();
+        assert!(error.ends_with("missing: --oidc-issuer"), "{error}");
+        let oidc = [
+            "--oidc-issuer",
+            "https://idp.example",
+            "--oidc-audience",
+            "signoff",
+        ];
+        let mut plain = vec!["--rules", rules];
+        plain.extend(oidc);
+        plain.extend(["--oidc-jwks", "http://idp.example/keys"]);
+        let error = args(&plain).config().unwrap_err().to_string();
+        assert!(error.contains("loopback"), "{error}");
+        // Only OIDC, no principals file: enough to start.
+        let mut only = vec!["--rules", rules];
+        only.extend(oidc);
+        only.extend([
+            "--oidc-jwks",
+            "https://idp.example/keys",
+            "--oidc-id-claim",
+            "email",
+        ]);
+        let (config, demo) = args(&only).config().unwrap();
+        assert!(!demo);
+        assert!(config.principals.is_empty());
+        let settings = config.oidc.unwrap();
+        assert_eq!(
+            (settings.id_claim.as_str(), settings.roles_claim.as_str()),
+            ("email", "roles")
+        );
     }
 
     #[test]

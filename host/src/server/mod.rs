@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod fair_share;
 mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod serving;
 pub mod sweeper;
@@ -55,6 +56,7 @@ pub use self::body::MAX_BODY_BYTES;
 use self::error::{ApiError, code_of_status};
 use self::fair_share::FairShare;
 use self::metrics::Metrics;
+pub use self::oidc::{OidcError, OidcSettings};
 pub use self::serving::ServingLimits;
 pub use self::sweeper::SweepConfig;
 use crate::engine::{Engine, EngineOptions, StorageOptions};
@@ -68,8 +70,10 @@ pub const DEFAULT_PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../wasm/
 pub struct Config {
     /// The rules in force at start (unless the cache holds newer ones).
     pub rules: Rules,
-    /// Who may call.
+    /// Who may call with a token of the principals file.
     pub principals: Principals,
+    /// Who may call with an OpenID Connect JWT, if anybody.
+    pub oidc: Option<OidcSettings>,
     /// Redis URL; `None` for the embedded in-memory cache.
     pub redis_url: Option<String>,
     /// Prefix of every cache key.
@@ -96,6 +100,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("principals", &self.principals)
+            .field("oidc", &self.oidc)
             .field(
                 "redis_url",
                 &self.redis_url.as_deref().map(crate::cache::redact_url),
@@ -120,6 +125,7 @@ impl Config {
         Self {
             rules,
             principals,
+            oidc: None,
             redis_url: None,
             key_prefix: "signoff:".to_owned(),
             www_dir: PathBuf::from(DEFAULT_WWW_DIR),
@@ -140,6 +146,9 @@ pub enum ServerError {
     /// The engine (or its cache) could not start.
     #[error("the engine could not start: {0}")]
     Engine(String),
+    /// OIDC sign-in could not be set up (its keys could not be loaded).
+    #[error("OIDC sign-in could not start: {0}")]
+    Oidc(#[from] OidcError),
     /// The listener failed.
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -152,6 +161,10 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let oidc = match config.oidc {
+        Some(settings) => Some(oidc::Oidc::start(settings).await?),
+        None => None,
+    };
     let engine = Engine::start(EngineOptions {
         redis_url: config.redis_url.clone(),
         key_prefix: config.key_prefix.clone(),
@@ -163,7 +176,7 @@ pub async fn run(
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         engine: Arc::new(engine),
-        principals: Arc::new(config.principals),
+        auth: Arc::new(auth::Authenticator::new(config.principals, oidc)),
         metrics: Arc::new(Metrics::new()),
         fair_share: FairShare::new(config.limits.max_inflight_per_principal),
         body_timeout: config.limits.body_timeout,

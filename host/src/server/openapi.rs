@@ -151,7 +151,10 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme(
             BEARER,
-            bearer("A principal's token; the server keeps only its SHA-256."),
+            bearer(
+                "A principal's token (the server keeps only its SHA-256), or, when the \
+                 server is configured for OpenID Connect, a JWT of its issuer.",
+            ),
         );
         components.add_security_scheme(
             METRICS_TOKEN,

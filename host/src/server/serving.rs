@@ -187,9 +187,23 @@ pub async fn settle_unread_body(
     if !chunked && announced.unwrap_or(0) == 0 {
         return next.run(request).await;
     }
-    let may_read = announced.is_none_or(|length| {
+    let within_limit = announced.is_none_or(|length| {
         usize::try_from(length).is_ok_and(|length| length <= super::MAX_BODY_BYTES)
-    }) && state.principals.authenticate(headers).is_ok();
+    });
+    let authenticated = if within_limit {
+        state.auth.authenticate(request.headers()).await.ok()
+    } else {
+        None
+    };
+    let may_read = authenticated.is_some();
+    let mut request = request;
+    if let Some(principal) = authenticated {
+        // The handler's `Caller` takes it from here rather than checking the
+        // token a second time.
+        request
+            .extensions_mut()
+            .insert(super::caller::Authenticated(principal));
+    }
     let shared = Arc::new(std::sync::Mutex::new(SharedBody {
         body: Body::empty(),
         finished: false,
