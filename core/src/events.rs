@@ -87,6 +87,74 @@ impl EventType {
     }
 }
 
+/// Which events a webhook endpoint receives: one entry of its `events`
+/// list. `*` is every event, `request.*` (or `rules.*`) every event of that
+/// family, and a type's wire name (`request.approved`) that type only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPattern {
+    /// `*`.
+    Every,
+    /// `<family>.*`, the family being the text before the type's dot.
+    Family(&'static str),
+    /// One type.
+    Exactly(EventType),
+}
+
+/// Every event type, in the contract's order.
+pub const EVENT_TYPES: [EventType; 13] = [
+    EventType::Created,
+    EventType::Approval,
+    EventType::StagePassed,
+    EventType::Approved,
+    EventType::Rejected,
+    EventType::Cancelled,
+    EventType::Expired,
+    EventType::Escalated,
+    EventType::Amended,
+    EventType::Commented,
+    EventType::EmergencyOpened,
+    EventType::ReviewClosed,
+    EventType::RulesReplaced,
+];
+
+fn family_of(kind: EventType) -> &'static str {
+    kind.as_str()
+        .split_once('.')
+        .map_or("", |(family, _)| family)
+}
+
+impl EventPattern {
+    /// Parses one pattern; a pattern that could match no type is refused
+    /// (it is a typo, and would silently deliver nothing).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(Self::Every);
+        }
+        if let Some(family) = text.strip_suffix(".*") {
+            return EVENT_TYPES
+                .iter()
+                .map(|kind| family_of(*kind))
+                .find(|known| *known == family)
+                .map(Self::Family)
+                .ok_or_else(|| format!("`{text}` matches no event type"));
+        }
+        EVENT_TYPES
+            .iter()
+            .find(|kind| kind.as_str() == text)
+            .map(|kind| Self::Exactly(*kind))
+            .ok_or_else(|| format!("`{text}` is not an event type nor a `family.*` pattern"))
+    }
+
+    /// Whether an event of type `kind` matches.
+    pub fn matches(self, kind: EventType) -> bool {
+        match self {
+            Self::Every => true,
+            Self::Family(family) => family_of(kind) == family,
+            Self::Exactly(wanted) => wanted == kind,
+        }
+    }
+}
+
 /// One event, as listed, streamed and delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,6 +237,14 @@ impl Draft {
             data: None,
         }
     }
+}
+
+/// The event of a rules replacement by `actor` at `at`: `data` holds the
+/// new rules' `digest` and the `previousDigest`.
+pub fn rules_replaced(at: Timestamp, actor: &str, digest: &str, previous: &str) -> Draft {
+    let mut draft = Draft::new(EventType::RulesReplaced, at, actor);
+    draft.data = Some(serde_json::json!({ "digest": digest, "previousDigest": previous }));
+    draft
 }
 
 /// The id of the `seq`th event of `partition`, at `at_ms`.
@@ -337,6 +413,31 @@ pub struct EventPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_match_types_and_families() {
+        let every = EventPattern::parse("*").unwrap();
+        let requests = EventPattern::parse("request.*").unwrap();
+        let rules = EventPattern::parse("rules.*").unwrap();
+        let approved = EventPattern::parse("request.approved").unwrap();
+        for kind in EVENT_TYPES {
+            assert!(every.matches(kind));
+            assert_eq!(requests.matches(kind), kind != EventType::RulesReplaced);
+            assert_eq!(rules.matches(kind), kind == EventType::RulesReplaced);
+            assert_eq!(approved.matches(kind), kind == EventType::Approved);
+        }
+        for typo in [
+            "request.aproved",
+            "requests.*",
+            "",
+            ".*",
+            "request.",
+            "*.*",
+            "REQUEST.*",
+        ] {
+            assert!(EventPattern::parse(typo).is_err(), "{typo}");
+        }
+    }
 
     #[test]
     fn ids_sort_by_time_then_partition_then_number() {

@@ -560,13 +560,27 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         head: Option<&Entry>,
     ) -> Result<(), Error> {
         let drafts = events::drafts_of(before, after);
+        let partition = self.layout.partition_of_id(&after.id);
+        self.append_events(batch, partition, drafts, Some(after), head)
+    }
+
+    /// Adds `drafts` to `batch` as the next events of `partition`'s log,
+    /// whose head is `head`: their records, index entries and the new head,
+    /// with a check on the head's version, so that the log has no fork.
+    pub(crate) fn append_events(
+        &self,
+        batch: &mut Batch,
+        partition: u16,
+        drafts: Vec<events::Draft>,
+        request: Option<&ApprovalRequest>,
+        head: Option<&Entry>,
+    ) -> Result<(), Error> {
         if drafts.is_empty() {
             return Ok(());
         }
-        let partition = self.layout.partition_of_id(&after.id);
         let head_key = self.layout.events_head(partition);
         let current: Option<Head> = head.map(decode).transpose()?;
-        let (appended, new_head) = events::chain(drafts, Some(after), partition, current.as_ref());
+        let (appended, new_head) = events::chain(drafts, request, partition, current.as_ref());
         batch.checks.push(Check {
             key: head_key.clone(),
             version: head.map(|entry| entry.version),

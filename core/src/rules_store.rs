@@ -2,7 +2,9 @@
 //! the document lives in the cache so that every host deciding over one store
 //! decides with the same rules.
 //!
-//! The document is stored under [`RULES_KEY`] as a [`StoredRules`] record. A
+//! The document is stored under [`RULES_KEY`] as a [`StoredRules`] record,
+//! in partition 0 so that a replacement appends its `rules.replaced` event
+//! to that partition's log in the same commit. A
 //! replacement is a compare-and-swap on that key, guarded by the caller's
 //! `If-Match` (docs/CONTRACT.md, sections 7 and 9): the checks run in the
 //! order `forbidden` (the `admin` role), `precondition_failed`, then
@@ -12,15 +14,56 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cache::{Batch, Cache, Check, CommitOutcome, Put};
+use crate::cache::{Batch, Cache, Check, CommitOutcome, Entry, Put};
 use crate::error::Error;
+use crate::events;
 use crate::manager::{Clock, IdSource, MAX_ATTEMPTS, Manager};
 use crate::request::Principal;
 use crate::rules::Rules;
 
-/// The cache key of the rules document. The core's other keys never start
-/// with `cfg:`.
-pub const RULES_KEY: &str = "cfg:rules";
+/// The cache key of the rules document, in partition 0 (which every store
+/// has) beside the event log its replacements append to.
+pub const RULES_KEY: &str = "p0:cfg:rules";
+
+/// Where stores written before the rules joined partition 0 keep them. It is
+/// read when [`RULES_KEY`] is absent and never written: the first
+/// replacement writes [`RULES_KEY`], which wins from then on.
+pub const LEGACY_RULES_KEY: &str = "cfg:rules";
+
+/// The partition holding the rules and the `rules.replaced` events.
+pub const RULES_PARTITION: u16 = 0;
+
+/// The stored rules and the version of [`RULES_KEY`] (`None` when only the
+/// legacy record exists, or none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// The record.
+    pub rules: StoredRules,
+    /// The version of [`RULES_KEY`], to compare-and-swap on.
+    pub version: Option<u64>,
+}
+
+/// Reads the stored rules in one round trip: [`RULES_KEY`], else
+/// [`LEGACY_RULES_KEY`].
+pub async fn read_stored<C: Cache>(cache: &C) -> Result<Option<StoredRecord>, Error> {
+    let found = cache
+        .get_many(&[RULES_KEY.to_owned(), LEGACY_RULES_KEY.to_owned()], None)
+        .await?;
+    let mut found = found.into_iter();
+    if let Some(entry) = found.next().flatten() {
+        return Ok(Some(StoredRecord {
+            rules: StoredRules::decode(&entry.value)?,
+            version: Some(entry.version),
+        }));
+    }
+    match found.next().flatten() {
+        Some(legacy) => Ok(Some(StoredRecord {
+            rules: StoredRules::decode(&legacy.value)?,
+            version: None,
+        })),
+        None => Ok(None),
+    }
+}
 
 /// The role that may replace the rules.
 pub const ADMIN_ROLE: &str = "admin";
@@ -135,10 +178,7 @@ pub struct RulesInForce {
 impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// The rules stored in the cache, when any host stored some.
     pub async fn stored_rules(&self) -> Result<Option<StoredRules>, Error> {
-        match self.cache().get(RULES_KEY).await? {
-            Some(entry) => StoredRules::decode(&entry.value).map(Some),
-            None => Ok(None),
-        }
+        Ok(read_stored(self.cache()).await?.map(|record| record.rules))
     }
 
     /// The rules stored in the cache, validated, when any host stored some:
@@ -166,9 +206,23 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     ) -> Result<RulesInForce, Error> {
         ensure_may_replace(principal)?;
         let mut validated: Option<RulesInForce> = None;
+        let head_key = self.layout().events_head(RULES_PARTITION);
         for _ in 0..MAX_ATTEMPTS {
-            let stored = self.cache().get(RULES_KEY).await?;
-            let current = match &stored {
+            let found = self
+                .cache()
+                .get_many(
+                    &[
+                        RULES_KEY.to_owned(),
+                        LEGACY_RULES_KEY.to_owned(),
+                        head_key.clone(),
+                    ],
+                    None,
+                )
+                .await?;
+            let [stored, legacy, head] = <[Option<Entry>; 3]>::try_from(found).map_err(|_| {
+                Error::Internal("the cache answered another number of keys".to_owned())
+            })?;
+            let current = match stored.as_ref().or(legacy.as_ref()) {
                 Some(entry) => StoredRules::decode(&entry.value)?.digest,
                 None => self.rules_digest().to_owned(),
             };
@@ -189,7 +243,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             let record = StoredRules::of(&next.rules, next.digest.clone())?;
             let value = serde_json::to_vec(&record)
                 .map_err(|error| Error::Internal(format!("the rules do not encode: {error}")))?;
-            let batch = Batch {
+            let mut batch = Batch {
                 checks: vec![Check {
                     key: RULES_KEY.to_owned(),
                     version: stored.map(|entry| entry.version),
@@ -201,6 +255,15 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
                 }],
                 ..Batch::default()
             };
+            let replaced =
+                events::rules_replaced(self.now(), &principal.id, &next.digest, &current);
+            self.append_events(
+                &mut batch,
+                RULES_PARTITION,
+                vec![replaced],
+                None,
+                head.as_ref(),
+            )?;
             match self.cache().commit(batch).await? {
                 CommitOutcome::Committed => return Ok(next),
                 CommitOutcome::Conflict => validated = Some(next),
@@ -301,5 +364,64 @@ mod tests {
         );
         let now = IfMatch::Digests(vec![replaced.digest]);
         assert!(block_on(manager.replace_rules(&document(180), &admin(), Some(&now))).is_ok());
+    }
+
+    #[test]
+    fn a_replacement_appends_its_event_in_partition_zero() {
+        let manager = manager();
+        let before = manager.rules_digest().to_owned();
+        let replaced = block_on(manager.replace_rules(&document(120), &admin(), None)).unwrap();
+        let page = block_on(manager.events(None, 10, None)).unwrap();
+        assert_eq!(page.items.len(), 1);
+        let event = &page.items[0];
+        assert_eq!(event.kind, crate::events::EventType::RulesReplaced);
+        assert_eq!(event.actor, "root");
+        assert!(event.request_id.is_none());
+        assert!(event.id.contains("-0000-"), "{}", event.id);
+        assert_eq!(
+            event.data,
+            Some(json!({ "digest": replaced.digest, "previousDigest": before }))
+        );
+        // A second replacement chains on the first.
+        block_on(manager.replace_rules(&document(180), &admin(), None)).unwrap();
+        let page = block_on(manager.events(None, 10, None)).unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.items[1].prev_hash, page.items[0].hash);
+        assert_eq!(
+            page.items[1].data.as_ref().unwrap()["previousDigest"],
+            json!(replaced.digest)
+        );
+    }
+
+    #[test]
+    fn rules_stored_before_partition_zero_are_read_until_replaced() {
+        let manager = manager();
+        let legacy = Rules::parse(&document(90)).unwrap();
+        let record = StoredRules::of(&legacy, legacy.digest()).unwrap();
+        block_on(manager.cache().commit(Batch {
+            puts: vec![Put {
+                key: LEGACY_RULES_KEY.to_owned(),
+                value: serde_json::to_vec(&record).unwrap(),
+                ttl_ms: None,
+            }],
+            ..Batch::default()
+        }))
+        .unwrap();
+        let stored = block_on(manager.stored_rules()).unwrap().unwrap();
+        assert_eq!(stored.digest, legacy.digest());
+        // The legacy digest is the one an If-Match must name.
+        let stale = IfMatch::Digests(vec![manager.rules_digest().to_owned()]);
+        let refused = block_on(manager.replace_rules(&document(120), &admin(), Some(&stale)));
+        assert_eq!(
+            refused.unwrap_err(),
+            Error::PreconditionFailed {
+                current: legacy.digest()
+            }
+        );
+        let fresh = IfMatch::Digests(vec![legacy.digest()]);
+        let replaced =
+            block_on(manager.replace_rules(&document(120), &admin(), Some(&fresh))).unwrap();
+        let stored = block_on(manager.stored_rules()).unwrap().unwrap();
+        assert_eq!(stored.digest, replaced.digest);
     }
 }

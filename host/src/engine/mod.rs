@@ -46,6 +46,7 @@ use self::runtime::generated::exports::signoff::engine::manager::Action;
 use self::runtime::{Runtime, State};
 use crate::cache::{CacheBackend, Durability, RedisOptions};
 use signoff_core::keys::Layout;
+use signoff_core::rules_store::read_stored;
 
 /// The engine component as built from this repository: the guest's core
 /// module for `wasm32-unknown-unknown`, made a component when loaded.
@@ -652,10 +653,6 @@ impl Engine {
     }
 }
 
-fn decode_record(bytes: &[u8]) -> Option<StoredRules> {
-    StoredRules::decode(bytes).ok()
-}
-
 impl Inner {
     /// Whether the rules in force limit how often a requester creates.
     fn rules_limit_rate(&self) -> bool {
@@ -704,22 +701,22 @@ impl Inner {
     /// At start: publishes our rules when the cache holds none, and refuses
     /// to start when it holds others (see [`Engine::start_with`]).
     async fn check_stored_rules(&self) -> anyhow::Result<()> {
-        let entry = match self.cache.get(RULES_KEY).await {
-            Ok(entry) => entry,
-            Err(error) => {
+        let record = match read_stored(&self.cache).await {
+            Ok(Some(record)) => record.rules,
+            Ok(None) => {
+                if let Err(error) = self.sync_rules().await {
+                    tracing::warn!(%error, "cannot publish the rules to the cache yet");
+                }
+                return Ok(());
+            }
+            Err(error) if error.code() == signoff_core::ErrorCode::Unavailable => {
                 tracing::warn!(%error, "cannot read the rules from the cache yet");
                 return Ok(());
             }
-        };
-        let Some(entry) = entry else {
-            if let Err(error) = self.sync_rules().await {
-                tracing::warn!(%error, "cannot publish the rules to the cache yet");
+            Err(error) => {
+                tracing::warn!(%error, "the rules stored in the cache do not decode; keeping ours");
+                return Ok(());
             }
-            return Ok(());
-        };
-        let Some(record) = decode_record(&entry.value) else {
-            tracing::warn!("the rules stored in the cache do not decode; keeping ours");
-            return Ok(());
         };
         let ours = self.rules_in_force().digest.clone();
         if record.digest != ours {
@@ -801,12 +798,15 @@ impl Inner {
         // Read before the cache: a replacement made from here on is newer
         // than what this reload reads, and wins.
         let (ours, generation) = self.rules_and_generation();
-        match self.cache.get(RULES_KEY).await? {
-            Some(entry) => {
-                let Some(record) = decode_record(&entry.value) else {
-                    tracing::warn!("the rules stored in the cache do not decode; keeping ours");
-                    return Ok(());
-                };
+        let stored = match read_stored(&self.cache).await {
+            Err(error) if error.code() != signoff_core::ErrorCode::Unavailable => {
+                tracing::warn!(%error, "the rules stored in the cache do not decode; keeping ours");
+                return Ok(());
+            }
+            stored => stored?,
+        };
+        match stored.map(|record| record.rules) {
+            Some(record) => {
                 if record.digest == ours.digest {
                     return Ok(());
                 }

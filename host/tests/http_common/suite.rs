@@ -692,6 +692,33 @@ pub async fn rules_are_replaced_by_admins_with_a_fresh_etag(backend: &Backend) {
     let back = put("admin", rules_json(), Some("*".into())).await;
     back.expect(200);
     assert_eq!(back.headers["etag"].to_str().unwrap(), etag);
+    // Each replacement appended its `rules.replaced` event, and the refused
+    // ones none: three, from the first digest through the new one twice
+    // (the bare-tag replacement put the same document again) and back.
+    let events = server.get("/v1/events?limit=500", Some("bob")).await;
+    let replacements: Vec<(String, String)> = events.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "rules.replaced")
+        .map(|event| {
+            assert_eq!(event["actor"], "admin");
+            assert!(event.get("requestId").is_none(), "{event}");
+            (
+                event["data"]["previousDigest"].as_str().unwrap().to_owned(),
+                event["data"]["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (first, second) = (etag.trim_matches('"'), new_etag.trim_matches('"'));
+    assert_eq!(
+        replacements,
+        [
+            (first.to_owned(), second.to_owned()),
+            (second.to_owned(), second.to_owned()),
+            (second.to_owned(), first.to_owned()),
+        ]
+    );
     server.stop().await;
 }
 
