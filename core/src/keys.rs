@@ -169,6 +169,13 @@ impl Layout {
         format!("p{partition}:idx:events")
     }
 
+    /// Where the server keeps its delivery of `partition`'s events to the
+    /// webhook endpoint `endpoint` (a digest of its URL): beside the log it
+    /// follows, so that its compare-and-swap stays in one partition.
+    pub fn webhook_delivery(&self, partition: u16, endpoint: &str) -> String {
+        format!("p{partition}:webhook:{endpoint}")
+    }
+
     /// The index of `partition`'s emergency requests whose review is open,
     /// by the review's `dueAt`.
     pub fn review_index(&self, partition: u16) -> String {

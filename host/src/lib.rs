@@ -7,4 +7,5 @@
 pub mod audit_cli;
 pub mod cache;
 pub mod engine;
+pub mod outbound;
 pub mod server;

@@ -141,6 +141,20 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// Webhooks: a JSON array of `{ url, secret, events }` (`events`: event
+    /// types or patterns such as `request.*`). Each matching event is POSTed,
+    /// signed, at least once and in order.
+    #[arg(long, env = "SIGNOFF_WEBHOOKS", value_name = "FILE")]
+    pub webhooks: Option<PathBuf>,
+    /// How long one webhook delivery may take, connection included.
+    #[arg(long, env = "SIGNOFF_WEBHOOK_TIMEOUT_MS", value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub webhook_timeout_ms: u64,
+    /// How long a failing webhook delivery is retried before the event is
+    /// given up (counted, logged) and the next one goes.
+    #[arg(long, env = "SIGNOFF_WEBHOOK_GIVE_UP_AFTER_S", value_name = "SECONDS",
+          default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_give_up_after_s: u64,
 }
 
 /// Why `signoff serve` would not start.
@@ -160,6 +174,9 @@ pub enum StartError {
     /// An OIDC setting is refused.
     #[error(transparent)]
     Oidc(#[from] OidcError),
+    /// The webhooks file is refused.
+    #[error(transparent)]
+    Webhooks(#[from] super::webhooks::EndpointsError),
     /// No rules and no `--dev`.
     #[error(
         "refusing to start without rules: pass --rules FILE (a JSON rules document), or --dev for the demo rules"
@@ -364,6 +381,14 @@ impl ServeArgs {
             .metrics_token
             .clone()
             .filter(|token| !token.trim().is_empty());
+        if let Some(path) = &self.webhooks {
+            config.webhooks = super::webhooks::read(path)?;
+        }
+        config.webhook_settings = super::webhooks::Settings {
+            timeout: std::time::Duration::from_millis(self.webhook_timeout_ms),
+            give_up_after: std::time::Duration::from_secs(self.webhook_give_up_after_s),
+            ..super::webhooks::Settings::default()
+        };
         Ok((config, demo_principals))
     }
 }

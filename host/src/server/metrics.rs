@@ -63,6 +63,40 @@ struct StoreLabels {
     appendfsync: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+/// How one webhook delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Anything else: it is tried again later.
+    Failed,
+    /// Failed for the whole retry period: the event is skipped.
+    GivenUp,
+}
+
+impl WebhookOutcome {
+    const ALL: [Self; 3] = [Self::Delivered, Self::Failed, Self::GivenUp];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::GivenUp => "given_up",
+        }
+    }
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn http_buckets() -> Histogram {
@@ -132,6 +166,8 @@ pub struct Metrics {
     store: Family<StoreLabels, Gauge>,
     partitions: Gauge,
     policy_types: Mutex<HashSet<String>>,
+    webhook_deliveries: Family<WebhookLabels, Counter>,
+    webhook_backlog_age: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,6 +204,8 @@ impl Metrics {
             store: Family::default(),
             partitions: Gauge::default(),
             policy_types: Mutex::new(HashSet::new()),
+            webhook_deliveries: Family::default(),
+            webhook_backlog_age: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -250,6 +288,18 @@ impl Metrics {
             "Background refreshes whose pending figures could not be read from the cache",
             metrics.stats_failures.clone(),
         );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by endpoint (its URL without the query) and outcome \
+             (delivered, failed: to be retried, given_up: retried for the whole retry period)",
+            metrics.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_oldest_undelivered_age_seconds",
+            "Age of the oldest event this server has yet to deliver to the endpoint (0 when \
+             none); take the maximum across servers",
+            metrics.webhook_backlog_age.clone(),
+        );
         // Every outcome is exported from the start, at zero.
         for outcome in [
             Outcome::Approved,
@@ -283,6 +333,38 @@ impl Metrics {
             return policy_type.to_owned();
         }
         "_other".to_owned()
+    }
+
+    /// Exports an endpoint's webhook figures from the start, at zero.
+    pub fn webhook_endpoint(&self, endpoint: &str) {
+        for outcome in WebhookOutcome::ALL {
+            drop(self.webhook_deliveries.get_or_create(&WebhookLabels {
+                endpoint: endpoint.to_owned(),
+                outcome: outcome.as_str().to_owned(),
+            }));
+        }
+        drop(self.webhook_backlog_age.get_or_create(&EndpointLabels {
+            endpoint: endpoint.to_owned(),
+        }));
+    }
+
+    /// Counts one delivery attempt to `endpoint`.
+    pub fn webhook_delivery(&self, endpoint: &str, outcome: WebhookOutcome) {
+        self.webhook_deliveries
+            .get_or_create(&WebhookLabels {
+                endpoint: endpoint.to_owned(),
+                outcome: outcome.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// The age of the oldest event still to deliver to `endpoint`.
+    pub fn webhook_backlog(&self, endpoint: &str, age: Duration) {
+        self.webhook_backlog_age
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_owned(),
+            })
+            .set(age.as_secs_f64());
     }
 
     /// Counts a created request.

@@ -27,6 +27,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod serving;
 pub mod sweeper;
+pub mod webhooks;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -94,6 +95,10 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// How often the figures `/metrics` serves are read from the engine.
     pub metrics_refresh: Duration,
+    /// Where events are delivered.
+    pub webhooks: Vec<webhooks::Endpoint>,
+    /// How webhook deliveries are paced.
+    pub webhook_settings: webhooks::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -114,6 +119,8 @@ impl std::fmt::Debug for Config {
             .field("storage", &self.storage)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("metrics_refresh", &self.metrics_refresh)
+            .field("webhooks", &self.webhooks)
+            .field("webhook_settings", &self.webhook_settings)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +143,8 @@ impl Config {
             storage: StorageOptions::default(),
             metrics_token: None,
             metrics_refresh: Duration::from_secs(5),
+            webhooks: Vec::new(),
+            webhook_settings: webhooks::Settings::default(),
         }
     }
 }
@@ -149,6 +158,10 @@ pub enum ServerError {
     /// OIDC sign-in could not be set up (its keys could not be loaded).
     #[error("OIDC sign-in could not start: {0}")]
     Oidc(#[from] OidcError),
+    /// Webhook delivery could not start (no trusted certificates for an
+    /// https endpoint, or the store could not be read).
+    #[error("webhook delivery could not start: {0}")]
+    Webhooks(String),
     /// The listener failed.
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -193,6 +206,22 @@ pub async fn run(
         config.sweep,
         stopped.clone(),
     ));
+    let deliverer = if config.webhooks.is_empty() {
+        None
+    } else {
+        let deliverer = webhooks::Deliverer::new(
+            config.webhooks,
+            &state.engine,
+            Arc::clone(&state.metrics),
+            config.webhook_settings,
+        )
+        .map_err(|error| ServerError::Webhooks(error.to_string()))?;
+        deliverer
+            .start_records()
+            .await
+            .map_err(|error| ServerError::Webhooks(error.to_string()))?;
+        Some(tokio::spawn(Arc::new(deliverer).run(stopped.clone())))
+    };
     let refresher = tokio::spawn(metrics::refresh(
         Arc::clone(&state.engine),
         Arc::clone(&state.metrics),
@@ -217,6 +246,9 @@ pub async fn run(
     let served = serving::serve(listener, app, config.limits, stopped).await;
     let _ = sweeper.await;
     let _ = refresher.await;
+    if let Some(deliverer) = deliverer {
+        let _ = deliverer.await;
+    }
     tracing::info!("stopped");
     served.map_err(ServerError::Io)
 }

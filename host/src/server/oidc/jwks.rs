@@ -3,21 +3,17 @@
 //! exactly one algorithm.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{Request, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+
+use crate::outbound::{Outbound, OutboundError, OutboundUrl};
 
 /// The longest a fetch may take, connection and TLS included.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,7 +27,7 @@ pub const MAX_KEYS: usize = 100;
 pub enum JwksError {
     /// `--oidc-jwks` is neither a file nor an http(s) URL this server uses.
     #[error("--oidc-jwks `{0}`: {1}")]
-    Source(String, &'static str),
+    Source(String, String),
     /// No trusted certificates to check an https server with.
     #[error("no trusted certificates found on this system to check `{0}` with")]
     NoRoots(String),
@@ -212,35 +208,13 @@ impl KeySet {
     }
 }
 
-/// An `http(s)://` JWKS location.
-#[derive(Debug, Clone)]
-pub struct JwksUrl {
-    tls: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    path_and_query: String,
-}
-
-impl std::fmt::Display for JwksUrl {
-    /// The URL without its query (which could carry a secret).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "https" } else { "http" };
-        let path = self
-            .path_and_query
-            .split_once('?')
-            .map_or(self.path_and_query.as_str(), |(path, _)| path);
-        write!(f, "{scheme}://{}{path}", self.authority)
-    }
-}
-
 /// Where the keys come from.
 #[derive(Debug, Clone)]
 pub enum JwksSource {
     /// A JWKS file, read again on a refetch.
     File(PathBuf),
     /// A JWKS URL.
-    Url(JwksUrl),
+    Url(OutboundUrl),
 }
 
 impl std::fmt::Display for JwksSource {
@@ -252,57 +226,22 @@ impl std::fmt::Display for JwksSource {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
-}
-
 impl JwksSource {
     /// `https://…` (or `http://…` on a loopback host) is a URL, anything
     /// else a file path.
     pub fn parse(text: &str) -> Result<Self, JwksError> {
-        let refused = |why| JwksError::Source(text.to_owned(), why);
+        let refused =
+            |why: &dyn std::fmt::Display| JwksError::Source(text.to_owned(), why.to_string());
         let lower = text.to_ascii_lowercase();
         if !lower.starts_with("https://") && !lower.starts_with("http://") {
             if lower.contains("://") {
-                return Err(refused("only https:// URLs or file paths are accepted"));
+                return Err(refused(&"only https:// URLs or file paths are accepted"));
             }
             return Ok(Self::File(PathBuf::from(text)));
         }
-        let uri: Uri = text.parse().map_err(|_| refused("is not a valid URL"))?;
-        let tls = uri
-            .scheme_str()
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https"));
-        let authority = uri.authority().ok_or_else(|| refused("has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(refused("must not hold credentials"));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() {
-            return Err(refused("has no host"));
-        }
-        if !tls && !is_loopback(&host) {
-            return Err(refused(
-                "plain http is accepted for loopback hosts only (127.0.0.1, ::1, localhost); use https",
-            ));
-        }
-        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let path_and_query = uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned());
-        Ok(Self::Url(JwksUrl {
-            tls,
-            host,
-            port,
-            authority: authority.as_str().to_owned(),
-            path_and_query,
-        }))
+        OutboundUrl::parse(text)
+            .map(Self::Url)
+            .map_err(|why| refused(&why))
     }
 }
 
@@ -310,18 +249,16 @@ impl JwksSource {
 /// [`FETCH_TIMEOUT`] and [`MAX_JWKS_BYTES`].
 pub struct Fetcher {
     source: JwksSource,
-    tls: Option<tokio_rustls::TlsConnector>,
+    client: Outbound,
 }
 
 impl Fetcher {
     /// A fetcher for `source`; for https, with the system's trusted
     /// certificates (as `rediss://` uses them).
     pub fn new(source: JwksSource) -> Result<Self, JwksError> {
-        let tls = match &source {
-            JwksSource::Url(url) if url.tls => Some(tls_connector(&url.to_string())?),
-            _ => None,
-        };
-        Ok(Self { source, tls })
+        let tls = matches!(&source, JwksSource::Url(url) if url.is_tls());
+        let client = Outbound::new(tls).map_err(|_| JwksError::NoRoots(source.to_string()))?;
+        Ok(Self { source, client })
     }
 
     /// Where the keys come from.
@@ -340,26 +277,31 @@ impl Fetcher {
         KeySet::parse(&bytes)
     }
 
-    async fn get(&self, url: &JwksUrl) -> Result<Bytes, JwksError> {
+    /// One GET of `url`: the body of a 200. Redirects are not followed.
+    async fn get(&self, url: &OutboundUrl) -> Result<Bytes, JwksError> {
         let failed = |reason: String| JwksError::Fetch {
             url: url.to_string(),
             reason,
         };
-        let stream = TcpStream::connect((url.host.as_str(), url.port))
+        let accept = HeaderValue::from_static("application/jwk-set+json, application/json");
+        let answer = self
+            .client
+            .send(
+                url,
+                Method::GET,
+                &[(header::ACCEPT, accept)],
+                Bytes::new(),
+                MAX_JWKS_BYTES,
+            )
             .await
-            .map_err(|error| failed(error.to_string()))?;
-        match &self.tls {
-            Some(connector) => {
-                let name = rustls::pki_types::ServerName::try_from(url.host.clone())
-                    .map_err(|error| failed(error.to_string()))?;
-                let stream = connector
-                    .connect(name, stream)
-                    .await
-                    .map_err(|error| failed(error.to_string()))?;
-                exchange(stream, url).await.map_err(failed)
-            }
-            None => exchange(stream, url).await.map_err(failed),
+            .map_err(|error| match error {
+                OutboundError::TooLarge(_) => JwksError::TooLarge,
+                other => failed(other.to_string()),
+            })?;
+        if answer.status != StatusCode::OK {
+            return Err(failed(format!("answered {}", answer.status)));
         }
+        Ok(answer.body)
     }
 }
 
@@ -377,71 +319,6 @@ async fn read_file(path: &Path) -> Result<Bytes, JwksError> {
         return Err(JwksError::TooLarge);
     }
     Ok(Bytes::from(bytes))
-}
-
-fn tls_connector(url: &str) -> Result<tokio_rustls::TlsConnector, JwksError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err(JwksError::NoRoots(url.to_owned()));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| JwksError::Fetch {
-        url: url.to_owned(),
-        reason: error.to_string(),
-    })?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// One `GET` on a fresh HTTP/1.1 connection: the body of a 200, at most
-/// [`MAX_JWKS_BYTES`] of it. Redirects are not followed.
-async fn exchange<I>(io: I, url: &JwksUrl) -> Result<Bytes, String>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|error| error.to_string())?;
-    let driver = tokio::spawn(connection);
-    let _abort = AbortOnDrop(driver);
-    let request = Request::get(url.path_and_query.as_str())
-        .header(header::HOST, url.authority.as_str())
-        .header(header::ACCEPT, "application/jwk-set+json, application/json")
-        .header(header::USER_AGENT, "signoff")
-        .body(Empty::<Bytes>::new())
-        .map_err(|error| error.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|error| error.to_string())?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("answered {}", response.status()));
-    }
-    let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                format!("the body is larger than {MAX_JWKS_BYTES} bytes")
-            } else {
-                error.to_string()
-            }
-        })?;
-    Ok(body.to_bytes())
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]
