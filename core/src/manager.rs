@@ -223,8 +223,13 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
     /// Keeps events for `retention_ms` (at least; 7 days by default).
     #[must_use]
     pub fn with_event_retention(mut self, retention_ms: u64) -> Self {
-        self.event_retention_ms = retention_ms;
+        self.event_retention_ms = retention_ms.max(1);
         self
+    }
+
+    /// How long the events this manager appends are kept, in milliseconds.
+    pub fn event_retention_ms(&self) -> u64 {
+        self.event_retention_ms
     }
 
     /// A manager deciding with `rules` whose digest the caller already knows

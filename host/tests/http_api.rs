@@ -189,3 +189,31 @@ async fn shutdown_lets_a_call_in_flight_finish() {
         .expect("the server stops once the call is answered")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_kept_for_the_retention_and_then_gone() {
+    let mut short = config();
+    short.storage.event_retention = std::time::Duration::from_secs(1);
+    let server = Server::start(short).await;
+    server.create("alice", &change("network")).await;
+    let listed = server.get("/v1/events", Some("bob")).await;
+    assert_eq!(listed.expect(200)["items"].as_array().unwrap().len(), 1);
+    // The record lapses after its time to live; the listing steps over the
+    // index entry it leaves.
+    let started = std::time::Instant::now();
+    loop {
+        let listed = server.get("/v1/events", Some("bob")).await;
+        if listed.expect(200)["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the event outlived its retention"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The request itself stays.
+    let page = server.get("/v1/requests", Some("bob")).await;
+    assert_eq!(page.expect(200)["items"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}

@@ -48,6 +48,18 @@ over_redis!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_resumes_across_a_restart() {
+    let redis = RedisServer::start();
+    suite::a_stream_resumes_across_a_restart(|| {
+        let mut config = http_common::config();
+        config.redis_url = Some(redis.url());
+        config.key_prefix = "stream-restart:".into();
+        config
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_on_one_redis_share_their_requests() {
     let redis = RedisServer::start();
     let mut config_a = http_common::config();

@@ -274,26 +274,29 @@ async fn a_failed_delivery_is_retried_and_order_is_kept() {
         .await
         .expect(200);
     let events = all_events(&server).await;
-    let listed: Vec<&str> = events.iter().map(|event| event["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = events
+        .iter()
+        .map(|event| event["id"].as_str().unwrap())
+        .collect();
     assert!(listed.len() >= 3, "{events:?}");
     // 1 s, then 2 s of backoff before the third try.
-    wait_for("every event after the retries", Duration::from_secs(15), || {
-        receiver.delivered().len() >= listed.len()
-    })
+    wait_for(
+        "every event after the retries",
+        Duration::from_secs(15),
+        || receiver.delivered().len() >= listed.len(),
+    )
     .await;
     let answers: Vec<(String, Answering)> = receiver
         .log()
         .into_iter()
         .map(|received| (received.id, received.answered))
         .collect();
-    let expected: Vec<(String, Answering)> = [
-        (listed[0], Answering::Fail),
-        (listed[0], Answering::Fail),
-    ]
-    .into_iter()
-    .chain(listed.iter().map(|id| (*id, Answering::Ok)))
-    .map(|(id, answered)| (id.to_owned(), answered))
-    .collect();
+    let expected: Vec<(String, Answering)> =
+        [(listed[0], Answering::Fail), (listed[0], Answering::Fail)]
+            .into_iter()
+            .chain(listed.iter().map(|id| (*id, Answering::Ok)))
+            .map(|(id, answered)| (id.to_owned(), answered))
+            .collect();
     assert_eq!(answers, expected);
     let endpoint = &receiver.url;
     server

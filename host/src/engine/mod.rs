@@ -83,6 +83,8 @@ pub struct StorageOptions {
     pub allow_eviction: bool,
     /// Replicas that must hold each commit before it answers (`WAIT`).
     pub redis_wait_replicas: u32,
+    /// How long events are kept (their records' time to live).
+    pub event_retention: Duration,
 }
 
 impl Default for StorageOptions {
@@ -91,6 +93,9 @@ impl Default for StorageOptions {
             partitions: signoff_core::keys::DEFAULT_PARTITIONS,
             allow_eviction: false,
             redis_wait_replicas: 0,
+            event_retention: Duration::from_millis(
+                signoff_core::events::limits::DEFAULT_RETENTION_MS,
+            ),
         }
     }
 }
@@ -168,6 +173,7 @@ struct Inner {
     rules: std::sync::RwLock<(Arc<RulesInForce>, u64)>,
     clock: ClockFn,
     ids: IdFn,
+    event_retention_ms: u64,
 }
 
 /// The engine shared by every HTTP handler.
@@ -251,6 +257,9 @@ impl Engine {
             rules: std::sync::RwLock::new((placeholder, 0)),
             clock: settings.clock,
             ids: settings.ids,
+            event_retention_ms: u64::try_from(options.storage.event_retention.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
         });
         let initial = serde_json::to_string(&options.rules)?;
         let initial = inner
@@ -738,6 +747,7 @@ impl Inner {
             rules: self.rules_in_force(),
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
+            event_retention_ms: self.event_retention_ms,
         };
         self.runtime.session(state).await
     }

@@ -112,6 +112,7 @@ pub(super) struct State {
     pub rules: Arc<RulesInForce>,
     pub clock: ClockFn,
     pub ids: IdFn,
+    pub event_retention_ms: u64,
 }
 
 /// What the import of an instance sitting in the pool answers; the guest
@@ -235,6 +236,13 @@ impl host::Host for StoreData {
         self.request
             .as_ref()
             .map_or(0, |state| (state.clock)().as_millis())
+    }
+
+    async fn event_retention_ms(&mut self) -> u64 {
+        self.request.as_ref().map_or(
+            signoff_core::events::limits::DEFAULT_RETENTION_MS,
+            |state| state.event_retention_ms,
+        )
     }
 
     async fn new_id(&mut self) -> (u64, u64) {

@@ -141,6 +141,12 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// How long events are kept: seconds, or a number with `s`, `m`, `h` or
+    /// `d` (`14d`). The contract promises at least 7 days (the default);
+    /// less is accepted with a warning.
+    #[arg(long, env = "SIGNOFF_EVENT_RETENTION", value_name = "DURATION",
+          default_value = "7d", value_parser = parse_retention)]
+    pub event_retention: std::time::Duration,
     /// Webhooks: a JSON array of `{ url, secret, events }` (`events`: event
     /// types or patterns such as `request.*`). Each matching event is POSTed,
     /// signed, at least once and in order.
@@ -155,6 +161,35 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGNOFF_WEBHOOK_GIVE_UP_AFTER_S", value_name = "SECONDS",
           default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_give_up_after_s: u64,
+}
+
+/// The retention the contract promises.
+const MIN_ADVISED_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// The longest retention accepted: ten years.
+const MAX_RETENTION_S: u64 = 10 * 365 * 24 * 3600;
+
+/// `--event-retention`: whole seconds, or a whole number with a unit (`s`,
+/// `m`, `h`, `d`), from 1 s to ten years.
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, unit @ ('s' | 'm' | 'h' | 'd'))) => (&text[..at], unit),
+        _ => (text, 's'),
+    };
+    let count: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 604800, 168h or 7d"))?;
+    let per_unit = match unit {
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => 1,
+    };
+    let seconds = count.saturating_mul(per_unit);
+    if !(1..=MAX_RETENTION_S).contains(&seconds) {
+        return Err(format!("`{text}` is outside 1 s to 10 years"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// Why `signoff serve` would not start.
@@ -376,7 +411,14 @@ impl ServeArgs {
             partitions: self.partitions,
             allow_eviction: self.allow_eviction,
             redis_wait_replicas: self.redis_wait_replicas,
+            event_retention: self.event_retention,
         };
+        if self.event_retention < MIN_ADVISED_RETENTION {
+            tracing::warn!(
+                retention_s = self.event_retention.as_secs(),
+                "events are kept less than the 7 days the contract promises"
+            );
+        }
         config.metrics_token = self
             .metrics_token
             .clone()
@@ -467,6 +509,29 @@ pub async fn serve(args: ServeArgs) -> Result<(), StartError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_retention_takes_seconds_or_a_unit() {
+        assert_eq!(args(&[]).event_retention.as_secs(), 7 * 24 * 3600);
+        for (text, seconds) in [
+            ("60", 60),
+            ("90s", 90),
+            ("5m", 300),
+            ("2h", 7200),
+            ("14d", 1_209_600),
+        ] {
+            assert_eq!(parse_retention(text).unwrap().as_secs(), seconds, "{text}");
+        }
+        assert_eq!(parse_retention("3650d").unwrap().as_secs(), MAX_RETENTION_S);
+        for bad in ["", "0", "0d", "3651d", "7 days", "-1", "1.5h", "d", "7w"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+        let config = args(&["--dev", "--event-retention", "30d"])
+            .config()
+            .unwrap()
+            .0;
+        assert_eq!(config.storage.event_retention.as_secs(), 30 * 24 * 3600);
+    }
 
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["signoff", "serve"];

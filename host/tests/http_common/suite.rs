@@ -1248,6 +1248,67 @@ pub async fn visibility_hides_what_a_principal_may_not_see(backend: &Backend) {
 
 /// Reads the server-sent events of `response` until `count` events came (or
 /// 10 s passed): each as `(id, type, data)`.
+/// A stream follows the log across a server restart: a client that
+/// reconnects to the next server with `Last-Event-ID` gets every event
+/// committed after the last one it read, in order, those committed while
+/// no server ran included. `config` makes a server over a shared store.
+pub async fn a_stream_resumes_across_a_restart(config: impl Fn() -> super::Config) {
+    let first = Server::start(config()).await;
+    let mut live = first
+        .client
+        .get(format!("{}/v1/events/stream", first.base))
+        .bearer_auth(token("bob"))
+        .send()
+        .await
+        .unwrap();
+    let created = first.create("alice", &change("network")).await;
+    let seen = read_events(&mut live, 1).await;
+    assert_eq!(seen[0].1, "request.created");
+    let last_seen = seen[0].0.clone();
+    // More happens before the server stops, unseen by the stream (it is not
+    // read any more), then through another server.
+    first.create("erin", &change("network")).await;
+    first.stop().await;
+    let second = Server::start(config()).await;
+    second
+        .post(
+            &format!("/v1/requests/{}/approve", id(&created)),
+            "bob",
+            None,
+        )
+        .await
+        .expect(200);
+    second.create("alice", &change("docs")).await;
+    let listed = second
+        .get(&format!("/v1/events?after={last_seen}"), Some("bob"))
+        .await
+        .expect(200)
+        .clone();
+    let expected: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap())
+        .collect();
+    assert!(expected.len() >= 4, "{listed}");
+    let mut resumed = second
+        .client
+        .get(format!("{}/v1/events/stream", second.base))
+        .bearer_auth(token("bob"))
+        .header("last-event-id", last_seen.as_str())
+        .send()
+        .await
+        .unwrap();
+    let again = read_events(&mut resumed, expected.len()).await;
+    let ids: Vec<&str> = again
+        .iter()
+        .map(|(event_id, _, _)| event_id.as_str())
+        .collect();
+    assert_eq!(ids, expected, "nothing missed, nothing twice, in order");
+    drop(resumed);
+    second.stop().await;
+}
+
 async fn read_events(
     response: &mut reqwest::Response,
     count: usize,

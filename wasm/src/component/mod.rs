@@ -78,9 +78,10 @@ thread_local! {
 /// the one this instance holds.
 fn deciding_manager() -> Result<Rc<HostManager>, Error> {
     let layout = host_layout()?;
+    let retention = bindings::signoff::engine::host::event_retention_ms();
     let held = DECIDING
         .with_borrow(Clone::clone)
-        .filter(|manager| manager.layout() == layout);
+        .filter(|manager| manager.layout() == layout && manager.event_retention_ms() == retention);
     let known = held
         .as_ref()
         .map(|manager| manager.rules_digest().to_owned());
@@ -99,7 +100,9 @@ fn deciding_manager() -> Result<Rc<HostManager>, Error> {
         ))
     })?;
     let manager = Rc::new(
-        Manager::with_digest(HostCache, HostClock, HostIds, rules, digest).with_layout(layout),
+        Manager::with_digest(HostCache, HostClock, HostIds, rules, digest)
+            .with_layout(layout)
+            .with_event_retention(retention),
     );
     DECIDING.set(Some(Rc::clone(&manager)));
     Ok(manager)
