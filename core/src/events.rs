@@ -8,8 +8,10 @@
 //! commit, so the events of a partition form one hash chain (`prevHash`,
 //! `hash`, see [`crate::audit`]) in the order they were committed.
 //!
-//! An event id is `<at>-<partition>-<seq>`: the event's time in epoch
-//! milliseconds (never before the partition's previous event), the
+//! An event id is `<t>-<partition>-<seq>`: the time of the commit that
+//! appended it in epoch milliseconds (never before the partition's
+//! previous event; the event's own `at` may be earlier, e.g. an expiry
+//! recorded after its `expiresAt`), the
 //! partition, and its number in the partition, each fixed-width, so ids
 //! sort in one order across partitions and every id is a cursor. The ids
 //! are opaque to callers.
@@ -207,7 +209,7 @@ pub struct Event {
 pub struct Head {
     /// Its id.
     pub id: String,
-    /// Its time in epoch milliseconds.
+    /// The time its id carries (its commit's), in epoch milliseconds.
     pub at: i64,
     /// Its number in the partition.
     pub seq: u64,
@@ -358,20 +360,25 @@ pub fn chain(
     request: Option<&ApprovalRequest>,
     partition: u16,
     head: Option<&Head>,
+    committed_at: Timestamp,
 ) -> (Vec<Event>, Option<Head>) {
     let mut prev_hash = head.map_or_else(|| partition_genesis(partition), |head| head.hash.clone());
     let mut seq = head.map_or(0, |head| head.seq);
+    // An id carries the commit's time, never the time the event reports:
+    // an expiry recorded now for an `expiresAt` an hour ago must not take
+    // an id below events other partitions committed meanwhile, or a reader
+    // already past them would never see it.
     let mut floor = head.map_or(i64::MIN, |head| head.at);
     let mut events = Vec::with_capacity(drafts.len());
     let mut new_head = head.cloned();
     for draft in drafts {
         seq += 1;
-        let at_ms = draft.at.as_millis().max(floor);
-        floor = at_ms;
+        let id_ms = committed_at.as_millis().max(floor);
+        floor = id_ms;
         let mut event = Event {
-            id: event_id(at_ms, partition, seq),
+            id: event_id(id_ms, partition, seq),
             kind: draft.kind,
-            at: Timestamp::from_millis(at_ms),
+            at: draft.at,
             request_id: request.map(|request| request.id),
             actor: draft.actor,
             level: request.map(|request| request.level.clone()),
@@ -387,7 +394,7 @@ pub fn chain(
         prev_hash.clone_from(&event.hash);
         new_head = Some(Head {
             id: event.id.clone(),
-            at: at_ms,
+            at: id_ms,
             seq,
             hash: event.hash.clone(),
         });

@@ -585,7 +585,8 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
         }
         let head_key = self.layout.events_head(partition);
         let current: Option<Head> = head.map(decode).transpose()?;
-        let (appended, new_head) = events::chain(drafts, request, partition, current.as_ref());
+        let (appended, new_head) =
+            events::chain(drafts, request, partition, current.as_ref(), self.now());
         batch.checks.push(Check {
             key: head_key.clone(),
             version: head.map(|entry| entry.version),
