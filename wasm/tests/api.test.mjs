@@ -120,6 +120,15 @@ for (const [kind, makeCache] of Object.entries(caches)) {
       const iam = await manager.list({ policyType: "iam", status: "pending" });
       assert.equal(iam.items.length, 5);
       assert.deepEqual((await manager.list({ status: "approved" })).items, []);
+      // The summary view leaves out the diff, the justification and the
+      // history; the full view (the default) keeps them.
+      const summary = await manager.list({ view: "summary", limit: 1 });
+      assert.equal(summary.items[0].id, created[3].id);
+      assert.equal(summary.items[0].history, undefined);
+      assert.equal(summary.items[0].change.justification, undefined);
+      assert.equal(summary.items[0].change.title, change.title);
+      assert.ok(Array.isArray(first.items[0].history));
+      assert.equal(first.items[0].change.justification, change.justification);
     });
 
     test("expireDue expires what is due, at expiresAt, by system", async () => {

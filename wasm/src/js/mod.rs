@@ -513,8 +513,10 @@ impl ApprovalManager {
             let options = wire::options(options, "listing query")?;
             let query = ListQuery::parse(options.as_ref()).map_err(core_error)?;
             inner.clock.probe()?;
-            let page = inner.manager.list(&query).await.map_err(core_error)?;
-            wire::to_js(&page)
+            // The page as the core built it, items unparsed: a summary
+            // view stays a summary.
+            let page = inner.manager.list_raw(&query).await.map_err(core_error)?;
+            wire::json_bytes_to_js(&page.to_json())
         })
     }
 

@@ -83,6 +83,12 @@ pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
     js_sys::JSON::parse(&text).map_err(|_| internal("could not parse an answer"))
 }
 
+/// JSON the core produced, as a JS value.
+pub fn json_bytes_to_js(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let text = std::str::from_utf8(bytes).map_err(|_| internal("an answer is not UTF-8"))?;
+    js_sys::JSON::parse(text).map_err(|_| internal("could not parse an answer"))
+}
+
 fn internal(message: &str) -> JsValue {
     js_error(ErrorCode::Internal, message, None)
 }
