@@ -600,11 +600,13 @@ pub async fn simulate_rules(
     caller: Caller,
     payload: Payload,
 ) -> ApiResult {
-    ensure_may_replace(&caller.principal).map_err(ApiError::from)?;
+    // docs/CONTRACT.md section 9: a broken body (400) is said before a
+    // missing role (403).
     let body = payload
         .required_json(&headers, "the rules draft to simulate")
         .await?;
     let request = SimulationRequest::parse(&body)?;
+    ensure_may_replace(&caller.principal).map_err(ApiError::from)?;
     let simulation = state
         .engine
         .simulate_rules(
