@@ -35,6 +35,11 @@ async fn events_are_listed_and_streamed() {
 }
 
 #[tokio::test]
+async fn rules_are_simulated_without_being_stored() {
+    suite::rules_are_simulated_without_being_stored(&Backend::Memory).await;
+}
+
+#[tokio::test]
 async fn listing_pages_through_a_policy_type() {
     suite::listing_pages_through_a_policy_type(&Backend::Memory).await;
 }

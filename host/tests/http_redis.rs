@@ -45,6 +45,7 @@ over_redis!(
     the_approval_model_over_http,
     visibility_hides_what_a_principal_may_not_see,
     events_are_listed_and_streamed,
+    rules_are_simulated_without_being_stored,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1248,6 +1248,73 @@ pub async fn visibility_hides_what_a_principal_may_not_see(backend: &Backend) {
 
 /// Reads the server-sent events of `response` until `count` events came (or
 /// 10 s passed): each as `(id, type, data)`.
+/// `POST /v1/rules/simulate`: what a draft would change, stored nowhere;
+/// a broken body is 400 before a missing role is 403 (section 9), and the
+/// limit is checked at its bounds.
+pub async fn rules_are_simulated_without_being_stored(backend: &Backend) {
+    let server = backend.start().await;
+    let pending = server.create("alice", &change("network")).await;
+    let mut draft = rules_json();
+    draft["defaultLevel"] = json!("security");
+    let simulate = |who: &'static str, body: Value| {
+        let server = &server;
+        async move { server.post("/v1/rules/simulate", who, Some(&body)).await }
+    };
+    let answer = simulate("admin", json!({ "rules": draft })).await;
+    let body = answer.expect(200).clone();
+    assert_eq!(body["valid"], true);
+    assert_eq!(body["examined"], 1);
+    assert_eq!(body["changed"], 1);
+    let item = &body["items"][0];
+    assert_eq!(item["id"], pending["id"]);
+    assert_eq!(item["level"], "peer");
+    assert_eq!(item["newLevel"], "security");
+    assert!(item["newExplanation"].is_object(), "{item}");
+    for field in ["errors", "warnings", "digest", "items"] {
+        assert!(body.get(field).is_some(), "{field} in {body}");
+    }
+    // Nothing was stored: the rules and the request are as they were.
+    let rules = server.get("/v1/rules", Some("bob")).await;
+    assert_eq!(rules.expect(200)["defaultLevel"], "peer");
+    let again = server
+        .get(&format!("/v1/requests/{}", id(&pending)), Some("alice"))
+        .await;
+    assert_eq!(again.expect(200)["level"], "peer");
+    // An invalid draft is an answer, not an error.
+    let invalid = simulate("admin", json!({ "rules": { "levels": [] } })).await;
+    assert_eq!(invalid.expect(200)["valid"], false);
+    // The order of the refusals, and the limit's bounds.
+    simulate("bob", json!({ "rules": draft, "limit": 10_001 }))
+        .await
+        .expect_error(400, "invalid_request");
+    simulate("bob", json!("junk"))
+        .await
+        .expect_error(400, "invalid_request");
+    simulate("bob", json!({ "rules": draft }))
+        .await
+        .expect_error(403, "forbidden");
+    simulate("admin", json!({ "rules": draft, "limit": 10_001 }))
+        .await
+        .expect_error(400, "invalid_request");
+    simulate("admin", json!({ "rules": draft, "limit": 0 }))
+        .await
+        .expect_error(400, "invalid_request");
+    simulate("admin", json!({ "rules": draft, "limit": 10_000 }))
+        .await
+        .expect(200);
+    server
+        .call(
+            Method::POST,
+            "/v1/rules/simulate",
+            None,
+            Some(&json!({})),
+            &[],
+        )
+        .await
+        .expect_error(401, "unauthenticated");
+    server.stop().await;
+}
+
 /// A stream follows the log across a server restart: a client that
 /// reconnects to the next server with `Last-Event-ID` gets every event
 /// committed after the last one it read, in order, those committed while
