@@ -503,34 +503,17 @@ pub async fn refresh(
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     period: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(period.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    break;
-                }
-                continue;
-            }
-        }
-        let figures = async {
-            let stats = engine.stats().await.map_err(|error| {
-                tracing::warn!(error = %error, "metrics: pending figures unavailable");
-            });
-            let (rules, _) = engine.rules().await;
-            let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
-            metrics.set_stats(stats, now, &rules);
-        };
-        // A stuck cache must not keep shutdown waiting.
-        tokio::select! {
-            () = figures => {}
-            _ = stop.wait_for(|stop| *stop) => break,
-        }
-    }
+    super::ticker::every(period, stop, || async {
+        let stats = engine.stats().await.map_err(|error| {
+            tracing::warn!(error = %error, "metrics: pending figures unavailable");
+        });
+        let (rules, _) = engine.rules().await;
+        let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+        metrics.set_stats(stats, now, &rules);
+    })
+    .await;
 }
 
 #[cfg(test)]

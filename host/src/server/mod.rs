@@ -27,6 +27,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod serving;
 pub mod sweeper;
+mod ticker;
 pub mod webhooks;
 
 use std::future::Future;

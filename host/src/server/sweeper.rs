@@ -69,23 +69,10 @@ pub async fn run(
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     config: SweepConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    break;
-                }
-                continue;
-            }
-        }
-        if *stop.borrow() {
-            break;
-        }
+    super::ticker::every(config.interval, stop, || async {
         tick(&engine, &metrics, config).await;
-    }
+    })
+    .await;
 }

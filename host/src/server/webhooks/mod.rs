@@ -121,6 +121,18 @@ struct Delivery {
     lease_until: i64,
 }
 
+impl Delivery {
+    /// Done with the event `id` (delivered or given up): the next one
+    /// starts with a clean slate.
+    fn settle(&mut self, id: &str) {
+        self.after = Some(id.to_owned());
+        self.attempts = 0;
+        self.failing_since = None;
+        self.retry_at = None;
+        self.failing_event_at = None;
+    }
+}
+
 fn wall_clock_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -255,30 +267,11 @@ impl Deliverer {
         }
     }
 
-    async fn serve_endpoint(&self, endpoint: &Endpoint, mut stop: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(self.settings.poll.max(Duration::from_millis(10)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            if *stop.borrow() {
-                break;
-            }
-            // A delivery in flight when the server stops is abandoned (its
-            // lease lapses, and the event goes again): stopping never waits
-            // on a receiver.
-            tokio::select! {
-                () = self.round(endpoint) => {}
-                _ = stop.changed() => break,
-            }
-        }
+    async fn serve_endpoint(&self, endpoint: &Endpoint, stop: watch::Receiver<bool>) {
+        // A delivery in flight when the server stops is abandoned (its
+        // lease lapses, and the event goes again): stopping never waits on
+        // a receiver.
+        super::ticker::every(self.settings.poll, stop, || self.round(endpoint)).await;
         self.release(endpoint).await;
     }
 
@@ -415,11 +408,7 @@ impl Deliverer {
                 Ok(()) => {
                     self.metrics
                         .webhook_delivery(&endpoint.label(), WebhookOutcome::Delivered);
-                    held.state.after = Some(event.id.clone());
-                    held.state.attempts = 0;
-                    held.state.failing_since = None;
-                    held.state.retry_at = None;
-                    held.state.failing_event_at = None;
+                    held.state.settle(&event.id);
                     self.write(held).await?;
                 }
                 Err(reason) => {
@@ -429,11 +418,7 @@ impl Deliverer {
                         self.metrics
                             .webhook_delivery(&endpoint.label(), WebhookOutcome::GivenUp);
                         tracing::error!(endpoint = %endpoint.label(), event = %event.id, attempts = held.state.attempts + 1, reason = %reason, "webhook event given up");
-                        held.state.after = Some(event.id.clone());
-                        held.state.attempts = 0;
-                        held.state.failing_since = None;
-                        held.state.retry_at = None;
-                        held.state.failing_event_at = None;
+                        held.state.settle(&event.id);
                         self.write(held).await?;
                         continue;
                     }
