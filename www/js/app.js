@@ -5,6 +5,7 @@
 import { ServerBackend, LocalBackend } from "./backends.js";
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { setupForm } from "./form.js";
+import { setupInbox } from "./inbox.js";
 import { errorText } from "./messages.js";
 import { setupQueue } from "./queue.js";
 import { setupRequestView } from "./request.js";
@@ -75,7 +76,7 @@ const form = setupForm({
     if (state.mode === "server" && !state.session) return "Sign in before filing a request (or switch to local mode).";
     return null;
   },
-  created: (request) => learned(request, "create"),
+  created: (request) => acted(request, "create"),
   /** Loads the rules in force again; resolves to their digest. */
   async refreshRules() {
     await loadRules();
@@ -84,8 +85,9 @@ const form = setupForm({
   },
 });
 
+const inbox = setupInbox({ backend, principal });
 const queue = setupQueue({ backend });
-const requestView = setupRequestView({ engine: () => state.engine, backend, principal, learned, signInRequired });
+const requestView = setupRequestView({ engine: () => state.engine, backend, principal, acted, signInRequired });
 const rulesView = setupRules({
   engine: () => state.engine,
   backend,
@@ -104,17 +106,13 @@ const rulesView = setupRules({
 });
 
 /**
- * What a server answer teaches about the signed-in principal: the requester
- * of a request just filed is, by definition, the token's principal.
+ * After an action of this page went through. On the server the event stream
+ * brings every change, this page's included; in local mode nobody else acts
+ * on this browser's store, so the page refreshes what the action may have
+ * moved itself.
  */
-function learned(request, action) {
-  if (state.mode !== "server" || !state.session || action !== "create") return;
-  if (request.requestedBy && request.requestedBy !== state.session.id) {
-    const before = state.session.id;
-    writeSession({ ...state.session, id: request.requestedBy });
-    renderWho();
-    banner(`The server knows this token as ${request.requestedBy}${before ? ` (not ${before})` : ""}; the editor now uses that id.`);
-  }
+function acted() {
+  if (state.mode === "local") inbox.load({ quiet: currentView() !== "inbox" });
 }
 
 function afterRulesChanged() {
@@ -160,6 +158,7 @@ byId("local-principal").addEventListener("change", (event) => {
   state.local.actAs(event.target.value);
   requestView.refresh();
   rulesView.render();
+  inbox.load({ quiet: currentView() !== "inbox" });
 });
 
 async function signIn(event) {
@@ -167,20 +166,21 @@ async function signIn(event) {
   const status = byId("signin-status");
   const data = new FormData(event.target);
   const token = String(data.get("token") ?? "").trim();
-  const id = String(data.get("id") ?? "").trim();
-  const roles = String(data.get("roles") ?? "").split(",").map((role) => role.trim()).filter(Boolean);
-  if (!token || !id) {
-    say(status, "Give the token and the principal id it belongs to.", "error");
+  if (!token) {
+    say(status, "Paste a bearer token first.", "error");
     settle(status, "invalid");
-    byId(token ? "s-id" : "s-token").focus();
+    byId("s-token").focus();
     return;
   }
   markBusy(status);
   say(status, "Checking the token with the server…");
   try {
+    // The server says whose token this is: the editor greets them and
+    // offers their actions by that id and those roles.
     const probe = new ServerBackend({ token });
+    const { id, roles } = await probe.me();
     const rules = await probe.rules();
-    writeSession({ token, id, roles });
+    writeSession({ token, id, roles: roles ?? [] });
     state.rulesGeneration += 1;
     state.rules = rules;
     byId("s-token").value = "";
@@ -189,9 +189,9 @@ async function signIn(event) {
     renderWho();
     afterRulesChanged();
     settle(status, "signed-in");
-    // Back to the page a link named before sign-in was needed.
-    const next = signInTarget();
-    if (next) location.hash = `#${next}`;
+    // Back to the page a link named before sign-in was needed, else to what
+    // awaits this person's review.
+    location.hash = `#${signInTarget() ?? "inbox"}`;
   } catch (error) {
     say(status, error.code === "unauthenticated"
       ? "The server refused this token: check that you pasted all of it, or ask for a new one."
@@ -224,6 +224,7 @@ function signInRequired() {
 
 function signOut() {
   writeSession(null);
+  inbox.clear();
   if (state.mode === "server") state.rules = null;
   say(byId("signin-status"), "Signed out.", "ok");
   renderWho();
@@ -290,7 +291,10 @@ async function setMode(mode) {
   renderWho();
   await loadRules();
   afterRulesChanged();
+  if (!principal()) inbox.clear();
   await route();
+  // The count in the tab shows on every view, not only on the inbox.
+  if (currentView() !== "inbox" && principal()) await inbox.load({ quiet: true });
 }
 
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
@@ -302,9 +306,9 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
 
 // ----- routing --------------------------------------------------------------
 
-const VIEWS = ["new", "queue", "request", "rules", "signin"];
+const VIEWS = ["inbox", "new", "queue", "request", "rules", "signin"];
 // Views whose data the server gives only to a signed-in caller.
-const SIGNED_IN_VIEWS = new Set(["queue", "request"]);
+const SIGNED_IN_VIEWS = new Set(["inbox", "queue", "request"]);
 
 function currentView() {
   const [name] = decodeURIComponent(location.hash.slice(1)).split("/");
@@ -340,6 +344,7 @@ async function route({ focus = false, load = true } = {}) {
   }
   if (focus) byId(`${view}-heading`).focus();
   if (!load) return;
+  if (view === "inbox") await inbox.load();
   if (view === "queue") await queue.load();
   if (view === "request") await requestView.show(rest.join("/"));
   if (view === "rules") {

@@ -91,6 +91,11 @@ export class ServerBackend {
     }
   }
 
+  /** `{ id, roles }`: the principal the token names (GET /v1/me). */
+  async me() {
+    return (await this.call("GET", "/v1/me")).data;
+  }
+
   /** `{ rules, digest }`: the rules in force and their digest (the ETag). */
   async rules() {
     const { data, response } = await this.call("GET", "/v1/rules");
@@ -123,6 +128,18 @@ export class ServerBackend {
     const query = new URLSearchParams();
     if (status) query.set("status", status);
     if (policyType) query.set("policyType", policyType);
+    if (limit) query.set("limit", String(limit));
+    if (cursor) query.set("cursor", cursor);
+    const { data } = await this.call("GET", `/v1/requests?${query}`);
+    return { items: data.items ?? [], nextCursor: data.nextCursor ?? null };
+  }
+
+  /**
+   * One page of the pending requests the caller may act on now (the server
+   * decides: `actionableBy=me`), without their long fields.
+   */
+  async actionable({ limit, cursor } = {}) {
+    const query = new URLSearchParams({ status: "pending", actionableBy: "me", view: "summary" });
     if (limit) query.set("limit", String(limit));
     if (cursor) query.set("cursor", cursor);
     const { data } = await this.call("GET", `/v1/requests?${query}`);
@@ -273,6 +290,17 @@ export class LocalBackend {
     });
   }
 
+  /** The pending requests the acting principal may act on now, as the engine decides. */
+  actionable({ limit, cursor } = {}) {
+    const query = { status: "pending", actionableBy: this.principal, view: "summary" };
+    if (limit) query.limit = Number(limit);
+    if (cursor) query.cursor = cursor;
+    return this.run(async () => {
+      const page = await this.manager.list(query);
+      return { items: page.items ?? [], nextCursor: page.nextCursor ?? null };
+    });
+  }
+
   get(id) {
     return this.run(async () => {
       const request = await this.manager.get(id);
@@ -296,4 +324,5 @@ export class LocalBackend {
   comment(id, { text }) {
     return this.run(() => this.manager.comment(id, this.principal, { text }));
   }
+
 }

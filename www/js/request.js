@@ -21,7 +21,7 @@ const ENDINGS = new Set(["reject", "cancel", "expire"]);
 
 /**
  * `ctx` gives `engine()` (the signoff package, which decides what the
- * principal may do), `backend()`, `principal()`, `learned(request, action)` and
+ * principal may do), `backend()`, `principal()`, `acted(request, action)` (an action went through) and
  * `signInRequired()` (the token was refused while loading).
  */
 export function setupRequestView(ctx) {
@@ -170,7 +170,7 @@ export function setupRequestView(ctx) {
       say(status, "Sending…");
       try {
         const updated = await onSubmit(text);
-        ctx.learned(updated, name);
+        ctx.acted(updated, name);
         request = updated;
         render({ text: `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`, tone: "ok" }, { sent: name });
         settle(body, "acted");

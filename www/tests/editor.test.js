@@ -58,9 +58,8 @@ async function signIn(page, principal, { navigate = true } = {}) {
     await page.goto(`${server.url}/#signin`);
     await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
   }
+  // The token is all a person gives: the server says whose it is (GET /v1/me).
   await page.fill("#s-token", principal.token);
-  await page.fill("#s-id", principal.id);
-  await page.fill("#s-roles", principal.roles.join(", "));
   await settled(page, "#signin-status", () => page.click("#signin-submit"), ["signed-in"]);
   assert.match(await page.locator("#signin-status").textContent(), new RegExp(`Signed in as ${principal.id}\\.`));
   assert.equal(await page.locator("#who-id").textContent(), principal.id);
@@ -173,6 +172,24 @@ async function putRules(rules) {
   const { digest } = await rulesInForce();
   const { status, body } = await api(server.principals.admin, "PUT", "/v1/rules", rules, { "If-Match": `"${digest}"` });
   assert.equal(status, 200, JSON.stringify(body));
+}
+
+/** Whether an API call is a load of the queue (not of the inbox, which lists `actionableBy=me`). */
+function isQueueCall(call) {
+  return call.method === "GET" && call.path === "/v1/requests" && !new URLSearchParams(call.search).has("actionableBy");
+}
+
+/** The ids of the pending requests `principal` may act on now, through the API. */
+async function actionableIds(principal) {
+  const { status, body } = await api(principal, "GET", "/v1/requests?status=pending&actionableBy=me&limit=500");
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.nextCursor, undefined);
+  return body.items.map((request) => request.id);
+}
+
+/** Waits until the inbox tab shows `count` (the count is `data-count`). */
+async function expectInboxCount(page, count, options = {}) {
+  await page.locator(`#inbox-count[data-count="${count}"]`).waitFor({ state: "attached", ...options });
 }
 
 /** Whether the page scrolls sideways (its content is wider than the window). */
@@ -439,7 +456,7 @@ describe("policy editor against the signoff server", () => {
     const calls = page.apiCalls.length;
     await queueLoads(page, () => page.locator("#queue-filter button[type=submit]").click(), { policyType: "network", limit: 10 });
     // The field's change event and the click ask for the same page: one fetch.
-    assert.equal(page.apiCalls.slice(calls).filter((call) => call.path === "/v1/requests").length, 1);
+    assert.equal(page.apiCalls.slice(calls).filter(isQueueCall).length, 1);
     assert.match(await page.locator("#queue-list caption").textContent(), /of type network/);
     const network = await page.locator("#queue-list tbody tr td:nth-child(3)").allTextContents();
     assert.deepEqual(network, ["network", "network", "network", "network"]);
@@ -608,7 +625,6 @@ describe("policy editor against the signoff server", () => {
   it("refuses a bad token at sign-in and keeps the token in session storage only", async () => {
     const page = await openPage(browser.context, `${server.url}/#signin`);
     await page.fill("#s-token", "not-a-token");
-    await page.fill("#s-id", "mallory");
     await settled(page, "#signin-status", () => page.click("#signin-submit"), ["refused"]);
     assert.match(await page.locator("#signin-status").textContent(), /refused this token/);
     assert.doesNotMatch(await page.locator("#signin-status").textContent(), RAW);
@@ -910,7 +926,7 @@ describe("the editor as a review tool: bugs of the review", () => {
     await page.waitForFunction(() => document.documentElement.dataset.ready === "true");
     await page.locator('#queue-table[data-state="loaded"]').waitFor({ state: "attached" });
     const afterReload = page.apiCalls.slice(mark);
-    assert.equal(afterReload.filter((call) => call.path === "/v1/requests").length, 1, JSON.stringify(afterReload));
+    assert.equal(afterReload.filter(isQueueCall).length, 1, JSON.stringify(afterReload));
 
     // A queue error is an error, in words.
     await page.fill("#q-policyType", "Not A Type!");
@@ -951,6 +967,56 @@ describe("the editor as a review tool: bugs of the review", () => {
     await page.click("#cancel-button");
     await act(page, "#cancel-confirm-yes");
     assert.equal(await page.getAttribute("#request-status", "data-status"), "cancelled");
+    assertClean(page);
+    await page.close();
+  });
+});
+
+describe("what awaits my review", () => {
+  it("opens on the requests the signed-in principal may act on now, greeted by the id the server knows, with their count", async () => {
+    const { alice, bob, carol } = server.principals;
+    const stamp = Date.now();
+    // carol (security) may approve the first; the second waits for an engineer.
+    const forCarol = await file(alice, { policyId: "iam/inbox", policyType: "iam", environment: "prod", title: `Security review for the inbox ${stamp}` });
+    const forEngineers = await file(alice, { title: `Peer review for the inbox ${stamp}` });
+    const carolsOwn = await file(carol, { policyId: "iam/own", policyType: "iam", environment: "prod", title: `Carol's own change ${stamp}` });
+
+    const page = await openPage(browser.context, `${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    // Nobody types an id: only the token, and the server names its principal.
+    assert.equal(await page.locator("#s-id").count(), 0);
+    await page.fill("#s-token", carol.token);
+    await settled(page, "#signin-status", () => page.click("#signin-submit"), ["signed-in"]);
+    await page.waitForFunction(() => location.hash === "#inbox");
+    await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+    assert.equal(await page.locator("#view-inbox").isVisible(), true);
+    assert.equal(await page.locator("#who-id").textContent(), "carol");
+    assert.equal(await page.locator("#inbox-greeting").textContent(), "Hello, carol.");
+
+    const expected = await actionableIds(carol);
+    const shown = await page.locator("#inbox-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(new Set(shown), new Set(expected));
+    assert.ok(shown.includes(forCarol.id), "the request awaiting carol's stage is listed");
+    assert.ok(!shown.includes(forEngineers.id), "a stage for engineers is not carol's");
+    assert.ok(!shown.includes(carolsOwn.id), "nobody reviews their own request");
+    assert.equal(await page.locator("#inbox-count").textContent(), String(expected.length));
+    assert.equal(await page.locator("#inbox-heading").textContent(), `Awaiting my review (${expected.length})`);
+    await screenshot(page, "inbox-carol");
+
+    // The count stays in the tab on other views, and a row opens its request.
+    await openRequest(page, forCarol.id);
+    await expectInboxCount(page, expected.length);
+    await page.goto(`${server.url}/#inbox`);
+    await settled(page, "#request-body", () => page.click(`#inbox-table tr[data-id="${forCarol.id}"] a`), ["loaded"]);
+    assert.equal(await page.getAttribute("#request-body", "data-id"), forCarol.id);
+
+    // bob (engineer) sees the peer review and not the security one.
+    await page.click("#header-signout");
+    await signIn(page, bob);
+    await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+    const bobs = await page.locator("#inbox-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(new Set(bobs), new Set(await actionableIds(bob)));
+    assert.ok(bobs.includes(forEngineers.id) && !bobs.includes(forCarol.id));
     assertClean(page);
     await page.close();
   });
