@@ -6,6 +6,7 @@ import { ServerBackend, LocalBackend } from "./backends.js";
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { setupForm } from "./form.js";
 import { setupInbox } from "./inbox.js";
+import { LiveEvents } from "./live.js";
 import { errorText } from "./messages.js";
 import { setupQueue } from "./queue.js";
 import { setupRequestView } from "./request.js";
@@ -24,6 +25,7 @@ const state = {
   serverReachable: false,
   local: null,
   session: readSession(),
+  live: null, // the server's event stream while signed in
   rules: null, // { rules, digest } of the current backend
   // Counts loads and saves of the rules: a load answered after a newer load
   // or a save began is dropped, so a late answer never brings back old rules.
@@ -44,6 +46,7 @@ function writeSession(session) {
   if (session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
   else sessionStorage.removeItem(SESSION_KEY);
   state.server.token = session?.token ?? null;
+  followEvents();
 }
 state.server.token = state.session?.token ?? null;
 
@@ -120,6 +123,61 @@ function afterRulesChanged() {
   replace(byId("policy-types"), types.map((type) => h("option", { value: type })));
   form.validate();
   rulesView.render();
+}
+
+// ----- live updates ----------------------------------------------------------
+
+const LIVE_WORDS = {
+  connecting: "live updates: connecting…",
+  live: "live updates: on",
+  reconnecting: "live updates: reconnecting…",
+  refused: "live updates: off (sign in again)",
+  stopped: "live updates: off",
+};
+
+/**
+ * Follows the server's event stream while signed in to it, and only then:
+ * local mode has no other writer than this page, which refreshes what its
+ * own actions moved (`acted`).
+ */
+function followEvents() {
+  const token = state.mode === "server" ? state.session?.token ?? null : null;
+  if (state.live?.token === token) return;
+  state.live?.stop();
+  state.live = null;
+  if (!token) return;
+  const status = byId("live-status");
+  state.live = new LiveEvents({
+    token,
+    onEvent: eventArrived,
+    onState(live) {
+      status.textContent = LIVE_WORDS[live] ?? "";
+      status.dataset.state = live;
+    },
+  });
+  state.live.start();
+}
+
+// The events of one commit come together (an approval, its stage passed,
+// the request approved): they are gathered for a moment and acted on once.
+let arrived = null;
+
+function eventArrived(event) {
+  if (!arrived) {
+    arrived = new Set();
+    setTimeout(refreshAfterEvents, 100);
+  }
+  if (event.requestId) arrived.add(event.requestId);
+}
+
+function refreshAfterEvents() {
+  const requests = arrived;
+  arrived = null;
+  if (state.mode !== "server" || !state.session) return;
+  inbox.load({ quiet: true });
+  const view = currentView();
+  if (view === "queue") queue.refresh();
+  if (view === "request") for (const id of requests) requestView.changed(id);
 }
 
 // ----- who is acting -------------------------------------------------------
@@ -277,6 +335,7 @@ async function setMode(mode) {
   }
   state.mode = mode;
   sessionStorage.setItem(MODE_KEY, mode);
+  followEvents();
   byId(`mode-${mode}`).checked = true;
   byId("signin-server").hidden = mode !== "server";
   byId("signin-local").hidden = mode !== "local";

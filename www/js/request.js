@@ -31,6 +31,7 @@ export function setupRequestView(ctx) {
   let request = null;
   let timer = null;
   let reloading = false;
+  let sending = false; // an action of this page is on its way
   let loadSeq = 0; // only the newest load of the view is shown
 
   function stopTimer() {
@@ -168,15 +169,19 @@ export function setupRequestView(ctx) {
       button.setAttribute("aria-disabled", "true");
       markBusy(status);
       say(status, "Sending…");
+      sending = true;
       try {
         const updated = await onSubmit(text);
+        sending = false;
         ctx.acted(updated, name);
         request = updated;
+        body.dataset.version = String(request.version);
         render({ text: `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`, tone: "ok" }, { sent: name });
         settle(body, "acted");
       } catch (error) {
         // Someone may have acted meanwhile: show the request as it is now,
         // with the refusal above it, rather than the copy this page holds.
+        sending = false;
         const refusal = { text: `${label} was refused. ${errorText(error)}`, tone: "error", code: error.code };
         if (error.code === "unauthenticated") {
           say(status, refusal.text, "error");
@@ -260,14 +265,16 @@ export function setupRequestView(ctx) {
 
   /**
    * Draws the request. `notice` (`{ text, tone, code }`) is announced above
-   * it. Texts typed into the action forms survive a redraw, except the one
-   * just `sent`.
+   * it (`undefined` keeps the one on show). Texts typed into the action
+   * forms survive a redraw, except the one just `sent`, and so does the
+   * focus.
    */
   function render(notice = null, { sent = null } = {}) {
     const change = request.change;
-    const typed = new Map([...body.querySelectorAll("form.act textarea")].map((area) => [area.id, area.value]));
+    const typed = new Map([...body.querySelectorAll("form.act textarea, form.act input:not([type=radio])")].map((field) => [field.id, field.value]));
+    const focused = body.contains(document.activeElement) ? document.activeElement.id : null;
     heading.textContent = change.title;
-    announceNotice(notice);
+    if (notice !== undefined) announceNotice(notice);
     replace(body,
       h("p", {}, statusBadge(request.status), " ", h("span", { id: "request-status", dataset: { status: request.status } }, request.status),
         request.stage ? [" · current stage ", h("strong", { id: "request-stage" }, request.stage)] : null),
@@ -305,9 +312,31 @@ export function setupRequestView(ctx) {
             historyView())),
         actionsView()));
     for (const [id, value] of typed) {
-      const area = document.getElementById(id);
-      if (area && !area.disabled && id !== `${sent}-text`) area.value = value;
+      const field = document.getElementById(id);
+      if (field && !field.disabled && !id.startsWith(`${sent}-`)) field.value = value;
     }
+    if (focused && !sent) document.getElementById(focused)?.focus();
+  }
+
+  /**
+   * Someone changed request `id` (an event of the server's stream): when it
+   * is the one on show, fetch it and redraw it if it moved on. This is no
+   * load of the view, so `#request-body` keeps its settled state; the
+   * request shown is `data-version`.
+   */
+  async function changed(id) {
+    if (!request || request.id !== id || sending) return;
+    const seq = loadSeq;
+    let fresh;
+    try {
+      fresh = await ctx.backend().get(id);
+    } catch {
+      return; // what is shown stays; the next event or load tries again
+    }
+    if (seq !== loadSeq || sending || request?.id !== id || fresh.version <= request.version) return;
+    request = fresh;
+    render(undefined);
+    body.dataset.version = String(request.version);
   }
 
   /**
@@ -333,6 +362,7 @@ export function setupRequestView(ctx) {
       if (mine !== loadSeq) return;
       request = fresh;
       render(notice);
+      body.dataset.version = String(request.version);
       settle(body, refused ? "refused" : "loaded");
     } catch (error) {
       if (mine !== loadSeq) return;
@@ -350,6 +380,7 @@ export function setupRequestView(ctx) {
 
   return {
     show,
+    changed,
     hide() {
       stopTimer();
       loadSeq += 1;
@@ -358,7 +389,7 @@ export function setupRequestView(ctx) {
     /** Re-renders the buttons after the principal changed. */
     refresh() {
       if (!request) return;
-      render();
+      render(null);
       settle(body, "loaded");
     },
   };

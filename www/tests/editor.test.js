@@ -1022,6 +1022,71 @@ describe("what awaits my review", () => {
   });
 });
 
+describe("live updates from the server's event stream", () => {
+  it("shows another principal's approval in an open request, the queue and the inbox counts within 2 s, without a reload", async () => {
+    const { alice, carol, dave } = server.principals;
+    // carol works in another browser: her own profile, her own session.
+    const other = await launchBrowser();
+    try {
+      const carols = await openPage(other.context, `${server.url}/`);
+      await signIn(carols, carol);
+      const davesRequest = await openPage(browser.context, `${server.url}/`);
+      await signIn(davesRequest, dave);
+      const davesQueue = await openPage(browser.context, `${server.url}/`);
+      await signIn(davesQueue, dave);
+      for (const page of [carols, davesRequest, davesQueue]) {
+        await page.locator('#live-status[data-state="live"]').waitFor({ state: "attached" });
+        await page.evaluate(() => { window.notReloaded = true; });
+      }
+      const carolCount = (await actionableIds(carol)).length;
+      const daveCount = (await actionableIds(dave)).length;
+      await expectInboxCount(carols, carolCount);
+      await expectInboxCount(davesRequest, daveCount);
+
+      // A request filed elsewhere reaches carol's inbox (security review) and
+      // the queue dave has open, not dave's inbox (his stage comes later).
+      await queueLoads(davesQueue, () => davesQueue.goto(`${server.url}/#queue`), {});
+      const request = await file(alice, { policyId: "iam/live", policyType: "iam", environment: "prod", title: `Live review ${Date.now()}` });
+      await expectInboxCount(carols, carolCount + 1, { timeout: 2000 });
+      const row = davesQueue.locator(`#queue-list tr[data-id="${request.id}"]`);
+      await row.waitFor({ timeout: 2000 });
+      assert.equal(await row.locator("td:nth-child(7)").textContent(), "security-review");
+      await expectInboxCount(davesRequest, daveCount);
+
+      await openRequest(davesRequest, request.id);
+      assert.equal(await davesRequest.getAttribute("#approve-button", "data-blocked"), "not_eligible");
+
+      // carol approves from her inbox, in her browser.
+      await carols.goto(`${server.url}/#inbox`);
+      await settled(carols, "#request-body", () => carols.click(`#inbox-table tr[data-id="${request.id}"] a`), ["loaded"]);
+      await act(carols, "#approve-button");
+      assert.equal(await carols.locator("#request-stage").textContent(), "lead-signoff");
+
+      // Within 2 s, without a reload: dave's open request is at his stage,
+      // with carol's approval and his Approve button allowed; his queue row
+      // moved on; his inbox counts it, and carol's no longer does.
+      const within = { timeout: 2000 };
+      await davesRequest.locator("#request-stage", { hasText: /^lead-signoff$/ }).waitFor(within);
+      await davesRequest.locator('#stages li[data-stage="security-review"]', { hasText: "carol approved" }).waitFor(within);
+      await davesRequest.locator("#approve-button:not([aria-disabled])").waitFor(within);
+      await row.locator("td:nth-child(7)", { hasText: /^lead-signoff$/ }).waitFor(within);
+      await expectInboxCount(davesRequest, daveCount + 1, within);
+      await expectInboxCount(davesQueue, daveCount + 1, within);
+      await expectInboxCount(carols, carolCount, within);
+      await screenshot(davesRequest, "live-approval-seen-by-dave");
+      for (const page of [carols, davesRequest, davesQueue]) {
+        assert.equal(await page.evaluate(() => window.notReloaded), true, "the page was reloaded");
+        assertClean(page);
+      }
+      await davesQueue.close();
+      await davesRequest.close();
+      await carols.close();
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe("the IndexedDB cache of local mode", () => {
   it("keeps the cache contract: versions, atomic commits, ordered ranges, TTLs", async () => {
     const files = await startStaticServer();
@@ -1120,18 +1185,29 @@ describe("local mode, with the server stopped", () => {
       assert.equal(await page.getAttribute("#approve-button", "data-blocked"), "self_approval");
       await screenshot(page, "local-request-as-alice");
 
+      // No event stream in local mode: the inbox count follows the acting
+      // principal and this page's own actions.
+      await expectInboxCount(page, 0);
       const actAs = (who) => settled(page, "#request-body", () => page.selectOption("#local-principal", who), ["loaded"]);
       await actAs("carol");
+      await expectInboxCount(page, 1);
       assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
       await act(page, "#approve-button");
       assert.equal(await page.locator("#request-stage").textContent(), "lead-signoff");
+      await expectInboxCount(page, 0);
 
       await actAs("bob");
       assert.equal(await page.getAttribute("#approve-button", "data-blocked"), "not_eligible");
 
       await actAs("dave");
+      await expectInboxCount(page, 1);
+      await page.goto(`${files.url}/#inbox`);
+      await page.locator(`#inbox-table tr[data-id="${id}"]`).waitFor();
+      await screenshot(page, "local-inbox-dave");
+      await settled(page, "#request-body", () => page.click(`#inbox-table tr[data-id="${id}"] a`), ["loaded"]);
       await act(page, "#approve-button");
       assert.equal(await page.getAttribute("#request-status", "data-status"), "approved");
+      await expectInboxCount(page, 0);
       await screenshot(page, "local-request-approved");
 
       // Everything is still there after a reload: it lives in IndexedDB.
