@@ -166,6 +166,17 @@ export class ServerBackend {
   async comment(id, { text }) {
     return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/comments`, { body: { text } })).data;
   }
+
+  /** Replaces the change of a pending request (the requester only). */
+  async amend(id, change) {
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/amend`, { body: change })).data;
+  }
+
+  /** Closes the after-the-fact review of an emergency: `outcome` is `ratified` or `flagged`. */
+  async review(id, { outcome, comment }) {
+    const body = comment ? { outcome, comment } : { outcome };
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/review`, { body })).data;
+  }
 }
 
 // Where an earlier version kept local rules; `reset` still clears it.
@@ -325,4 +336,11 @@ export class LocalBackend {
     return this.run(() => this.manager.comment(id, this.principal, { text }));
   }
 
+  amend(id, change) {
+    return this.run(() => this.manager.amend(id, this.principal, change));
+  }
+
+  review(id, { outcome, comment }) {
+    return this.run(() => this.manager.review(id, this.principal, comment ? { outcome, comment } : { outcome }));
+  }
 }

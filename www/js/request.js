@@ -14,7 +14,21 @@ const ACTION_WORDS = {
   cancel: "cancelled the request",
   comment: "commented",
   expire: "expired the request",
+  escalate: "escalated the stage",
+  amend: "amended the change",
+  emergency: "filed it as an emergency",
+  review: "reviewed the emergency",
 };
+
+// The fields of the change an amend form offers, with their input kind.
+const AMEND_FIELDS = [
+  ["title", "Title", "input"],
+  ["justification", "Justification", "textarea"],
+  ["environment", "Environment", "input"],
+  ["riskScore", "Risk score", "input"],
+  ["priority", "Priority", "select"],
+];
+const PRIORITIES = ["low", "normal", "high", "urgent"];
 
 // History actions that end a request, and so name the stage it ended at.
 const ENDINGS = new Set(["reject", "cancel", "expire"]);
@@ -123,7 +137,12 @@ export function setupRequestView(ctx) {
     return h("p", {}, "Pending: ", text, " (", timeElement(request.expiresAt), ")");
   }
 
-  function actionForm({ name, label, blocked, textarea, confirm, onSubmit }) {
+  /**
+   * One action's form. `fields` are extra controls before the text area;
+   * `check(form)` answers why the form cannot be sent yet (or null);
+   * `onSubmit(text, form)` sends it; `done(updated)` words the outcome.
+   */
+  function actionForm({ name, label, blocked, textarea, confirm, fields = null, check = null, onSubmit, done = null }) {
     const reasonId = `${name}-reason`;
     const statusId = `${name}-status`;
     let field = null;
@@ -159,7 +178,7 @@ export function setupRequestView(ctx) {
             },
           }, confirm.no)))
       : null;
-    const form = h("form", { class: "act", id: `${name}-form`, "aria-label": label }, field,
+    const form = h("form", { class: "act", id: `${name}-form`, "aria-label": label }, fields, field,
       h("div", { class: "actions" }, button, h("span", { class: "reason", id: reasonId }, blocked ? blocked.reason : "")),
       question,
       status);
@@ -171,12 +190,13 @@ export function setupRequestView(ctx) {
       say(status, "Sending…");
       sending = true;
       try {
-        const updated = await onSubmit(text);
+        const updated = await onSubmit(text, form);
         sending = false;
         ctx.acted(updated, name);
         request = updated;
         body.dataset.version = String(request.version);
-        render({ text: `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`, tone: "ok" }, { sent: name });
+        const outcome = `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`;
+        render({ text: done ? `${outcome} ${done(updated)}` : outcome, tone: "ok" }, { sent: name });
         settle(body, "acted");
       } catch (error) {
         // Someone may have acted meanwhile: show the request as it is now,
@@ -204,11 +224,18 @@ export function setupRequestView(ctx) {
         }
         return;
       }
-      const text = field ? form.querySelector("textarea").value.trim() : "";
+      const text = field ? byId(`${name}-text`).value.trim() : "";
       if (textarea?.required && text === "") {
         say(status, textarea.required, "error");
         settle(status, "invalid");
-        form.querySelector("textarea").focus();
+        byId(`${name}-text`).focus();
+        return;
+      }
+      const problem = check?.(form);
+      if (problem) {
+        say(status, problem.text, "error");
+        settle(status, "invalid");
+        problem.focus?.focus();
         return;
       }
       if (question) {
@@ -220,6 +247,71 @@ export function setupRequestView(ctx) {
       send(text);
     });
     return form;
+  }
+
+  /** The amend form's controls, filled with the change as it stands. */
+  function amendFields() {
+    const change = request.change;
+    return h("fieldset", {},
+      h("legend", {}, "The change"),
+      h("p", { class: "help", id: "amend-help" }, "Approvals are kept when only the title or the justification change and the level stays; any other change starts the request again at its first stage."),
+      AMEND_FIELDS.map(([key, label, kind]) => {
+        const id = `amend-${key}`;
+        const value = change[key] === undefined || change[key] === null ? "" : String(change[key]);
+        const control = kind === "select"
+          ? h("select", { id, name: key }, PRIORITIES.map((priority) => h("option", { value: priority, selected: priority === value }, priority)))
+          : h(kind, { id, name: key, ...(kind === "textarea" ? { rows: 3 } : { autocomplete: "off", spellcheck: "false" }) });
+        if (kind !== "select") control.value = value;
+        return h("div", { class: "field" }, h("label", { for: id }, label), control);
+      }));
+  }
+
+  /**
+   * The change an amend sends: the one filed, with the form's fields in
+   * place of its own. The server validates it; an empty optional field is
+   * left out, and a risk score that is not a number is sent as typed so
+   * that the refusal names it.
+   */
+  function amendedChange(form) {
+    const { emergency, ...change } = structuredClone(request.change);
+    void emergency; // an amend may not carry one (not_allowed)
+    for (const [key, , kind] of AMEND_FIELDS) {
+      const raw = form.querySelector(`#amend-${key}`).value;
+      const value = kind === "select" ? raw : raw.trim();
+      if (value === "" && (key === "environment" || key === "riskScore")) delete change[key];
+      else if (key === "riskScore") change[key] = Number.isFinite(Number(value)) ? Number(value) : value;
+      else change[key] = value;
+    }
+    return change;
+  }
+
+  /** Whether the amend just made kept the approvals, in words. */
+  function amendOutcome(updated) {
+    const entry = [...(updated.history ?? [])].reverse().find((item) => item.action === "amend");
+    return entry?.approvalsReset
+      ? "The approvals were dropped: the request starts again at its first stage."
+      : "The approvals were kept.";
+  }
+
+  function reviewFields() {
+    return h("fieldset", { class: "choice", id: "review-outcome" },
+      h("legend", {}, "Outcome"),
+      [["ratified", "Ratified: the emergency was justified"], ["flagged", "Flagged: it was not"]].map(([value, text]) =>
+        h("label", {}, h("input", { type: "radio", name: "outcome", value, id: `review-outcome-${value}` }), ` ${text}`)));
+  }
+
+  /** What an emergency request says about itself and its review. */
+  function emergencyView() {
+    const emergency = request.emergency;
+    if (!emergency) return null;
+    const review = emergency.review ?? {};
+    return h("section", { class: "panel", "aria-labelledby": "emergency-heading", id: "emergency", dataset: { review: review.status ?? "" } },
+      h("h2", { id: "emergency-heading" }, "Emergency"),
+      h("p", {}, "Filed as an emergency: ", h("q", {}, emergency.reason)),
+      review.status === "open"
+        ? h("p", { id: "review-state" }, "The review after the fact is open, due ", timeElement(review.dueAt), ".")
+        : h("p", { id: "review-state" }, `Reviewed: ${review.status} by ${review.by} at `, timeElement(review.at),
+          review.comment ? [" — ", h("q", {}, review.comment)] : ""));
   }
 
   function actionsView() {
@@ -253,7 +345,32 @@ export function setupRequestView(ctx) {
         name: "comment", label: "Add comment", blocked: allowed.comment,
         textarea: { label: "Comment", required: "Write a comment first." },
         onSubmit: (text) => backend.comment(id, { text }),
-      }));
+      }),
+      // Offered only to whom the engine allows them: the requester of a
+      // pending request amends; an eligible reviewer closes an emergency's
+      // open review.
+      allowed.amend === null
+        ? actionForm({
+          name: "amend", label: "Amend the change", blocked: null,
+          fields: amendFields(),
+          onSubmit: (_text, form) => backend.amend(id, amendedChange(form)),
+          done: amendOutcome,
+        })
+        : null,
+      allowed.review === null
+        ? actionForm({
+          name: "review", label: "Close the review", blocked: null,
+          fields: reviewFields(),
+          textarea: { label: "Review comment (optional)" },
+          check: (form) => (form.querySelector('input[name="outcome"]:checked')
+            ? null
+            : { text: "Choose an outcome: ratified or flagged.", focus: byId("review-outcome-ratified") }),
+          onSubmit: (text, form) => backend.review(id, {
+            outcome: form.querySelector('input[name="outcome"]:checked').value,
+            comment: text || undefined,
+          }),
+        })
+        : null);
   }
 
   /** Shows `notice` (`{ text, tone, code }`, or null for none) above the request. */
@@ -271,7 +388,7 @@ export function setupRequestView(ctx) {
    */
   function render(notice = null, { sent = null } = {}) {
     const change = request.change;
-    const typed = new Map([...body.querySelectorAll("form.act textarea, form.act input:not([type=radio])")].map((field) => [field.id, field.value]));
+    const typed = new Map([...body.querySelectorAll("form.act textarea, form.act input:not([type=radio]), form.act select")].map((field) => [field.id, field.value]));
     const focused = body.contains(document.activeElement) ? document.activeElement.id : null;
     heading.textContent = change.title;
     if (notice !== undefined) announceNotice(notice);
@@ -289,6 +406,7 @@ export function setupRequestView(ctx) {
             request.rejection
               ? h("p", { class: "notice error", id: "rejection" }, `Rejected by ${request.rejection.by} at stage ${request.rejection.stage}: “${request.rejection.reason}”`)
               : null),
+          emergencyView(),
           h("section", { class: "panel", "aria-labelledby": "change-heading" },
             h("h2", { id: "change-heading" }, "The change"),
             h("dl", { class: "details" },

@@ -1087,6 +1087,96 @@ describe("live updates from the server's event stream", () => {
   });
 });
 
+describe("amending a request, and reviewing an emergency", () => {
+  it("lets the requester amend a pending request: a wording change keeps the approvals, another change starts again", async () => {
+    const { alice, bob, carol } = server.principals;
+    const request = await file(alice, { policyId: "iam/amend", policyType: "iam", environment: "prod", title: `Let the auditors read ${Date.now()}` });
+    const approved = await api(carol, "POST", `/v1/requests/${request.id}/approve`, {});
+    assert.equal(approved.body.stage, "lead-signoff");
+
+    // Only the requester is offered the amend form.
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    assert.equal(await page.locator("#amend-form").count(), 0);
+    await page.click("#header-signout");
+    await signIn(page, alice);
+    await openRequest(page, request.id);
+    assert.equal(await page.inputValue("#amend-title"), request.change.title);
+    assert.equal(await page.inputValue("#amend-environment"), "prod");
+
+    // A new title only: carol's approval stays, and so does the stage.
+    const title = `${request.change.title} (read only)`;
+    await page.fill("#amend-title", title);
+    await act(page, "#amend-button");
+    assert.match(await page.locator("#request-announcement").textContent(), /The approvals were kept\./);
+    assert.equal(await page.locator("#request-heading").textContent(), title);
+    assert.equal(await page.locator("#request-stage").textContent(), "lead-signoff");
+    assert.equal(await page.locator('#history li[data-action="amend"]').count(), 1);
+
+    // An invalid change is refused, and what was typed stays.
+    await page.fill("#amend-title", "");
+    await act(page, "#amend-button", ["refused"]);
+    assert.equal(await page.getAttribute("#request-announcement", "data-code"), "invalid_request");
+    assert.doesNotMatch(await page.locator("#request-announcement").textContent(), RAW);
+    assert.equal(await page.inputValue("#amend-title"), "");
+
+    // A risk score is more than wording: the request starts again.
+    await page.fill("#amend-title", title);
+    await page.fill("#amend-riskScore", "30");
+    await act(page, "#amend-button");
+    assert.match(await page.locator("#request-announcement").textContent(), /The approvals were dropped/);
+    assert.equal(await page.locator("#request-stage").textContent(), "security-review");
+    assert.equal(await page.locator('#stages li[data-stage="security-review"] .approval-count').textContent(), "0 of 1 approvals");
+    await screenshot(page, "amended-request");
+    const stored = await api(alice, "GET", `/v1/requests/${request.id}`);
+    assert.equal(stored.body.change.riskScore, 30);
+    assert.deepEqual(stored.body.approvals, []);
+    assertClean(page);
+    await page.close();
+  });
+
+  it("lets an eligible principal close an emergency's review after the fact, never its requester", async () => {
+    const { alice, bob } = server.principals;
+    const { rules } = await rulesInForce();
+    const withEmergency = structuredClone(rules);
+    withEmergency.levels.find((level) => level.name === "peer").emergency = { allowedRoles: ["engineer"], reviewWithinSeconds: 86400 };
+    await putRules(withEmergency);
+    try {
+      const request = await file(alice, { title: `Revoke the leaked key ${Date.now()}`, emergency: { reason: "Revoke a leaked key before it is used." } });
+      assert.equal(request.status, "approved");
+
+      const page = await openPage(browser.context, `${server.url}/`);
+      await signIn(page, alice);
+      await openRequest(page, request.id);
+      assert.equal(await page.getAttribute("#emergency", "data-review"), "open");
+      assert.equal(await page.locator("#review-form").count(), 0, "the requester may not review");
+      await page.click("#header-signout");
+
+      await signIn(page, bob);
+      await openRequest(page, request.id);
+      // An outcome is required first; nothing is sent without one.
+      await settled(page, "#review-status", () => page.click("#review-button"), ["invalid"]);
+      assert.match(await page.locator("#review-status").textContent(), /Choose an outcome/);
+      assert.deepEqual(page.apiCalls.filter((call) => call.path.endsWith("/review")), []);
+      await page.check("#review-outcome-flagged");
+      await page.fill("#review-text", "The key was not leaked; a normal change would have done.");
+      await act(page, "#review-button");
+      assert.equal(await page.getAttribute("#emergency", "data-review"), "flagged");
+      assert.match(await page.locator("#review-state").textContent(), /^Reviewed: flagged by bob at .+ — The key was not leaked/);
+      assert.equal(await page.locator("#review-form").count(), 0, "a closed review is not offered again");
+      await screenshot(page, "emergency-reviewed");
+      const stored = await api(bob, "GET", `/v1/requests/${request.id}`);
+      assert.equal(stored.body.emergency.review.status, "flagged");
+      assert.equal(stored.body.emergency.review.by, "bob");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await putRules(rules);
+    }
+  });
+});
+
 describe("the IndexedDB cache of local mode", () => {
   it("keeps the cache contract: versions, atomic commits, ordered ranges, TTLs", async () => {
     const files = await startStaticServer();
