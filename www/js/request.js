@@ -4,7 +4,7 @@
 
 import { byId, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
 import { approvalsNeeded, explanationView, whoMayApprove } from "./explain.js";
-import { errorText } from "./messages.js";
+import { errorText, plain } from "./messages.js";
 import { allowedActions } from "./permissions.js";
 
 const ACTION_WORDS = {
@@ -110,8 +110,44 @@ export function setupRequestView(ctx) {
     }));
   }
 
-  function historyView() {
-    return h("ol", { class: "timeline", id: "history" }, (request.history ?? []).map((entry) => h("li", { dataset: { action: entry.action } },
+  /**
+   * The audit chain of the history, as the engine judges it
+   * (`verifyHistory`): `{ verified, held, broken? }`, or null when it
+   * cannot judge here.
+   */
+  function verification() {
+    const engine = ctx.engine();
+    if (typeof engine?.verifyHistory !== "function") return null;
+    try {
+      return engine.verifyHistory(request);
+    } catch {
+      return null;
+    }
+  }
+
+  function auditView(judged) {
+    if (!judged) {
+      return h("p", { class: "audit", id: "history-audit", dataset: { verified: "unknown" } },
+        "The history's audit chain was not checked: the signoff engine has not loaded.");
+    }
+    if (judged.verified) {
+      return h("p", { class: "audit verified", id: "history-audit", dataset: { verified: "true" } },
+        h("span", { "aria-hidden": "true" }, "✓ "),
+        `History verified: ${judged.held === 1 ? "its entry holds" : `all ${judged.held} entries hold`} in the audit chain.`);
+    }
+    const { index, reason } = judged.broken;
+    const entry = (request.history ?? [])[index];
+    const which = entry ? `entry ${index + 1} (${entry.actor} ${ACTION_WORDS[entry.action] ?? entry.action})` : `entry ${index + 1}`;
+    return h("p", { class: "audit broken", id: "history-audit", role: "alert", dataset: { verified: "false", brokenIndex: String(index) } },
+      `History not verified: ${which} breaks the audit chain, so it and everything after it may have been altered. ${plain(reason)[0].toUpperCase()}${plain(reason).slice(1)}.`);
+  }
+
+  function historyView(judged) {
+    const brokenAt = judged?.broken?.index ?? null;
+    return h("ol", { class: "timeline", id: "history" }, (request.history ?? []).map((entry, index) => h("li", {
+      class: brokenAt !== null && index >= brokenAt ? "unverified" : null,
+      dataset: { action: entry.action },
+    },
       timeElement(entry.at), " — ", h("strong", {}, entry.actor), ` ${ACTION_WORDS[entry.action] ?? entry.action}`,
       entry.stage ? ` (stage ${entry.stage})` : "",
       entry.comment ? [": ", h("q", {}, entry.comment)] : "")));
@@ -390,6 +426,7 @@ export function setupRequestView(ctx) {
     const change = request.change;
     const typed = new Map([...body.querySelectorAll("form.act textarea, form.act input:not([type=radio]), form.act select")].map((field) => [field.id, field.value]));
     const focused = body.contains(document.activeElement) ? document.activeElement.id : null;
+    const judged = verification();
     heading.textContent = change.title;
     if (notice !== undefined) announceNotice(notice);
     replace(body,
@@ -427,7 +464,8 @@ export function setupRequestView(ctx) {
             change.diff ? [h("h3", {}, "Diff"), h("pre", { class: "diff" }, change.diff)] : null),
           h("section", { class: "panel", "aria-labelledby": "history-heading" },
             h("h2", { id: "history-heading" }, "History"),
-            historyView())),
+            auditView(judged),
+            historyView(judged))),
         actionsView()));
     for (const [id, value] of typed) {
       const field = document.getElementById(id);

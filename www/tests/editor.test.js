@@ -1177,6 +1177,48 @@ describe("amending a request, and reviewing an emergency", () => {
   });
 });
 
+describe("the history's audit chain", () => {
+  it("shows the history verified by the engine, and the first entry that breaks the chain when it was altered", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { title: `Audited change ${Date.now()}` });
+    const commented = await api(bob, "POST", `/v1/requests/${request.id}/comments`, { text: "Checked against the ticket." });
+    assert.equal(commented.status, 200);
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    const audit = page.locator("#history-audit");
+    assert.equal(await audit.getAttribute("data-verified"), "true");
+    assert.match(await audit.textContent(), /History verified: all 2 entries hold/);
+
+    // An action's answer is judged again: one more entry, still chained.
+    await act(page, "#approve-button");
+    assert.equal(await audit.getAttribute("data-verified"), "true");
+    assert.match(await audit.textContent(), /all 3 entries hold/);
+
+    // A history altered on its way to the page: the engine names the first
+    // entry whose hash does not hold, and the entries from it on are marked.
+    const address = `${server.url}/v1/requests/${request.id}`;
+    await page.route(address, async (route) => {
+      const response = await route.fetch();
+      const tampered = await response.json();
+      tampered.history[1].actor = "mallory";
+      await route.fulfill({ response, json: tampered });
+    });
+    await page.goto(`${server.url}/#new`);
+    await openRequest(page, request.id);
+    assert.equal(await audit.getAttribute("data-verified"), "false");
+    assert.equal(await audit.getAttribute("data-broken-index"), "1");
+    assert.match(await audit.textContent(), /^History not verified: entry 2 \(mallory commented\) breaks the audit chain/);
+    assert.doesNotMatch(await audit.textContent(), RAW);
+    const marked = await page.locator("#history li").evaluateAll((items) => items.map((item) => item.classList.contains("unverified")));
+    assert.deepEqual(marked, [false, true, true]);
+    await screenshot(page, "history-not-verified");
+    await page.unroute(address);
+    assertClean(page);
+    await page.close();
+  });
+});
+
 describe("the IndexedDB cache of local mode", () => {
   it("keeps the cache contract: versions, atomic commits, ordered ranges, TTLs", async () => {
     const files = await startStaticServer();
