@@ -187,6 +187,15 @@ async function actionableIds(principal) {
   return body.items.map((request) => request.id);
 }
 
+/**
+ * Holds the page's event stream unanswered, so that the page shows what it
+ * last loaded while the test changes the request behind its back: the
+ * moment before a live update arrives, made to last.
+ */
+async function holdLiveUpdates(page) {
+  await page.route("**/v1/events/stream", () => {});
+}
+
 /** Waits until the inbox tab shows `count` (the count is `data-count`). */
 async function expectInboxCount(page, count, options = {}) {
   await page.locator(`#inbox-count[data-count="${count}"]`).waitFor({ state: "attached", ...options });
@@ -754,6 +763,7 @@ describe("the editor as a review tool: bugs of the review", () => {
     const alice = server.principals.alice;
     const request = await file(alice, { title: "Rotate the cache key" });
     const page = await openPage(browser.context, `${server.url}/`);
+    await holdLiveUpdates(page);
     await signIn(page, server.principals.bob);
     await openRequest(page, request.id);
     assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
