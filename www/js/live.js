@@ -11,10 +11,13 @@ const RETRY_MS = [500, 1000, 2000, 5000, 10000];
  * Splits a server-sent event stream into events. `feed` takes decoded text
  * in any chunking and returns the complete events it closed, each
  * `{ id, type, data }` (`data` as text); comment lines are skipped.
+ * `lastEventId` is the id to resume after, as the SSE standard keeps it: an
+ * `id:` counts once its block ends, even a block without data.
  */
 export class EventParser {
   constructor() {
     this.buffer = "";
+    this.lastEventId = null;
     this.reset();
   }
 
@@ -35,7 +38,8 @@ export class EventParser {
       if (breakLength === 1 && this.buffer[end] === "\r" && end === this.buffer.length - 1) break;
       this.buffer = this.buffer.slice(end + breakLength);
       if (line === "") {
-        if (this.data.length > 0) events.push({ id: this.id, type: this.type ?? "message", data: this.data.join("\n") });
+        if (this.id) this.lastEventId = this.id;
+        if (this.data.length > 0) events.push({ id: this.lastEventId, type: this.type ?? "message", data: this.data.join("\n") });
         this.reset();
         continue;
       }
@@ -44,7 +48,7 @@ export class EventParser {
       const field = colon < 0 ? line : line.slice(0, colon);
       let value = colon < 0 ? "" : line.slice(colon + 1);
       if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "id") this.id = value;
+      if (field === "id" && !value.includes("\0")) this.id = value;
       else if (field === "event") this.type = value;
       else if (field === "data") this.data.push(value);
     }
@@ -119,8 +123,9 @@ export class LiveEvents {
     while (this.running) {
       const { value, done } = await reader.read();
       if (done) return;
-      for (const event of parser.feed(value)) {
-        if (event.id) this.lastEventId = event.id;
+      const events = parser.feed(value);
+      this.lastEventId = parser.lastEventId ?? this.lastEventId;
+      for (const event of events) {
         let data;
         try {
           data = JSON.parse(event.data);

@@ -1097,6 +1097,77 @@ describe("live updates from the server's event stream", () => {
   });
 });
 
+/** The id of the latest event `principal` may see, through the API. */
+async function latestEventId(principal) {
+  let after = null;
+  let latest = null;
+  for (;;) {
+    const { status, body } = await api(principal, "GET", `/v1/events?limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    assert.equal(status, 200, JSON.stringify(body));
+    if (body.items.length > 0) latest = body.items.at(-1).id;
+    if (!body.nextCursor) return latest;
+    after = body.nextCursor;
+  }
+}
+
+describe("live updates after a drop", () => {
+  it("parses server-sent events in any chunking, and resumes after a drop with Last-Event-ID so no event is missed", async () => {
+    const { alice, carol } = server.principals;
+    const page = await openPage(browser.context, `${server.url}/`);
+    // Lines split anywhere, CRLF or LF, comments, and an id without data.
+    const parsed = await page.evaluate(async () => {
+      const { EventParser } = await import("/js/live.js");
+      const parser = new EventParser();
+      const events = [
+        ...parser.feed(": keep-alive\r\nid: 7-1\r\nevent: request.created\r\ndata: {\"a\""),
+        ...parser.feed(":1}\r"),
+        ...parser.feed("\n\r\nid: 7-2\n\n"),
+      ];
+      return { events, lastEventId: parser.lastEventId };
+    });
+    assert.deepEqual(parsed, { events: [{ id: "7-1", type: "request.created", data: '{"a":1}' }], lastEventId: "7-2" });
+
+    // The first connection is held until the test lets it end: it then
+    // says which event it got to (an id, no data) and drops. Meanwhile a
+    // request is filed; only a resume after that id brings its event.
+    const stream = `${server.url}/v1/events/stream`;
+    const connections = [];
+    let releaseFirst;
+    const firstHeld = new Promise((resolve) => { releaseFirst = resolve; });
+    await page.route(stream, async (route) => {
+      connections.push(route.request().headers()["last-event-id"] ?? null);
+      if (connections.length === 1) {
+        const resumeAfter = await firstHeld;
+        await route.fulfill({ status: 200, contentType: "text/event-stream", body: `: held\nid: ${resumeAfter}\n\n` });
+      } else {
+        await route.continue();
+      }
+    });
+    await signIn(page, carol);
+    await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+    const count = (await actionableIds(carol)).length;
+    await expectInboxCount(page, count);
+    assert.equal(await page.getAttribute("#live-status", "data-state"), "connecting");
+
+    // An event to resume after, whatever ran before this test.
+    await file(alice, { policyType: "docs", policyId: "docs/resume", title: `Before the drop ${Date.now()}` });
+    const resumeAfter = await latestEventId(carol);
+    assert.ok(resumeAfter);
+    await file(alice, { policyId: "iam/resume", policyType: "iam", environment: "prod", title: `Filed during a drop ${Date.now()}` });
+    releaseFirst(resumeAfter);
+    try {
+      await expectInboxCount(page, count + 1, { timeout: 5000 });
+    } catch (error) {
+      throw new Error(`the resumed stream brought no event: connections ${JSON.stringify(connections)}, live ${await page.getAttribute("#live-status", "data-state")}`, { cause: error });
+    }
+    assert.deepEqual(connections, [null, resumeAfter]);
+    await page.locator('#live-status[data-state="live"]').waitFor({ state: "attached" });
+    await page.unroute(stream);
+    assertClean(page);
+    await page.close();
+  });
+});
+
 describe("amending a request, and reviewing an emergency", () => {
   it("lets the requester amend a pending request: a wording change keeps the approvals, another change starts again", async () => {
     const { alice, bob, carol } = server.principals;
