@@ -330,7 +330,8 @@ export function setupRequestView(ctx) {
   }
 
   function reviewFields() {
-    return h("fieldset", { class: "choice", id: "review-outcome" },
+    // Choosing an outcome answers the "choose one" message, so it goes.
+    return h("fieldset", { class: "choice", id: "review-outcome", onchange: () => say(byId("review-status"), "") },
       h("legend", {}, "Outcome"),
       [["ratified", "Ratified: the emergency was justified"], ["flagged", "Flagged: it was not"]].map(([value, text]) =>
         h("label", {}, h("input", { type: "radio", name: "outcome", value, id: `review-outcome-${value}` }), ` ${text}`)));

@@ -1242,6 +1242,7 @@ describe("amending a request, and reviewing an emergency", () => {
       assert.deepEqual(page.apiCalls.filter((call) => call.path.endsWith("/review")), []);
       await page.check("#review-outcome-flagged");
       await page.fill("#review-text", "The key was not leaked; a normal change would have done.");
+      await screenshot(page, "emergency-review-form");
       await act(page, "#review-button");
       assert.equal(await page.getAttribute("#emergency", "data-review"), "flagged");
       assert.match(await page.locator("#review-state").textContent(), /^Reviewed: flagged by bob at .+ — The key was not leaked/);
