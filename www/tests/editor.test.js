@@ -4,7 +4,9 @@
 // Screenshots of every step land in www/test-results/.
 
 import assert from "node:assert/strict";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -1298,6 +1300,66 @@ describe("the history's audit chain", () => {
     await page.unroute(address);
     assertClean(page);
     await page.close();
+  });
+});
+
+/** A JWT signed with RS256 by `privateKey`, naming its key `kid`. */
+function signJwt(privateKey, kid, claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const signed = `${part({ alg: "RS256", typ: "JWT", kid })}.${part(claims)}`;
+  return `${signed}.${sign("sha256", Buffer.from(signed), privateKey).toString("base64url")}`;
+}
+
+describe("sign-in with an OpenID Connect token", () => {
+  it("signs in with a JWT alone, greets the person by its sub and lists what awaits their roles", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const folder = await mkdtemp(join(tmpdir(), "signoff-oidc-"));
+    const jwks = join(folder, "jwks.json");
+    await writeFile(jwks, JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "editor-test", alg: "RS256", use: "sig" }] }));
+    const issuer = "https://login.example.test";
+    const audience = "signoff-editor";
+    const oidc = await startServer({ extraArgs: ["--oidc-issuer", issuer, "--oidc-audience", audience, "--oidc-jwks", jwks] });
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const token = signJwt(privateKey, "editor-test", { iss: issuer, aud: audience, sub: "erin", roles: ["security"], iat: now, exp: now + 600 });
+      const me = await fetch(`${oidc.url}/v1/me`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(me.status, 200, await me.clone().text());
+      assert.deepEqual(await me.json(), { id: "erin", roles: ["security"] });
+      // A security review filed by a demo principal awaits erin.
+      const filed = await fetch(`${oidc.url}/v1/requests`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${oidc.principals.alice.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ policyId: "iam/oidc", policyType: "iam", changeKind: "update", environment: "prod", title: "Let the auditors in", justification: "The yearly audit starts on Monday." }),
+      });
+      assert.equal(filed.status, 201);
+      const request = await filed.json();
+
+      const page = await openPage(browser.context, `${oidc.url}/#signin`);
+      await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+      // The same claims signed by a key the issuer never published: refused.
+      const { privateKey: strangersKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      await page.fill("#s-token", signJwt(strangersKey, "editor-test", { iss: issuer, aud: audience, sub: "erin", roles: ["security"], iat: now, exp: now + 600 }));
+      await settled(page, "#signin-status", () => page.click("#signin-submit"), ["refused"]);
+      assert.equal(await page.getAttribute("#signin-status", "data-code"), "unauthenticated");
+      assert.equal(await page.locator("#who-id").count(), 0);
+
+      await page.fill("#s-token", token);
+      await settled(page, "#signin-status", () => page.click("#signin-submit"), ["signed-in"]);
+      assert.match(await page.locator("#signin-status").textContent(), /Signed in as erin\./);
+      await page.waitForFunction(() => location.hash === "#inbox");
+      await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+      assert.equal(await page.locator("#who-id").textContent(), "erin");
+      assert.match(await page.locator(".who .roles").textContent(), /security/);
+      assert.equal(await page.locator("#inbox-greeting").textContent(), "Hello, erin.");
+      assert.deepEqual(await page.locator("#inbox-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id)), [request.id]);
+      assert.equal(await page.locator("#inbox-count").textContent(), "1");
+      await screenshot(page, "oidc-inbox-erin");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await oidc.stop();
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
 
