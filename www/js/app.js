@@ -163,11 +163,14 @@ function followEvents() {
 let arrived = null;
 
 function eventArrived(event) {
+  // Only a request's events move what the inbox, the queue and a request
+  // show: new rules leave the requests already filed as they were.
+  if (!event.requestId) return;
   if (!arrived) {
     arrived = new Set();
     setTimeout(refreshAfterEvents, 100);
   }
-  if (event.requestId) arrived.add(event.requestId);
+  arrived.add(event.requestId);
 }
 
 function refreshAfterEvents() {
