@@ -35,8 +35,9 @@ const ENDINGS = new Set(["reject", "cancel", "expire"]);
 
 /**
  * `ctx` gives `engine()` (the signoff package, which decides what the
- * principal may do), `backend()`, `principal()`, `acted(request, action)` (an action went through) and
- * `signInRequired()` (the token was refused while loading).
+ * principal may do and checks the history), `backend()`, `principal()`,
+ * `acted(request, action)` (an action went through) and `signInRequired()`
+ * (the token was refused while loading).
  */
 export function setupRequestView(ctx) {
   const heading = byId("request-heading");
@@ -128,7 +129,7 @@ export function setupRequestView(ctx) {
   function auditView(judged) {
     if (!judged) {
       return h("p", { class: "audit", id: "history-audit", dataset: { verified: "unknown" } },
-        "The history's audit chain was not checked: the signoff engine has not loaded.");
+        "The history's audit chain was not checked: the signoff engine on this page cannot check it.");
     }
     if (judged.verified) {
       return h("p", { class: "audit verified", id: "history-audit", dataset: { verified: "true" } },
