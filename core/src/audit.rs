@@ -12,6 +12,7 @@
 //! verifier judges exactly what was exported, fields it does not know
 //! included.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::rules::{canonical_json, sha256_hex};
@@ -36,8 +37,10 @@ pub fn link_hash(prev: &str, item: &Value) -> String {
 }
 
 /// Where a chain breaks, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("entry {index} breaks the chain: {reason}")]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct ChainBreak {
     /// The position of the first entry (or event) that does not hold.
     pub index: usize,
@@ -81,6 +84,40 @@ pub fn verify_request(request: &Value) -> Result<usize, ChainBreak> {
         prev = expected;
     }
     Ok(history.len())
+}
+
+/// A request's history judged against its audit chain, as a client shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct HistoryVerification {
+    /// Whether every entry holds.
+    pub verified: bool,
+    /// How many entries hold: all of them when verified, else those before
+    /// the break.
+    pub held: usize,
+    /// The first entry that does not hold, and why; absent when verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub broken: Option<ChainBreak>,
+}
+
+impl HistoryVerification {
+    /// Checks the history chain of `request` (JSON, as exported).
+    pub fn of(request: &Value) -> Self {
+        match verify_request(request) {
+            Ok(held) => Self {
+                verified: true,
+                held,
+                broken: None,
+            },
+            Err(broken) => Self {
+                verified: false,
+                held: broken.index,
+                broken: Some(broken),
+            },
+        }
+    }
 }
 
 /// Checks a run of events in the order exported: each event's `hash` must
@@ -178,6 +215,25 @@ mod tests {
         let reordered: Value =
             serde_json::from_str(&serde_json::to_string_pretty(&request).unwrap()).unwrap();
         assert_eq!(verify_request(&reordered), Ok(3));
+    }
+
+    #[test]
+    fn a_verification_names_the_first_entry_that_does_not_hold() {
+        let entries = [
+            json!({ "at": "2026-01-01T00:00:00.000Z", "actor": "alice", "action": "create" }),
+            json!({ "at": "2026-01-01T00:01:00.000Z", "actor": "bob", "action": "approve" }),
+        ];
+        let request = sealed("r-1", &entries);
+        assert_eq!(
+            serde_json::to_value(HistoryVerification::of(&request)).unwrap(),
+            json!({ "verified": true, "held": 2 })
+        );
+        let mut edited = request.clone();
+        edited["history"][1]["actor"] = json!("mallory");
+        let judged = HistoryVerification::of(&edited);
+        assert!(!judged.verified);
+        assert_eq!(judged.held, 1);
+        assert_eq!(judged.broken.map(|broken| broken.index), Some(1));
     }
 
     #[test]

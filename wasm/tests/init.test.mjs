@@ -36,6 +36,7 @@ test("before init, every export is not_initialized; after, it works", async () =
     allowedActions: () => web.allowedActions({}, { id: "alice" }),
     mayReplaceRules: () => web.mayReplaceRules({ id: "alice" }),
     simulateRules: () => web.simulateRules(rules, []),
+    verifyHistory: () => web.verifyHistory({ id: "r-1", history: [] }),
   };
   const guarded = Object.keys(web).filter((name) => !["default", "initSync", "SignoffError"].includes(name)).sort();
   assert.deepEqual(guarded, Object.keys(calls).sort(), "every export is tried");

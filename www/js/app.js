@@ -5,6 +5,8 @@
 import { ServerBackend, LocalBackend } from "./backends.js";
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { setupForm } from "./form.js";
+import { setupInbox } from "./inbox.js";
+import { LiveEvents } from "./live.js";
 import { errorText } from "./messages.js";
 import { setupQueue } from "./queue.js";
 import { setupRequestView } from "./request.js";
@@ -23,6 +25,7 @@ const state = {
   serverReachable: false,
   local: null,
   session: readSession(),
+  live: null, // the server's event stream while signed in
   rules: null, // { rules, digest } of the current backend
   // Counts loads and saves of the rules: a load answered after a newer load
   // or a save began is dropped, so a late answer never brings back old rules.
@@ -43,6 +46,7 @@ function writeSession(session) {
   if (session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
   else sessionStorage.removeItem(SESSION_KEY);
   state.server.token = session?.token ?? null;
+  followEvents();
 }
 state.server.token = state.session?.token ?? null;
 
@@ -75,7 +79,7 @@ const form = setupForm({
     if (state.mode === "server" && !state.session) return "Sign in before filing a request (or switch to local mode).";
     return null;
   },
-  created: (request) => learned(request, "create"),
+  created: (request) => acted(request, "create"),
   /** Loads the rules in force again; resolves to their digest. */
   async refreshRules() {
     await loadRules();
@@ -84,8 +88,9 @@ const form = setupForm({
   },
 });
 
+const inbox = setupInbox({ backend, principal });
 const queue = setupQueue({ backend });
-const requestView = setupRequestView({ engine: () => state.engine, backend, principal, learned, signInRequired });
+const requestView = setupRequestView({ engine: () => state.engine, backend, principal, acted, signInRequired });
 const rulesView = setupRules({
   engine: () => state.engine,
   backend,
@@ -104,17 +109,13 @@ const rulesView = setupRules({
 });
 
 /**
- * What a server answer teaches about the signed-in principal: the requester
- * of a request just filed is, by definition, the token's principal.
+ * After an action of this page went through. On the server the event stream
+ * brings every change, this page's included; in local mode nobody else acts
+ * on this browser's store, so the page refreshes what the action may have
+ * moved itself.
  */
-function learned(request, action) {
-  if (state.mode !== "server" || !state.session || action !== "create") return;
-  if (request.requestedBy && request.requestedBy !== state.session.id) {
-    const before = state.session.id;
-    writeSession({ ...state.session, id: request.requestedBy });
-    renderWho();
-    banner(`The server knows this token as ${request.requestedBy}${before ? ` (not ${before})` : ""}; the editor now uses that id.`);
-  }
+function acted() {
+  if (state.mode === "local") inbox.load({ quiet: currentView() !== "inbox" });
 }
 
 function afterRulesChanged() {
@@ -122,6 +123,64 @@ function afterRulesChanged() {
   replace(byId("policy-types"), types.map((type) => h("option", { value: type })));
   form.validate();
   rulesView.render();
+}
+
+// ----- live updates ----------------------------------------------------------
+
+const LIVE_WORDS = {
+  connecting: "live updates: connecting…",
+  live: "live updates: on",
+  reconnecting: "live updates: reconnecting…",
+  refused: "live updates: off (sign in again)",
+  stopped: "live updates: off",
+};
+
+/**
+ * Follows the server's event stream while signed in to it, and only then:
+ * local mode has no other writer than this page, which refreshes what its
+ * own actions moved (`acted`).
+ */
+function followEvents() {
+  const token = state.mode === "server" ? state.session?.token ?? null : null;
+  if (state.live?.token === token) return;
+  state.live?.stop();
+  state.live = null;
+  if (!token) return;
+  const status = byId("live-status");
+  state.live = new LiveEvents({
+    token,
+    onEvent: eventArrived,
+    onState(live) {
+      status.textContent = LIVE_WORDS[live] ?? "";
+      status.dataset.state = live;
+    },
+  });
+  state.live.start();
+}
+
+// The events of one commit come together (an approval, its stage passed,
+// the request approved): they are gathered for a moment and acted on once.
+let arrived = null;
+
+function eventArrived(event) {
+  // Only a request's events move what the inbox, the queue and a request
+  // show: new rules leave the requests already filed as they were.
+  if (!event.requestId) return;
+  if (!arrived) {
+    arrived = new Set();
+    setTimeout(refreshAfterEvents, 100);
+  }
+  arrived.add(event.requestId);
+}
+
+function refreshAfterEvents() {
+  const requests = arrived;
+  arrived = null;
+  if (state.mode !== "server" || !state.session) return;
+  inbox.load({ quiet: true });
+  const view = currentView();
+  if (view === "queue") queue.refresh();
+  if (view === "request") for (const id of requests) requestView.changed(id);
 }
 
 // ----- who is acting -------------------------------------------------------
@@ -160,6 +219,7 @@ byId("local-principal").addEventListener("change", (event) => {
   state.local.actAs(event.target.value);
   requestView.refresh();
   rulesView.render();
+  inbox.load({ quiet: currentView() !== "inbox" });
 });
 
 async function signIn(event) {
@@ -167,20 +227,21 @@ async function signIn(event) {
   const status = byId("signin-status");
   const data = new FormData(event.target);
   const token = String(data.get("token") ?? "").trim();
-  const id = String(data.get("id") ?? "").trim();
-  const roles = String(data.get("roles") ?? "").split(",").map((role) => role.trim()).filter(Boolean);
-  if (!token || !id) {
-    say(status, "Give the token and the principal id it belongs to.", "error");
+  if (!token) {
+    say(status, "Paste a bearer token first.", "error");
     settle(status, "invalid");
-    byId(token ? "s-id" : "s-token").focus();
+    byId("s-token").focus();
     return;
   }
   markBusy(status);
   say(status, "Checking the token with the server…");
   try {
+    // The server says whose token this is: the editor greets them and
+    // offers their actions by that id and those roles.
     const probe = new ServerBackend({ token });
+    const { id, roles } = await probe.me();
     const rules = await probe.rules();
-    writeSession({ token, id, roles });
+    writeSession({ token, id, roles: roles ?? [] });
     state.rulesGeneration += 1;
     state.rules = rules;
     byId("s-token").value = "";
@@ -189,9 +250,9 @@ async function signIn(event) {
     renderWho();
     afterRulesChanged();
     settle(status, "signed-in");
-    // Back to the page a link named before sign-in was needed.
-    const next = signInTarget();
-    if (next) location.hash = `#${next}`;
+    // Back to the page a link named before sign-in was needed, else to what
+    // awaits this person's review.
+    location.hash = `#${signInTarget() ?? "inbox"}`;
   } catch (error) {
     say(status, error.code === "unauthenticated"
       ? "The server refused this token: check that you pasted all of it, or ask for a new one."
@@ -224,6 +285,7 @@ function signInRequired() {
 
 function signOut() {
   writeSession(null);
+  inbox.clear();
   if (state.mode === "server") state.rules = null;
   say(byId("signin-status"), "Signed out.", "ok");
   renderWho();
@@ -276,6 +338,7 @@ async function setMode(mode) {
   }
   state.mode = mode;
   sessionStorage.setItem(MODE_KEY, mode);
+  followEvents();
   byId(`mode-${mode}`).checked = true;
   byId("signin-server").hidden = mode !== "server";
   byId("signin-local").hidden = mode !== "local";
@@ -290,7 +353,10 @@ async function setMode(mode) {
   renderWho();
   await loadRules();
   afterRulesChanged();
+  if (!principal()) inbox.clear();
   await route();
+  // The count in the tab shows on every view, not only on the inbox.
+  if (currentView() !== "inbox" && principal()) await inbox.load({ quiet: true });
 }
 
 for (const radio of document.querySelectorAll('input[name="mode"]')) {
@@ -302,9 +368,9 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
 
 // ----- routing --------------------------------------------------------------
 
-const VIEWS = ["new", "queue", "request", "rules", "signin"];
+const VIEWS = ["inbox", "new", "queue", "request", "rules", "signin"];
 // Views whose data the server gives only to a signed-in caller.
-const SIGNED_IN_VIEWS = new Set(["queue", "request"]);
+const SIGNED_IN_VIEWS = new Set(["inbox", "queue", "request"]);
 
 function currentView() {
   const [name] = decodeURIComponent(location.hash.slice(1)).split("/");
@@ -340,6 +406,7 @@ async function route({ focus = false, load = true } = {}) {
   }
   if (focus) byId(`${view}-heading`).focus();
   if (!load) return;
+  if (view === "inbox") await inbox.load();
   if (view === "queue") await queue.load();
   if (view === "request") await requestView.show(rest.join("/"));
   if (view === "rules") {

@@ -91,6 +91,11 @@ export class ServerBackend {
     }
   }
 
+  /** `{ id, roles }`: the principal the token names (GET /v1/me). */
+  async me() {
+    return (await this.call("GET", "/v1/me")).data;
+  }
+
   /** `{ rules, digest }`: the rules in force and their digest (the ETag). */
   async rules() {
     const { data, response } = await this.call("GET", "/v1/rules");
@@ -129,6 +134,18 @@ export class ServerBackend {
     return { items: data.items ?? [], nextCursor: data.nextCursor ?? null };
   }
 
+  /**
+   * One page of the pending requests the caller may act on now (the server
+   * decides: `actionableBy=me`), without their long fields.
+   */
+  async actionable({ limit, cursor } = {}) {
+    const query = new URLSearchParams({ status: "pending", actionableBy: "me", view: "summary" });
+    if (limit) query.set("limit", String(limit));
+    if (cursor) query.set("cursor", cursor);
+    const { data } = await this.call("GET", `/v1/requests?${query}`);
+    return { items: data.items ?? [], nextCursor: data.nextCursor ?? null };
+  }
+
   async get(id) {
     return (await this.call("GET", `/v1/requests/${encodeURIComponent(id)}`)).data;
   }
@@ -148,6 +165,17 @@ export class ServerBackend {
 
   async comment(id, { text }) {
     return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/comments`, { body: { text } })).data;
+  }
+
+  /** Replaces the change of a pending request (the requester only). */
+  async amend(id, change) {
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/amend`, { body: change })).data;
+  }
+
+  /** Closes the after-the-fact review of an emergency: `outcome` is `ratified` or `flagged`. */
+  async review(id, { outcome, comment }) {
+    const body = comment ? { outcome, comment } : { outcome };
+    return (await this.call("POST", `/v1/requests/${encodeURIComponent(id)}/review`, { body })).data;
   }
 }
 
@@ -273,6 +301,17 @@ export class LocalBackend {
     });
   }
 
+  /** The pending requests the acting principal may act on now, as the engine decides. */
+  actionable({ limit, cursor } = {}) {
+    const query = { status: "pending", actionableBy: this.principal, view: "summary" };
+    if (limit) query.limit = Number(limit);
+    if (cursor) query.cursor = cursor;
+    return this.run(async () => {
+      const page = await this.manager.list(query);
+      return { items: page.items ?? [], nextCursor: page.nextCursor ?? null };
+    });
+  }
+
   get(id) {
     return this.run(async () => {
       const request = await this.manager.get(id);
@@ -295,5 +334,13 @@ export class LocalBackend {
 
   comment(id, { text }) {
     return this.run(() => this.manager.comment(id, this.principal, { text }));
+  }
+
+  amend(id, change) {
+    return this.run(() => this.manager.amend(id, this.principal, change));
+  }
+
+  review(id, { outcome, comment }) {
+    return this.run(() => this.manager.review(id, this.principal, comment ? { outcome, comment } : { outcome }));
   }
 }

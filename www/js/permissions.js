@@ -23,7 +23,9 @@ function sentence(refusal, verb, request, principal) {
         ? "This request expired; nothing can approve, reject or cancel it any more."
         : "This request has passed its expiry time; nothing can approve, reject or cancel it.";
     case "not_pending":
-      return `This request is ${request.status}; it no longer takes decisions.`;
+      return verb === "review"
+        ? "This request has no open review."
+        : `This request is ${request.status}; it no longer takes decisions.`;
     case "self_approval":
       return `You filed this request, so you cannot ${verb} it: someone else must.`;
     case "already_approved": {
@@ -31,12 +33,15 @@ function sentence(refusal, verb, request, principal) {
       return `You already approved this request${mine ? ` (stage ${mine.stage})` : ""}; a principal approves once and cannot then reject.`;
     }
     case "not_eligible": {
+      if (verb === "review") {
+        return `Reviewing needs a role eligible for a stage of level ${request.level}; ${rolesHeld(principal)}.`;
+      }
       const roles = currentStage(request)?.eligibleRoles ?? [];
       return `Stage ${request.stage} needs one of the roles ${roles.join(", ")}; ${rolesHeld(principal)}.`;
     }
     case "forbidden":
-      return verb === "cancel"
-        ? `Only the requester (${request.requestedBy}) can cancel this request.`
+      return verb === "cancel" || verb === "amend"
+        ? `Only the requester (${request.requestedBy}) can ${verb} this request.`
         : refusal.reason;
     case "invalid_request":
       return verb === "comment" ? "The history of this request is full; no more comments." : refusal.reason;
@@ -45,14 +50,16 @@ function sentence(refusal, verb, request, principal) {
   }
 }
 
+const ACTIONS = ["approve", "reject", "cancel", "comment", "amend", "review"];
+
 /**
- * `{ approve, reject, cancel, comment }`, each `null` when allowed or
+ * `{ approve, reject, cancel, comment, amend, review }`, each `null` when allowed or
  * `{ code, reason }` when not, as the engine (`engine.allowedActions`)
  * decides. `principal` is `{ id, roles }` or null when nobody is signed in;
  * `now` is epoch milliseconds.
  */
 export function allowedActions(engine, request, principal, now = Date.now()) {
-  const all = (block) => ({ approve: block, reject: block, cancel: block, comment: block });
+  const all = (block) => Object.fromEntries(ACTIONS.map((verb) => [verb, block]));
   if (!principal?.id) return all({ code: "unauthenticated", reason: "Sign in to act on requests." });
   if (!engine) return all({ code: "unavailable", reason: "The signoff engine has not loaded." });
   let decided;
@@ -65,5 +72,5 @@ export function allowedActions(engine, request, principal, now = Date.now()) {
     const refusal = decided[verb];
     return refusal ? { code: refusal.code, reason: sentence(refusal, verb, request, principal) } : null;
   };
-  return { approve: word("approve"), reject: word("reject"), cancel: word("cancel"), comment: word("comment") };
+  return Object.fromEntries(ACTIONS.map((verb) => [verb, word(verb)]));
 }

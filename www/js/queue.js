@@ -130,7 +130,34 @@ export function setupQueue(ctx) {
     load();
   });
 
+  /**
+   * Fetches the page shown again in the background (an event said something
+   * changed) and redraws it, without the busy state of a load: a load the
+   * person started wins, and is followed by this refresh if it was running.
+   */
+  async function refresh() {
+    if (!query) return;
+    if (latest?.running) {
+      await latest.promise;
+      return refresh();
+    }
+    const shown = latest;
+    const key = queryKey();
+    let result;
+    try {
+      result = await ctx.backend().list({ ...query, cursor });
+    } catch {
+      return; // the next event or load tries again; what is shown stays
+    }
+    if (latest !== shown || queryKey() !== key) return;
+    nextCursor = result.nextCursor;
+    render(result.items);
+    next.disabled = !nextCursor;
+    table.dataset.refreshed = String(Number(table.dataset.refreshed ?? 0) + 1);
+  }
+
   return {
+    refresh,
     /** Reloads the page shown (the first page when `reset`). */
     load({ reset = false } = {}) {
       if (reset) {

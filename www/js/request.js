@@ -4,7 +4,7 @@
 
 import { byId, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
 import { approvalsNeeded, explanationView, whoMayApprove } from "./explain.js";
-import { errorText } from "./messages.js";
+import { errorText, plain } from "./messages.js";
 import { allowedActions } from "./permissions.js";
 
 const ACTION_WORDS = {
@@ -14,15 +14,30 @@ const ACTION_WORDS = {
   cancel: "cancelled the request",
   comment: "commented",
   expire: "expired the request",
+  escalate: "escalated the stage",
+  amend: "amended the change",
+  emergency: "filed it as an emergency",
+  review: "reviewed the emergency",
 };
+
+// The fields of the change an amend form offers, with their input kind.
+const AMEND_FIELDS = [
+  ["title", "Title", "input"],
+  ["justification", "Justification", "textarea"],
+  ["environment", "Environment", "input"],
+  ["riskScore", "Risk score", "input"],
+  ["priority", "Priority", "select"],
+];
+const PRIORITIES = ["low", "normal", "high", "urgent"];
 
 // History actions that end a request, and so name the stage it ended at.
 const ENDINGS = new Set(["reject", "cancel", "expire"]);
 
 /**
  * `ctx` gives `engine()` (the signoff package, which decides what the
- * principal may do), `backend()`, `principal()`, `learned(request, action)` and
- * `signInRequired()` (the token was refused while loading).
+ * principal may do and checks the history), `backend()`, `principal()`,
+ * `acted(request, action)` (an action went through) and `signInRequired()`
+ * (the token was refused while loading).
  */
 export function setupRequestView(ctx) {
   const heading = byId("request-heading");
@@ -31,6 +46,7 @@ export function setupRequestView(ctx) {
   let request = null;
   let timer = null;
   let reloading = false;
+  let sending = false; // an action of this page is on its way
   let loadSeq = 0; // only the newest load of the view is shown
 
   function stopTimer() {
@@ -95,8 +111,44 @@ export function setupRequestView(ctx) {
     }));
   }
 
-  function historyView() {
-    return h("ol", { class: "timeline", id: "history" }, (request.history ?? []).map((entry) => h("li", { dataset: { action: entry.action } },
+  /**
+   * The audit chain of the history, as the engine judges it
+   * (`verifyHistory`): `{ verified, held, broken? }`, or null when it
+   * cannot judge here.
+   */
+  function verification() {
+    const engine = ctx.engine();
+    if (typeof engine?.verifyHistory !== "function") return null;
+    try {
+      return engine.verifyHistory(request);
+    } catch {
+      return null;
+    }
+  }
+
+  function auditView(judged) {
+    if (!judged) {
+      return h("p", { class: "audit", id: "history-audit", dataset: { verified: "unknown" } },
+        "The history's audit chain was not checked: the signoff engine on this page cannot check it.");
+    }
+    if (judged.verified) {
+      return h("p", { class: "audit verified", id: "history-audit", dataset: { verified: "true" } },
+        h("span", { "aria-hidden": "true" }, "✓ "),
+        `History verified: ${judged.held === 1 ? "its entry holds" : `all ${judged.held} entries hold`} in the audit chain.`);
+    }
+    const { index, reason } = judged.broken;
+    const entry = (request.history ?? [])[index];
+    const which = entry ? `entry ${index + 1} (${entry.actor} ${ACTION_WORDS[entry.action] ?? entry.action})` : `entry ${index + 1}`;
+    return h("p", { class: "audit broken", id: "history-audit", role: "alert", dataset: { verified: "false", brokenIndex: String(index) } },
+      `History not verified: ${which} breaks the audit chain, so it and everything after it may have been altered. ${plain(reason)[0].toUpperCase()}${plain(reason).slice(1)}.`);
+  }
+
+  function historyView(judged) {
+    const brokenAt = judged?.broken?.index ?? null;
+    return h("ol", { class: "timeline", id: "history" }, (request.history ?? []).map((entry, index) => h("li", {
+      class: brokenAt !== null && index >= brokenAt ? "unverified" : null,
+      dataset: { action: entry.action },
+    },
       timeElement(entry.at), " — ", h("strong", {}, entry.actor), ` ${ACTION_WORDS[entry.action] ?? entry.action}`,
       entry.stage ? ` (stage ${entry.stage})` : "",
       entry.comment ? [": ", h("q", {}, entry.comment)] : "")));
@@ -122,7 +174,12 @@ export function setupRequestView(ctx) {
     return h("p", {}, "Pending: ", text, " (", timeElement(request.expiresAt), ")");
   }
 
-  function actionForm({ name, label, blocked, textarea, confirm, onSubmit }) {
+  /**
+   * One action's form. `fields` are extra controls before the text area;
+   * `check(form)` answers why the form cannot be sent yet (or null);
+   * `onSubmit(text, form)` sends it; `done(updated)` words the outcome.
+   */
+  function actionForm({ name, label, blocked, textarea, confirm, fields = null, check = null, onSubmit, done = null }) {
     const reasonId = `${name}-reason`;
     const statusId = `${name}-status`;
     let field = null;
@@ -158,7 +215,7 @@ export function setupRequestView(ctx) {
             },
           }, confirm.no)))
       : null;
-    const form = h("form", { class: "act", id: `${name}-form`, "aria-label": label }, field,
+    const form = h("form", { class: "act", id: `${name}-form`, "aria-label": label }, fields, field,
       h("div", { class: "actions" }, button, h("span", { class: "reason", id: reasonId }, blocked ? blocked.reason : "")),
       question,
       status);
@@ -168,15 +225,20 @@ export function setupRequestView(ctx) {
       button.setAttribute("aria-disabled", "true");
       markBusy(status);
       say(status, "Sending…");
+      sending = true;
       try {
-        const updated = await onSubmit(text);
-        ctx.learned(updated, name);
+        const updated = await onSubmit(text, form);
+        sending = false;
+        ctx.acted(updated, name);
         request = updated;
-        render({ text: `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`, tone: "ok" }, { sent: name });
+        body.dataset.version = String(request.version);
+        const outcome = `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`;
+        render({ text: done ? `${outcome} ${done(updated)}` : outcome, tone: "ok" }, { sent: name });
         settle(body, "acted");
       } catch (error) {
         // Someone may have acted meanwhile: show the request as it is now,
         // with the refusal above it, rather than the copy this page holds.
+        sending = false;
         const refusal = { text: `${label} was refused. ${errorText(error)}`, tone: "error", code: error.code };
         if (error.code === "unauthenticated") {
           say(status, refusal.text, "error");
@@ -199,11 +261,18 @@ export function setupRequestView(ctx) {
         }
         return;
       }
-      const text = field ? form.querySelector("textarea").value.trim() : "";
+      const text = field ? byId(`${name}-text`).value.trim() : "";
       if (textarea?.required && text === "") {
         say(status, textarea.required, "error");
         settle(status, "invalid");
-        form.querySelector("textarea").focus();
+        byId(`${name}-text`).focus();
+        return;
+      }
+      const problem = check?.(form);
+      if (problem) {
+        say(status, problem.text, "error");
+        settle(status, "invalid");
+        problem.focus?.focus();
         return;
       }
       if (question) {
@@ -215,6 +284,72 @@ export function setupRequestView(ctx) {
       send(text);
     });
     return form;
+  }
+
+  /** The amend form's controls, filled with the change as it stands. */
+  function amendFields() {
+    const change = request.change;
+    return h("fieldset", {},
+      h("legend", {}, "The change"),
+      h("p", { class: "help", id: "amend-help" }, "Approvals are kept when only the title or the justification change and the level stays; any other change starts the request again at its first stage."),
+      AMEND_FIELDS.map(([key, label, kind]) => {
+        const id = `amend-${key}`;
+        const value = change[key] === undefined || change[key] === null ? "" : String(change[key]);
+        const control = kind === "select"
+          ? h("select", { id, name: key }, PRIORITIES.map((priority) => h("option", { value: priority, selected: priority === value }, priority)))
+          : h(kind, { id, name: key, ...(kind === "textarea" ? { rows: 3 } : { autocomplete: "off", spellcheck: "false" }) });
+        if (kind !== "select") control.value = value;
+        return h("div", { class: "field" }, h("label", { for: id }, label), control);
+      }));
+  }
+
+  /**
+   * The change an amend sends: the one filed, with the form's fields in
+   * place of its own. The server validates it; an empty optional field is
+   * left out, and a risk score that is not a number is sent as typed so
+   * that the refusal names it.
+   */
+  function amendedChange(form) {
+    const { emergency, ...change } = structuredClone(request.change);
+    void emergency; // an amend may not carry one (not_allowed)
+    for (const [key, , kind] of AMEND_FIELDS) {
+      const raw = form.querySelector(`#amend-${key}`).value;
+      const value = kind === "select" ? raw : raw.trim();
+      if (value === "" && (key === "environment" || key === "riskScore")) delete change[key];
+      else if (key === "riskScore") change[key] = Number.isFinite(Number(value)) ? Number(value) : value;
+      else change[key] = value;
+    }
+    return change;
+  }
+
+  /** Whether the amend just made kept the approvals, in words. */
+  function amendOutcome(updated) {
+    const entry = [...(updated.history ?? [])].reverse().find((item) => item.action === "amend");
+    return entry?.approvalsReset
+      ? "The approvals were dropped: the request starts again at its first stage."
+      : "The approvals were kept.";
+  }
+
+  function reviewFields() {
+    // Choosing an outcome answers the "choose one" message, so it goes.
+    return h("fieldset", { class: "choice", id: "review-outcome", onchange: () => say(byId("review-status"), "") },
+      h("legend", {}, "Outcome"),
+      [["ratified", "Ratified: the emergency was justified"], ["flagged", "Flagged: it was not"]].map(([value, text]) =>
+        h("label", {}, h("input", { type: "radio", name: "outcome", value, id: `review-outcome-${value}` }), ` ${text}`)));
+  }
+
+  /** What an emergency request says about itself and its review. */
+  function emergencyView() {
+    const emergency = request.emergency;
+    if (!emergency) return null;
+    const review = emergency.review ?? {};
+    return h("section", { class: "panel", "aria-labelledby": "emergency-heading", id: "emergency", dataset: { review: review.status ?? "" } },
+      h("h2", { id: "emergency-heading" }, "Emergency"),
+      h("p", {}, "Filed as an emergency: ", h("q", {}, emergency.reason)),
+      review.status === "open"
+        ? h("p", { id: "review-state" }, "The review after the fact is open, due ", timeElement(review.dueAt), ".")
+        : h("p", { id: "review-state" }, `Reviewed: ${review.status} by ${review.by} at `, timeElement(review.at),
+          review.comment ? [" — ", h("q", {}, review.comment)] : ""));
   }
 
   function actionsView() {
@@ -248,7 +383,32 @@ export function setupRequestView(ctx) {
         name: "comment", label: "Add comment", blocked: allowed.comment,
         textarea: { label: "Comment", required: "Write a comment first." },
         onSubmit: (text) => backend.comment(id, { text }),
-      }));
+      }),
+      // Offered only to whom the engine allows them: the requester of a
+      // pending request amends; an eligible reviewer closes an emergency's
+      // open review.
+      allowed.amend === null
+        ? actionForm({
+          name: "amend", label: "Amend the change", blocked: null,
+          fields: amendFields(),
+          onSubmit: (_text, form) => backend.amend(id, amendedChange(form)),
+          done: amendOutcome,
+        })
+        : null,
+      allowed.review === null
+        ? actionForm({
+          name: "review", label: "Close the review", blocked: null,
+          fields: reviewFields(),
+          textarea: { label: "Review comment (optional)" },
+          check: (form) => (form.querySelector('input[name="outcome"]:checked')
+            ? null
+            : { text: "Choose an outcome: ratified or flagged.", focus: byId("review-outcome-ratified") }),
+          onSubmit: (text, form) => backend.review(id, {
+            outcome: form.querySelector('input[name="outcome"]:checked').value,
+            comment: text || undefined,
+          }),
+        })
+        : null);
   }
 
   /** Shows `notice` (`{ text, tone, code }`, or null for none) above the request. */
@@ -260,14 +420,17 @@ export function setupRequestView(ctx) {
 
   /**
    * Draws the request. `notice` (`{ text, tone, code }`) is announced above
-   * it. Texts typed into the action forms survive a redraw, except the one
-   * just `sent`.
+   * it (`undefined` keeps the one on show). Texts typed into the action
+   * forms survive a redraw, except the one just `sent`, and so does the
+   * focus.
    */
   function render(notice = null, { sent = null } = {}) {
     const change = request.change;
-    const typed = new Map([...body.querySelectorAll("form.act textarea")].map((area) => [area.id, area.value]));
+    const typed = new Map([...body.querySelectorAll("form.act textarea, form.act input:not([type=radio]), form.act select")].map((field) => [field.id, field.value]));
+    const focused = body.contains(document.activeElement) ? document.activeElement.id : null;
+    const judged = verification();
     heading.textContent = change.title;
-    announceNotice(notice);
+    if (notice !== undefined) announceNotice(notice);
     replace(body,
       h("p", {}, statusBadge(request.status), " ", h("span", { id: "request-status", dataset: { status: request.status } }, request.status),
         request.stage ? [" · current stage ", h("strong", { id: "request-stage" }, request.stage)] : null),
@@ -282,6 +445,7 @@ export function setupRequestView(ctx) {
             request.rejection
               ? h("p", { class: "notice error", id: "rejection" }, `Rejected by ${request.rejection.by} at stage ${request.rejection.stage}: “${request.rejection.reason}”`)
               : null),
+          emergencyView(),
           h("section", { class: "panel", "aria-labelledby": "change-heading" },
             h("h2", { id: "change-heading" }, "The change"),
             h("dl", { class: "details" },
@@ -302,12 +466,35 @@ export function setupRequestView(ctx) {
             change.diff ? [h("h3", {}, "Diff"), h("pre", { class: "diff" }, change.diff)] : null),
           h("section", { class: "panel", "aria-labelledby": "history-heading" },
             h("h2", { id: "history-heading" }, "History"),
-            historyView())),
+            auditView(judged),
+            historyView(judged))),
         actionsView()));
     for (const [id, value] of typed) {
-      const area = document.getElementById(id);
-      if (area && !area.disabled && id !== `${sent}-text`) area.value = value;
+      const field = document.getElementById(id);
+      if (field && !field.disabled && !id.startsWith(`${sent}-`)) field.value = value;
     }
+    if (focused && !sent) document.getElementById(focused)?.focus();
+  }
+
+  /**
+   * Someone changed request `id` (an event of the server's stream): when it
+   * is the one on show, fetch it and redraw it if it moved on. This is no
+   * load of the view, so `#request-body` keeps its settled state; the
+   * request shown is `data-version`.
+   */
+  async function changed(id) {
+    if (!request || request.id !== id || sending) return;
+    const seq = loadSeq;
+    let fresh;
+    try {
+      fresh = await ctx.backend().get(id);
+    } catch {
+      return; // what is shown stays; the next event or load tries again
+    }
+    if (seq !== loadSeq || sending || request?.id !== id || fresh.version <= request.version) return;
+    request = fresh;
+    render(undefined);
+    body.dataset.version = String(request.version);
   }
 
   /**
@@ -333,6 +520,7 @@ export function setupRequestView(ctx) {
       if (mine !== loadSeq) return;
       request = fresh;
       render(notice);
+      body.dataset.version = String(request.version);
       settle(body, refused ? "refused" : "loaded");
     } catch (error) {
       if (mine !== loadSeq) return;
@@ -350,6 +538,7 @@ export function setupRequestView(ctx) {
 
   return {
     show,
+    changed,
     hide() {
       stopTimer();
       loadSeq += 1;
@@ -358,7 +547,7 @@ export function setupRequestView(ctx) {
     /** Re-renders the buttons after the principal changed. */
     refresh() {
       if (!request) return;
-      render();
+      render(null);
       settle(body, "loaded");
     },
   };

@@ -4,7 +4,9 @@
 // Screenshots of every step land in www/test-results/.
 
 import assert from "node:assert/strict";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -58,9 +60,8 @@ async function signIn(page, principal, { navigate = true } = {}) {
     await page.goto(`${server.url}/#signin`);
     await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
   }
+  // The token is all a person gives: the server says whose it is (GET /v1/me).
   await page.fill("#s-token", principal.token);
-  await page.fill("#s-id", principal.id);
-  await page.fill("#s-roles", principal.roles.join(", "));
   await settled(page, "#signin-status", () => page.click("#signin-submit"), ["signed-in"]);
   assert.match(await page.locator("#signin-status").textContent(), new RegExp(`Signed in as ${principal.id}\\.`));
   assert.equal(await page.locator("#who-id").textContent(), principal.id);
@@ -173,6 +174,33 @@ async function putRules(rules) {
   const { digest } = await rulesInForce();
   const { status, body } = await api(server.principals.admin, "PUT", "/v1/rules", rules, { "If-Match": `"${digest}"` });
   assert.equal(status, 200, JSON.stringify(body));
+}
+
+/** Whether an API call is a load of the queue (not of the inbox, which lists `actionableBy=me`). */
+function isQueueCall(call) {
+  return call.method === "GET" && call.path === "/v1/requests" && !new URLSearchParams(call.search).has("actionableBy");
+}
+
+/** The ids of the pending requests `principal` may act on now, through the API. */
+async function actionableIds(principal) {
+  const { status, body } = await api(principal, "GET", "/v1/requests?status=pending&actionableBy=me&limit=500");
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.nextCursor, undefined);
+  return body.items.map((request) => request.id);
+}
+
+/**
+ * Holds the page's event stream unanswered, so that the page shows what it
+ * last loaded while the test changes the request behind its back: the
+ * moment before a live update arrives, made to last.
+ */
+async function holdLiveUpdates(page) {
+  await page.route("**/v1/events/stream", () => {});
+}
+
+/** Waits until the inbox tab shows `count` (the count is `data-count`). */
+async function expectInboxCount(page, count, options = {}) {
+  await page.locator(`#inbox-count[data-count="${count}"]`).waitFor({ state: "attached", ...options });
 }
 
 /** Whether the page scrolls sideways (its content is wider than the window). */
@@ -439,7 +467,7 @@ describe("policy editor against the signoff server", () => {
     const calls = page.apiCalls.length;
     await queueLoads(page, () => page.locator("#queue-filter button[type=submit]").click(), { policyType: "network", limit: 10 });
     // The field's change event and the click ask for the same page: one fetch.
-    assert.equal(page.apiCalls.slice(calls).filter((call) => call.path === "/v1/requests").length, 1);
+    assert.equal(page.apiCalls.slice(calls).filter(isQueueCall).length, 1);
     assert.match(await page.locator("#queue-list caption").textContent(), /of type network/);
     const network = await page.locator("#queue-list tbody tr td:nth-child(3)").allTextContents();
     assert.deepEqual(network, ["network", "network", "network", "network"]);
@@ -608,7 +636,6 @@ describe("policy editor against the signoff server", () => {
   it("refuses a bad token at sign-in and keeps the token in session storage only", async () => {
     const page = await openPage(browser.context, `${server.url}/#signin`);
     await page.fill("#s-token", "not-a-token");
-    await page.fill("#s-id", "mallory");
     await settled(page, "#signin-status", () => page.click("#signin-submit"), ["refused"]);
     assert.match(await page.locator("#signin-status").textContent(), /refused this token/);
     assert.doesNotMatch(await page.locator("#signin-status").textContent(), RAW);
@@ -738,6 +765,7 @@ describe("the editor as a review tool: bugs of the review", () => {
     const alice = server.principals.alice;
     const request = await file(alice, { title: "Rotate the cache key" });
     const page = await openPage(browser.context, `${server.url}/`);
+    await holdLiveUpdates(page);
     await signIn(page, server.principals.bob);
     await openRequest(page, request.id);
     assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
@@ -910,7 +938,7 @@ describe("the editor as a review tool: bugs of the review", () => {
     await page.waitForFunction(() => document.documentElement.dataset.ready === "true");
     await page.locator('#queue-table[data-state="loaded"]').waitFor({ state: "attached" });
     const afterReload = page.apiCalls.slice(mark);
-    assert.equal(afterReload.filter((call) => call.path === "/v1/requests").length, 1, JSON.stringify(afterReload));
+    assert.equal(afterReload.filter(isQueueCall).length, 1, JSON.stringify(afterReload));
 
     // A queue error is an error, in words.
     await page.fill("#q-policyType", "Not A Type!");
@@ -953,6 +981,385 @@ describe("the editor as a review tool: bugs of the review", () => {
     assert.equal(await page.getAttribute("#request-status", "data-status"), "cancelled");
     assertClean(page);
     await page.close();
+  });
+});
+
+describe("what awaits my review", () => {
+  it("opens on the requests the signed-in principal may act on now, greeted by the id the server knows, with their count", async () => {
+    const { alice, bob, carol } = server.principals;
+    const stamp = Date.now();
+    // carol (security) may approve the first; the second waits for an engineer.
+    const forCarol = await file(alice, { policyId: "iam/inbox", policyType: "iam", environment: "prod", title: `Security review for the inbox ${stamp}` });
+    const forEngineers = await file(alice, { title: `Peer review for the inbox ${stamp}` });
+    const carolsOwn = await file(carol, { policyId: "iam/own", policyType: "iam", environment: "prod", title: `Carol's own change ${stamp}` });
+
+    const page = await openPage(browser.context, `${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    // Nobody types an id: only the token, and the server names its principal.
+    assert.equal(await page.locator("#s-id").count(), 0);
+    await page.fill("#s-token", carol.token);
+    await settled(page, "#signin-status", () => page.click("#signin-submit"), ["signed-in"]);
+    await page.waitForFunction(() => location.hash === "#inbox");
+    await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+    assert.equal(await page.locator("#view-inbox").isVisible(), true);
+    assert.equal(await page.locator("#who-id").textContent(), "carol");
+    assert.equal(await page.locator("#inbox-greeting").textContent(), "Hello, carol.");
+
+    const expected = await actionableIds(carol);
+    const shown = await page.locator("#inbox-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(new Set(shown), new Set(expected));
+    assert.ok(shown.includes(forCarol.id), "the request awaiting carol's stage is listed");
+    assert.ok(!shown.includes(forEngineers.id), "a stage for engineers is not carol's");
+    assert.ok(!shown.includes(carolsOwn.id), "nobody reviews their own request");
+    assert.equal(await page.locator("#inbox-count").textContent(), String(expected.length));
+    assert.equal(await page.locator("#inbox-heading").textContent(), `Awaiting my review (${expected.length})`);
+    await screenshot(page, "inbox-carol");
+
+    // The count stays in the tab on other views, and a row opens its request.
+    await openRequest(page, forCarol.id);
+    await expectInboxCount(page, expected.length);
+    await page.goto(`${server.url}/#inbox`);
+    await settled(page, "#request-body", () => page.click(`#inbox-table tr[data-id="${forCarol.id}"] a`), ["loaded"]);
+    assert.equal(await page.getAttribute("#request-body", "data-id"), forCarol.id);
+
+    // bob (engineer) sees the peer review and not the security one.
+    await page.click("#header-signout");
+    await signIn(page, bob);
+    await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+    const bobs = await page.locator("#inbox-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(new Set(bobs), new Set(await actionableIds(bob)));
+    assert.ok(bobs.includes(forEngineers.id) && !bobs.includes(forCarol.id));
+    assertClean(page);
+    await page.close();
+  });
+});
+
+describe("live updates from the server's event stream", () => {
+  it("shows another principal's approval in an open request, the queue and the inbox counts within 2 s, without a reload", async () => {
+    const { alice, carol, dave } = server.principals;
+    // carol works in another browser: her own profile, her own session.
+    const other = await launchBrowser();
+    try {
+      const carols = await openPage(other.context, `${server.url}/`);
+      await signIn(carols, carol);
+      const davesRequest = await openPage(browser.context, `${server.url}/`);
+      await signIn(davesRequest, dave);
+      const davesQueue = await openPage(browser.context, `${server.url}/`);
+      await signIn(davesQueue, dave);
+      for (const page of [carols, davesRequest, davesQueue]) {
+        await page.locator('#live-status[data-state="live"]').waitFor({ state: "attached" });
+        await page.evaluate(() => { window.notReloaded = true; });
+      }
+      const carolCount = (await actionableIds(carol)).length;
+      const daveCount = (await actionableIds(dave)).length;
+      await expectInboxCount(carols, carolCount);
+      await expectInboxCount(davesRequest, daveCount);
+
+      // A request filed elsewhere reaches carol's inbox (security review) and
+      // the queue dave has open, not dave's inbox (his stage comes later).
+      await queueLoads(davesQueue, () => davesQueue.goto(`${server.url}/#queue`), {});
+      const request = await file(alice, { policyId: "iam/live", policyType: "iam", environment: "prod", title: `Live review ${Date.now()}` });
+      await expectInboxCount(carols, carolCount + 1, { timeout: 2000 });
+      const row = davesQueue.locator(`#queue-list tr[data-id="${request.id}"]`);
+      await row.waitFor({ timeout: 2000 });
+      assert.equal(await row.locator("td:nth-child(7)").textContent(), "security-review");
+      await expectInboxCount(davesRequest, daveCount);
+
+      await openRequest(davesRequest, request.id);
+      assert.equal(await davesRequest.getAttribute("#approve-button", "data-blocked"), "not_eligible");
+
+      // carol approves from her inbox, in her browser.
+      await carols.goto(`${server.url}/#inbox`);
+      await settled(carols, "#request-body", () => carols.click(`#inbox-table tr[data-id="${request.id}"] a`), ["loaded"]);
+      await act(carols, "#approve-button");
+      assert.equal(await carols.locator("#request-stage").textContent(), "lead-signoff");
+
+      // Within 2 s, without a reload: dave's open request is at his stage,
+      // with carol's approval and his Approve button allowed; his queue row
+      // moved on; his inbox counts it, and carol's no longer does.
+      const within = { timeout: 2000 };
+      await davesRequest.locator("#request-stage", { hasText: /^lead-signoff$/ }).waitFor(within);
+      await davesRequest.locator('#stages li[data-stage="security-review"]', { hasText: "carol approved" }).waitFor(within);
+      await davesRequest.locator("#approve-button:not([aria-disabled])").waitFor(within);
+      await row.locator("td:nth-child(7)", { hasText: /^lead-signoff$/ }).waitFor(within);
+      await expectInboxCount(davesRequest, daveCount + 1, within);
+      await expectInboxCount(davesQueue, daveCount + 1, within);
+      await expectInboxCount(carols, carolCount, within);
+      await screenshot(davesRequest, "live-approval-seen-by-dave");
+      for (const page of [carols, davesRequest, davesQueue]) {
+        assert.equal(await page.evaluate(() => window.notReloaded), true, "the page was reloaded");
+        assertClean(page);
+      }
+      await davesQueue.close();
+      await davesRequest.close();
+      await carols.close();
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+/** The id of the latest event `principal` may see, through the API. */
+async function latestEventId(principal) {
+  let after = null;
+  let latest = null;
+  for (;;) {
+    const { status, body } = await api(principal, "GET", `/v1/events?limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    assert.equal(status, 200, JSON.stringify(body));
+    if (body.items.length > 0) latest = body.items.at(-1).id;
+    if (!body.nextCursor) return latest;
+    after = body.nextCursor;
+  }
+}
+
+describe("live updates after a drop", () => {
+  it("parses server-sent events in any chunking, and resumes after a drop with Last-Event-ID so no event is missed", async () => {
+    const { alice, carol } = server.principals;
+    const page = await openPage(browser.context, `${server.url}/`);
+    // Lines split anywhere, CRLF or LF, comments, and an id without data.
+    const parsed = await page.evaluate(async () => {
+      const { EventParser } = await import("/js/live.js");
+      const parser = new EventParser();
+      const events = [
+        ...parser.feed(": keep-alive\r\nid: 7-1\r\nevent: request.created\r\ndata: {\"a\""),
+        ...parser.feed(":1}\r"),
+        ...parser.feed("\n\r\nid: 7-2\n\n"),
+      ];
+      return { events, lastEventId: parser.lastEventId };
+    });
+    assert.deepEqual(parsed, { events: [{ id: "7-1", type: "request.created", data: '{"a":1}' }], lastEventId: "7-2" });
+
+    // The first connection is held until the test lets it end: it then
+    // says which event it got to (an id, no data) and drops. Meanwhile a
+    // request is filed; only a resume after that id brings its event.
+    const stream = `${server.url}/v1/events/stream`;
+    const connections = [];
+    let releaseFirst;
+    const firstHeld = new Promise((resolve) => { releaseFirst = resolve; });
+    await page.route(stream, async (route) => {
+      connections.push(route.request().headers()["last-event-id"] ?? null);
+      if (connections.length === 1) {
+        const resumeAfter = await firstHeld;
+        await route.fulfill({ status: 200, contentType: "text/event-stream", body: `: held\nid: ${resumeAfter}\n\n` });
+      } else {
+        await route.continue();
+      }
+    });
+    await signIn(page, carol);
+    await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+    const count = (await actionableIds(carol)).length;
+    await expectInboxCount(page, count);
+    assert.equal(await page.getAttribute("#live-status", "data-state"), "connecting");
+
+    // An event to resume after, whatever ran before this test.
+    await file(alice, { policyType: "docs", policyId: "docs/resume", title: `Before the drop ${Date.now()}` });
+    const resumeAfter = await latestEventId(carol);
+    assert.ok(resumeAfter);
+    await file(alice, { policyId: "iam/resume", policyType: "iam", environment: "prod", title: `Filed during a drop ${Date.now()}` });
+    releaseFirst(resumeAfter);
+    try {
+      await expectInboxCount(page, count + 1, { timeout: 5000 });
+    } catch (error) {
+      throw new Error(`the resumed stream brought no event: connections ${JSON.stringify(connections)}, live ${await page.getAttribute("#live-status", "data-state")}`, { cause: error });
+    }
+    assert.deepEqual(connections, [null, resumeAfter]);
+    await page.locator('#live-status[data-state="live"]').waitFor({ state: "attached" });
+    await page.unroute(stream);
+    assertClean(page);
+    await page.close();
+  });
+});
+
+describe("amending a request, and reviewing an emergency", () => {
+  it("lets the requester amend a pending request: a wording change keeps the approvals, another change starts again", async () => {
+    const { alice, bob, carol } = server.principals;
+    const request = await file(alice, { policyId: "iam/amend", policyType: "iam", environment: "prod", title: `Let the auditors read ${Date.now()}` });
+    const approved = await api(carol, "POST", `/v1/requests/${request.id}/approve`, {});
+    assert.equal(approved.body.stage, "lead-signoff");
+
+    // Only the requester is offered the amend form.
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    assert.equal(await page.locator("#amend-form").count(), 0);
+    await page.click("#header-signout");
+    await signIn(page, alice);
+    await openRequest(page, request.id);
+    assert.equal(await page.inputValue("#amend-title"), request.change.title);
+    assert.equal(await page.inputValue("#amend-environment"), "prod");
+
+    // A new title only: carol's approval stays, and so does the stage.
+    const title = `${request.change.title} (read only)`;
+    await page.fill("#amend-title", title);
+    await act(page, "#amend-button");
+    assert.match(await page.locator("#request-announcement").textContent(), /The approvals were kept\./);
+    assert.equal(await page.locator("#request-heading").textContent(), title);
+    assert.equal(await page.locator("#request-stage").textContent(), "lead-signoff");
+    assert.equal(await page.locator('#history li[data-action="amend"]').count(), 1);
+
+    // An invalid change is refused, and what was typed stays.
+    await page.fill("#amend-title", "");
+    await act(page, "#amend-button", ["refused"]);
+    assert.equal(await page.getAttribute("#request-announcement", "data-code"), "invalid_request");
+    assert.doesNotMatch(await page.locator("#request-announcement").textContent(), RAW);
+    assert.equal(await page.inputValue("#amend-title"), "");
+
+    // A risk score is more than wording: the request starts again.
+    await page.fill("#amend-title", title);
+    await page.fill("#amend-riskScore", "30");
+    await act(page, "#amend-button");
+    assert.match(await page.locator("#request-announcement").textContent(), /The approvals were dropped/);
+    assert.equal(await page.locator("#request-stage").textContent(), "security-review");
+    assert.equal(await page.locator('#stages li[data-stage="security-review"] .approval-count').textContent(), "0 of 1 approvals");
+    await screenshot(page, "amended-request");
+    const stored = await api(alice, "GET", `/v1/requests/${request.id}`);
+    assert.equal(stored.body.change.riskScore, 30);
+    assert.deepEqual(stored.body.approvals, []);
+    assertClean(page);
+    await page.close();
+  });
+
+  it("lets an eligible principal close an emergency's review after the fact, never its requester", async () => {
+    const { alice, bob } = server.principals;
+    const { rules } = await rulesInForce();
+    const withEmergency = structuredClone(rules);
+    withEmergency.levels.find((level) => level.name === "peer").emergency = { allowedRoles: ["engineer"], reviewWithinSeconds: 86400 };
+    await putRules(withEmergency);
+    try {
+      const request = await file(alice, { title: `Revoke the leaked key ${Date.now()}`, emergency: { reason: "Revoke a leaked key before it is used." } });
+      assert.equal(request.status, "approved");
+
+      const page = await openPage(browser.context, `${server.url}/`);
+      await signIn(page, alice);
+      await openRequest(page, request.id);
+      assert.equal(await page.getAttribute("#emergency", "data-review"), "open");
+      assert.equal(await page.locator("#review-form").count(), 0, "the requester may not review");
+      await page.click("#header-signout");
+
+      await signIn(page, bob);
+      await openRequest(page, request.id);
+      // An outcome is required first; nothing is sent without one.
+      await settled(page, "#review-status", () => page.click("#review-button"), ["invalid"]);
+      assert.match(await page.locator("#review-status").textContent(), /Choose an outcome/);
+      assert.deepEqual(page.apiCalls.filter((call) => call.path.endsWith("/review")), []);
+      await page.check("#review-outcome-flagged");
+      await page.fill("#review-text", "The key was not leaked; a normal change would have done.");
+      await screenshot(page, "emergency-review-form");
+      await act(page, "#review-button");
+      assert.equal(await page.getAttribute("#emergency", "data-review"), "flagged");
+      assert.match(await page.locator("#review-state").textContent(), /^Reviewed: flagged by bob at .+ — The key was not leaked/);
+      assert.equal(await page.locator("#review-form").count(), 0, "a closed review is not offered again");
+      await screenshot(page, "emergency-reviewed");
+      const stored = await api(bob, "GET", `/v1/requests/${request.id}`);
+      assert.equal(stored.body.emergency.review.status, "flagged");
+      assert.equal(stored.body.emergency.review.by, "bob");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await putRules(rules);
+    }
+  });
+});
+
+describe("the history's audit chain", () => {
+  it("shows the history verified by the engine, and the first entry that breaks the chain when it was altered", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { title: `Audited change ${Date.now()}` });
+    const commented = await api(bob, "POST", `/v1/requests/${request.id}/comments`, { text: "Checked against the ticket." });
+    assert.equal(commented.status, 200);
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    const audit = page.locator("#history-audit");
+    assert.equal(await audit.getAttribute("data-verified"), "true");
+    assert.match(await audit.textContent(), /History verified: all 2 entries hold/);
+
+    // An action's answer is judged again: one more entry, still chained.
+    await act(page, "#approve-button");
+    assert.equal(await audit.getAttribute("data-verified"), "true");
+    assert.match(await audit.textContent(), /all 3 entries hold/);
+
+    // A history altered on its way to the page: the engine names the first
+    // entry whose hash does not hold, and the entries from it on are marked.
+    const address = `${server.url}/v1/requests/${request.id}`;
+    await page.route(address, async (route) => {
+      const response = await route.fetch();
+      const tampered = await response.json();
+      tampered.history[1].actor = "mallory";
+      await route.fulfill({ response, json: tampered });
+    });
+    await page.goto(`${server.url}/#new`);
+    await openRequest(page, request.id);
+    assert.equal(await audit.getAttribute("data-verified"), "false");
+    assert.equal(await audit.getAttribute("data-broken-index"), "1");
+    assert.match(await audit.textContent(), /^History not verified: entry 2 \(mallory commented\) breaks the audit chain/);
+    assert.doesNotMatch(await audit.textContent(), RAW);
+    const marked = await page.locator("#history li").evaluateAll((items) => items.map((item) => item.classList.contains("unverified")));
+    assert.deepEqual(marked, [false, true, true]);
+    await screenshot(page, "history-not-verified");
+    await page.unroute(address);
+    assertClean(page);
+    await page.close();
+  });
+});
+
+/** A JWT signed with RS256 by `privateKey`, naming its key `kid`. */
+function signJwt(privateKey, kid, claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const signed = `${part({ alg: "RS256", typ: "JWT", kid })}.${part(claims)}`;
+  return `${signed}.${sign("sha256", Buffer.from(signed), privateKey).toString("base64url")}`;
+}
+
+describe("sign-in with an OpenID Connect token", () => {
+  it("signs in with a JWT alone, greets the person by its sub and lists what awaits their roles", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const folder = await mkdtemp(join(tmpdir(), "signoff-oidc-"));
+    const jwks = join(folder, "jwks.json");
+    await writeFile(jwks, JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "editor-test", alg: "RS256", use: "sig" }] }));
+    const issuer = "https://login.example.test";
+    const audience = "signoff-editor";
+    const oidc = await startServer({ extraArgs: ["--oidc-issuer", issuer, "--oidc-audience", audience, "--oidc-jwks", jwks] });
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const token = signJwt(privateKey, "editor-test", { iss: issuer, aud: audience, sub: "erin", roles: ["security"], iat: now, exp: now + 600 });
+      const me = await fetch(`${oidc.url}/v1/me`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(me.status, 200, await me.clone().text());
+      assert.deepEqual(await me.json(), { id: "erin", roles: ["security"] });
+      // A security review filed by a demo principal awaits erin.
+      const filed = await fetch(`${oidc.url}/v1/requests`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${oidc.principals.alice.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ policyId: "iam/oidc", policyType: "iam", changeKind: "update", environment: "prod", title: "Let the auditors in", justification: "The yearly audit starts on Monday." }),
+      });
+      assert.equal(filed.status, 201);
+      const request = await filed.json();
+
+      const page = await openPage(browser.context, `${oidc.url}/#signin`);
+      await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+      // The same claims signed by a key the issuer never published: refused.
+      const { privateKey: strangersKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      await page.fill("#s-token", signJwt(strangersKey, "editor-test", { iss: issuer, aud: audience, sub: "erin", roles: ["security"], iat: now, exp: now + 600 }));
+      await settled(page, "#signin-status", () => page.click("#signin-submit"), ["refused"]);
+      assert.equal(await page.getAttribute("#signin-status", "data-code"), "unauthenticated");
+      assert.equal(await page.locator("#who-id").count(), 0);
+
+      await page.fill("#s-token", token);
+      await settled(page, "#signin-status", () => page.click("#signin-submit"), ["signed-in"]);
+      assert.match(await page.locator("#signin-status").textContent(), /Signed in as erin\./);
+      await page.waitForFunction(() => location.hash === "#inbox");
+      await page.locator('#inbox-list[data-state="loaded"]').waitFor({ state: "attached" });
+      assert.equal(await page.locator("#who-id").textContent(), "erin");
+      assert.match(await page.locator(".who .roles").textContent(), /security/);
+      assert.equal(await page.locator("#inbox-greeting").textContent(), "Hello, erin.");
+      assert.deepEqual(await page.locator("#inbox-table tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id)), [request.id]);
+      assert.equal(await page.locator("#inbox-count").textContent(), "1");
+      await screenshot(page, "oidc-inbox-erin");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await oidc.stop();
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
 
@@ -1054,18 +1461,29 @@ describe("local mode, with the server stopped", () => {
       assert.equal(await page.getAttribute("#approve-button", "data-blocked"), "self_approval");
       await screenshot(page, "local-request-as-alice");
 
+      // No event stream in local mode: the inbox count follows the acting
+      // principal and this page's own actions.
+      await expectInboxCount(page, 0);
       const actAs = (who) => settled(page, "#request-body", () => page.selectOption("#local-principal", who), ["loaded"]);
       await actAs("carol");
+      await expectInboxCount(page, 1);
       assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
       await act(page, "#approve-button");
       assert.equal(await page.locator("#request-stage").textContent(), "lead-signoff");
+      await expectInboxCount(page, 0);
 
       await actAs("bob");
       assert.equal(await page.getAttribute("#approve-button", "data-blocked"), "not_eligible");
 
       await actAs("dave");
+      await expectInboxCount(page, 1);
+      await page.goto(`${files.url}/#inbox`);
+      await page.locator(`#inbox-table tr[data-id="${id}"]`).waitFor();
+      await screenshot(page, "local-inbox-dave");
+      await settled(page, "#request-body", () => page.click(`#inbox-table tr[data-id="${id}"] a`), ["loaded"]);
       await act(page, "#approve-button");
       assert.equal(await page.getAttribute("#request-status", "data-status"), "approved");
+      await expectInboxCount(page, 0);
       await screenshot(page, "local-request-approved");
 
       // Everything is still there after a reload: it lives in IndexedDB.

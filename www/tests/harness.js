@@ -69,16 +69,17 @@ export function parseAddress(output) {
  * Starts `signoff serve --dev` on a port the system chooses; resolves once it
  * is ready. The server binds port 0 itself and prints where it listens: a
  * port picked here and bound later could be taken meanwhile by another
- * program on the machine.
+ * program on the machine. `extraArgs` go after the demo ones (e.g. an
+ * OpenID Connect issuer).
  */
-export async function startServer() {
+export async function startServer({ extraArgs = [] } = {}) {
   await stat(SERVER_BINARY).catch(() => {
     throw new Error(`${SERVER_BINARY} is missing: cargo build --release -p signoff-host --bin signoff`);
   });
   await stat(join(PKG, "index.js")).catch(() => {
     throw new Error(`${join(PKG, "index.js")} is missing: build the JS package with cargo xtask js`);
   });
-  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", "127.0.0.1:0", "--www-dir", WWW, "--pkg-dir", PKG], {
+  const child = spawn(SERVER_BINARY, ["serve", "--dev", "--listen", "127.0.0.1:0", "--www-dir", WWW, "--pkg-dir", PKG, ...extraArgs], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
 use signoff_core::ViolationCode;
+use signoff_core::audit::HistoryVerification;
 use signoff_core::input::{ActionName, EventsQuery, ListQuery, parse_action, parse_expire_limit};
 use signoff_core::{Clock, IdSource, Manager, PolicyChange, Rules, Timestamp, Violation};
 use tsify::Ts;
@@ -793,6 +794,18 @@ pub fn validate_principal(principal: Ts<Principal>) -> Result<JsValue, JsValue> 
         Err(problems) => problems,
     };
     wire::to_js(&problems)
+}
+
+/// Checks the audit chain of a request's history (a request as `get` and
+/// `list` give it, or as exported, unknown fields included): `{ verified,
+/// held, broken? }`, where `broken` is the first entry that does not hold,
+/// `{ index, reason }`. The core judges, as `signoff audit verify` does.
+#[wasm_bindgen(js_name = verifyHistory)]
+pub fn verify_history(
+    #[wasm_bindgen(unchecked_param_type = "ApprovalRequest | unknown")] request: JsValue,
+) -> Result<Ts<HistoryVerification>, JsValue> {
+    let request = wire::json(&request, "", "request")?;
+    wire::to_js(&HistoryVerification::of(&request)).map(Ts::new_unchecked)
 }
 
 /// Every problem of a rules document (empty when valid).
