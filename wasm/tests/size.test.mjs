@@ -17,12 +17,14 @@ import { brotliCompressSync, constants, gzipSync } from "node:zlib";
  * the audit chain, and the create split into named steps: 614,302 B raw) to
  * 215,782 B and 175,054 B, the event log (673,581 B raw) to 235,428 B
  * and 189,381 B, and `verifyHistory` (the audit chain checked in the
- * browser, 675,646 B raw) to 236,076 B and 189,767 B (see
- * docs/PERFORMANCE.md). The budgets below hold that size so that it cannot
- * grow further unnoticed while it is won back.
+ * browser, 675,646 B raw) to 236,076 B and 189,767 B, and the
+ * `rules.replaced` event with `list()` passing the core's page through
+ * (677,493 B raw) to 237,030 B and 190,616 B (see docs/PERFORMANCE.md).
+ * The budgets below hold that size so that it cannot grow further
+ * unnoticed while it is won back.
  */
-const GZIP_BUDGET = 236_100;
-const BROTLI_BUDGET = 190_000;
+const GZIP_BUDGET = 237_100;
+const BROTLI_BUDGET = 190_700;
 
 const pkg = new URL("../pkg/", import.meta.url);
 
