@@ -7,7 +7,10 @@
 //! - `list_page_50/{1k,1M}`: one page of 50 pending requests through the
 //!   `Manager` over `MemoryCache`, at 1,000 and 1,000,000 pending requests
 //!   (the store is filled directly with big `commit` batches, as `create`
-//!   would fill it, to keep the setup fast).
+//!   would fill it, to keep the setup fast);
+//! - `inbox_page_50/{10k,1M}`: the first page of 50 of `actionableBy` (what
+//!   an engineer may approve now), at 10,000 and 1,000,000 pending: the
+//!   role indexes make it a range per partition and role, not a scan.
 
 #![allow(
     missing_docs,
@@ -203,5 +206,32 @@ fn bench_list(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_preview, bench_apply, bench_list);
+fn bench_inbox(c: &mut Criterion) {
+    let mut group = c.benchmark_group("inbox_page_50");
+    for (label, count) in [("10k", 10_000u128), ("1M", 1_000_000)] {
+        let rules = rules();
+        let cache = MemoryCache::new();
+        seed_pending(&cache, &rules, count);
+        let manager = Manager::new(
+            cache,
+            || Timestamp::from_millis(START_MS + 86_400_000),
+            || Uuid::from_u128(u128::MAX),
+            rules,
+        );
+        let inbox = ListQuery {
+            limit: 50,
+            actionable_by: Some(Principal::new("bob", &["engineer"])),
+            ..ListQuery::default()
+        };
+        let page = block_on(manager.list(&inbox)).unwrap();
+        assert_eq!(page.items.len(), 50);
+        assert!(page.next_cursor.is_some());
+        group.bench_function(BenchmarkId::new("first", label), |b| {
+            b.iter(|| block_on(manager.list(black_box(&inbox))).unwrap());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_preview, bench_apply, bench_list, bench_inbox);
 criterion_main!(benches);

@@ -25,7 +25,7 @@ use crate::services;
 use crate::tools::{self, Result};
 
 /// Rules for the run: every change needs one engineer; no rate limit.
-const RULES: &str = r#"{
+pub(crate) const RULES: &str = r#"{
   "levels": [{ "name": "peer", "ttlSeconds": 86400, "stages": [
     { "name": "review", "requiredApprovals": 1, "eligibleRoles": ["engineer"] }
   ]}],
@@ -35,13 +35,16 @@ const RULES: &str = r#"{
 const CHANGE: &str = r#"{"policyId":"iam/load","policyType":"iam","changeKind":"update","title":"Load test change","justification":"Measuring the server under load."}"#;
 
 /// The options of a run.
-struct Options {
-    iterations: u64,
-    concurrency: u64,
-    seconds: u64,
+pub(crate) struct Options {
+    /// Create + approve + list iterations, at most.
+    pub iterations: u64,
+    /// Clients, each on one keep-alive connection.
+    pub concurrency: u64,
+    /// The longest a run (or a phase) lasts.
+    pub seconds: u64,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
+pub(crate) fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         iterations: 3000,
         concurrency: 16,
@@ -213,20 +216,67 @@ fn parse_redis_benchmark(output: &str) -> Option<(f64, f64)> {
     Some((rate, p50))
 }
 
+/// Builds the release server the runs start.
+pub(crate) fn build_server() -> Result {
+    tools::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "signoff-host",
+        "--bin",
+        "signoff",
+    ])
+}
+
+/// What one phase of load did.
+pub(crate) struct Phase {
+    /// Iterations whose create succeeded.
+    pub iterations: u64,
+    /// How long the phase took.
+    pub seconds: f64,
+    /// Calls that failed.
+    pub errors: u64,
+    samples: Worker,
+}
+
+/// Runs `options.concurrency` clients against the server on `port` until
+/// `options.iterations` are done or `options.seconds` have passed.
+pub(crate) fn phase(port: u16, options: &Arc<Options>) -> Phase {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(options.seconds);
+    let handles: Vec<_> = (0..options.concurrency)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            let options = Arc::clone(options);
+            std::thread::spawn(move || worker(port, &next, &options, deadline))
+        })
+        .collect();
+    let mut total = Worker::default();
+    for handle in handles {
+        // A worker that panicked counts as one error.
+        let Ok(part) = handle.join() else {
+            total.errors += 1;
+            continue;
+        };
+        total.create.0.extend(part.create.0);
+        total.approve.0.extend(part.approve.0);
+        total.list.0.extend(part.list.0);
+        total.errors += part.errors;
+    }
+    Phase {
+        iterations: total.create.0.len() as u64,
+        seconds: started.elapsed().as_secs_f64(),
+        errors: total.errors,
+        samples: total,
+    }
+}
+
 /// Runs the load test (see the module docs).
 pub fn run(args: &[String]) -> Result {
     let options = parse(args)?;
     tools::ensure_apt("redis-server", &["redis-server"])?;
-    tools::step("release server", || {
-        tools::cargo(&[
-            "build",
-            "--release",
-            "-p",
-            "signoff-host",
-            "--bin",
-            "signoff",
-        ])
-    })?;
+    tools::step("release server", build_server)?;
     let work = std::env::temp_dir().join(format!("signoff-load-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|error| error.to_string())?;
     let rules = work.join("rules.json");
@@ -242,28 +292,12 @@ pub fn run(args: &[String]) -> Result {
         "==> load: {} iterations of create + approve + list, {} clients, at most {} s",
         options.iterations, options.concurrency, options.seconds
     );
-    let next = Arc::new(AtomicU64::new(0));
     let options = Arc::new(options);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(options.seconds);
-    let handles: Vec<_> = (0..options.concurrency)
-        .map(|_| {
-            let next = Arc::clone(&next);
-            let options = Arc::clone(&options);
-            std::thread::spawn(move || worker(http_port, &next, &options, deadline))
-        })
-        .collect();
-    let mut total = Worker::default();
-    for handle in handles {
-        let part = handle
-            .join()
-            .map_err(|_| "a load worker panicked".to_owned())?;
-        total.create.0.extend(part.create.0);
-        total.approve.0.extend(part.approve.0);
-        total.list.0.extend(part.list.0);
-        total.errors += part.errors;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let Phase {
+        seconds: elapsed,
+        samples: total,
+        ..
+    } = phase(http_port, &options);
     let calls = (total.create.0.len() + total.approve.0.len() + total.list.0.len()) as f64;
     let http_rate = calls / elapsed;
     let iterations = total.create.0.len() as u64;
@@ -328,7 +362,11 @@ pub fn run(args: &[String]) -> Result {
          cores (load average {load} at the end of the run, other work included).\n"
     ));
     println!("{report}");
-    write_section(&tools::root().join("docs").join("PERFORMANCE.md"), &report)?;
+    write_section(
+        &tools::root().join("docs").join("PERFORMANCE.md"),
+        "## HTTP server",
+        &report,
+    )?;
     let _ = std::fs::remove_dir_all(&work);
     if total.errors > 0 {
         return Err(format!("{} calls failed during the load run", total.errors));
@@ -336,15 +374,15 @@ pub fn run(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Replaces the `## HTTP server` section of the file (or appends it),
+/// Replaces the section under `heading` of the file (or appends it),
 /// leaving the other sections as they are.
-fn write_section(path: &std::path::Path, section: &str) -> Result {
+pub(crate) fn write_section(path: &std::path::Path, heading: &str, section: &str) -> Result {
     let current = std::fs::read_to_string(path).unwrap_or_else(|_| "# Performance\n".to_owned());
     let mut out = String::new();
     let mut lines = current.lines().peekable();
     let mut replaced = false;
     while let Some(line) = lines.next() {
-        if line.trim_end() == "## HTTP server" {
+        if line.trim_end() == heading {
             while lines.peek().is_some_and(|next| !next.starts_with("## ")) {
                 lines.next();
             }

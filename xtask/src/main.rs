@@ -8,6 +8,7 @@
 mod browser;
 mod js;
 mod load;
+mod load_webhooks;
 mod schemathesis;
 mod services;
 mod tools;
@@ -22,13 +23,14 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("serve") => serve(&args[1..]),
         Some("load") => load::run(&args[1..]),
+        Some("load-webhooks") => load_webhooks::run(&args[1..]),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
         Some("browser") => browser::test(),
         Some("schemathesis") => schemathesis::test(),
         Some("js") => step("js package", js::build).and_then(|()| step("js tests", js::test)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | serve [server flags] | wasm-targets | browser | js | schemathesis | load>"
+                "usage: cargo xtask <ci | serve [server flags] | wasm-targets | browser | js | schemathesis | load | load-webhooks>"
             );
             return ExitCode::from(2);
         }
