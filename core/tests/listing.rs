@@ -498,3 +498,88 @@ fn a_page_over_many_due_requests_is_bounded_work_and_the_traversal_goes_on() {
         "due requests were stepped over in bounded pages"
     );
 }
+
+/// An inbox traversal (`actionableBy`) while other approvers take requests
+/// out of it and new ones come in: nothing twice, in listing order, never a
+/// request the principal may not approve (its own), and every request that
+/// was in the inbox from the start and stayed there is returned.
+#[test]
+fn an_inbox_traversal_survives_concurrent_approvals() {
+    let bob = Principal::new("bob", &["engineer"]);
+    for seed in 1..=8_u64 {
+        for limit in [1_u32, 3, 8] {
+            let manager = manager(MemoryCache::new());
+            let mut rng = Rng(seed * 6_700_417);
+            let mut open: Vec<String> = (0..60)
+                .map(|_| create(&manager, &mut rng, "iam"))
+                .collect();
+            // Bob's own requests are pending but never his to approve.
+            let own: HashSet<String> = (0..10)
+                .map(|_| {
+                    let created =
+                        block_on(manager.create(&change("normal", "iam"), &bob, None)).unwrap();
+                    created.request.id.to_string()
+                })
+                .collect();
+            let at_start: BTreeSet<String> = open.iter().cloned().collect();
+            let mut taken = HashSet::new();
+            let mut seen = HashSet::new();
+            let mut last_position = None;
+            let mut cursor = None;
+            let mut approver = 0;
+            loop {
+                let query = ListQuery {
+                    limit,
+                    cursor: cursor.clone(),
+                    actionable_by: Some(bob.clone()),
+                    ..ListQuery::default()
+                };
+                let page = block_on(manager.list(&query)).unwrap();
+                for item in &page.items {
+                    let id = item.id.to_string();
+                    assert!(!own.contains(&id), "seed {seed}: bob's own request listed");
+                    assert_eq!(item.status, Status::Pending);
+                    assert!(seen.insert(id.clone()), "seed {seed}: {id} twice");
+                    let here = position(item);
+                    if let Some(previous) = &last_position {
+                        assert!(*previous < here, "seed {seed}: out of order");
+                    }
+                    last_position = Some(here);
+                }
+                // Others approve (often the page's last item, so the cursor's
+                // request leaves the inbox), and alice files more.
+                for _ in 0..rng.below(3) {
+                    if open.is_empty() {
+                        break;
+                    }
+                    let index = if rng.below(2) == 0 {
+                        page.items.last().and_then(|last| {
+                            open.iter().position(|id| *id == last.id.to_string())
+                        })
+                    } else {
+                        None
+                    };
+                    let index = index.unwrap_or_else(|| rng.below(open.len()));
+                    let id = open.swap_remove(index);
+                    approver += 1;
+                    let other = Principal::new(format!("engineer-{approver}"), &["engineer"]);
+                    block_on(manager.approve(&id, &other, None)).unwrap();
+                    taken.insert(id);
+                }
+                for _ in 0..rng.below(3) {
+                    open.push(create(&manager, &mut rng, "iam"));
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            for id in at_start.iter().filter(|id| !taken.contains(*id)) {
+                assert!(
+                    seen.contains(id),
+                    "seed {seed}, limit {limit}: {id} stayed in the inbox but was skipped"
+                );
+            }
+        }
+    }
+}
