@@ -510,9 +510,8 @@ fn an_inbox_traversal_survives_concurrent_approvals() {
         for limit in [1_u32, 3, 8] {
             let manager = manager(MemoryCache::new());
             let mut rng = Rng(seed * 6_700_417);
-            let mut open: Vec<String> = (0..60)
-                .map(|_| create(&manager, &mut rng, "iam"))
-                .collect();
+            let mut open: Vec<String> =
+                (0..60).map(|_| create(&manager, &mut rng, "iam")).collect();
             // Bob's own requests are pending but never his to approve.
             let own: HashSet<String> = (0..10)
                 .map(|_| {
@@ -553,9 +552,9 @@ fn an_inbox_traversal_survives_concurrent_approvals() {
                         break;
                     }
                     let index = if rng.below(2) == 0 {
-                        page.items.last().and_then(|last| {
-                            open.iter().position(|id| *id == last.id.to_string())
-                        })
+                        page.items
+                            .last()
+                            .and_then(|last| open.iter().position(|id| *id == last.id.to_string()))
                     } else {
                         None
                     };
