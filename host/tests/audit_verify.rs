@@ -1,12 +1,17 @@
 //! `signoff audit verify FILE`, run as a user runs it: the binary over a
-//! request the core filed and decided, that request tampered with, and a
-//! file that is neither a request nor events (docs/CONTRACT.md section 12).
+//! request the core filed and decided, that request tampered with, a
+//! request whose stored history had one byte changed in Redis, and a file
+//! that is neither a request nor events (docs/CONTRACT.md section 12).
 
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     reason = "test code: a failure is a panic"
 )]
+
+mod http_common;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -79,4 +84,66 @@ fn a_decided_request_verifies_and_a_tampered_one_names_its_first_broken_entry() 
 
     let (code, said) = verify("nothing.txt", "hello\n");
     assert_eq!(code, 2, "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byte_changed_in_redis_is_named_by_the_verifier() {
+    let redis = support::redis::RedisServer::start();
+    let mut config = http_common::config();
+    config.redis_url = Some(redis.url());
+    config.key_prefix = "audit:".into();
+    let server = http_common::Server::start(config).await;
+    let created = server
+        .create("alice", &http_common::change("network"))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/requests/{id}");
+    server
+        .post(
+            &format!("{path}/comments"),
+            "alice",
+            Some(&json!({ "text": "ping" })),
+        )
+        .await
+        .expect(200);
+    server
+        .post(
+            &format!("{path}/approve"),
+            "bob",
+            Some(&json!({ "comment": "ok" })),
+        )
+        .await
+        .expect(200);
+    let exported = server.get(&path, Some("admin")).await.text;
+    let (code, said) = verify("exported.json", &exported);
+    assert_eq!(code, 0, "{said}");
+
+    // One byte of the stored history: the comment's "ping" becomes "pong".
+    let keys = redis.cli(&["--scan", "--pattern", &format!("*req:{id}")]);
+    let key = keys.lines().next().expect("the request's key").to_owned();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut stored: Vec<u8> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let at = stored
+        .windows(6)
+        .position(|window| window == b"\"ping\"")
+        .expect("the comment is stored");
+    stored[at + 2] = b'o';
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&stored)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let exported = server.get(&path, Some("admin")).await.text;
+    assert!(exported.contains("pong"), "{exported}");
+    let (code, said) = verify("changed.json", &exported);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("entry 1 breaks the chain"), "{said}");
+    server.stop().await;
 }
