@@ -216,16 +216,11 @@ fn parse_redis_benchmark(output: &str) -> Option<(f64, f64)> {
     Some((rate, p50))
 }
 
-/// Builds the release server the runs start.
+/// Builds the release server the runs start, as the test suites build it
+/// (the workspace's feature set, dev-dependencies included), so that after
+/// the tests nothing recompiles and the binary is the one they ran.
 pub(crate) fn build_server() -> Result {
-    tools::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "signoff-host",
-        "--bin",
-        "signoff",
-    ])
+    tools::cargo(&["test", "--release", "--workspace", "--no-run"])
 }
 
 /// What one phase of load did.
