@@ -278,28 +278,45 @@ impl Deliverer {
     /// One look at every partition's log for `endpoint`, the partitions
     /// delivered side by side.
     async fn round(&self, endpoint: &Endpoint) {
-        let keys: Vec<String> = self
-            .layout
-            .all()
-            .map(|partition| self.layout.webhook_delivery(partition, endpoint.key()))
+        // Each partition's delivery record and its log's head, in one
+        // batched read: a partition whose head is not past the record's
+        // position has nothing new, and costs no range read.
+        let partitions: Vec<u16> = self.layout.all().collect();
+        let keys: Vec<String> = partitions
+            .iter()
+            .map(|partition| self.layout.webhook_delivery(*partition, endpoint.key()))
+            .chain(
+                partitions
+                    .iter()
+                    .map(|partition| self.layout.events_head(*partition)),
+            )
             .collect();
-        let found = match self.cache.get_many(&keys, None).await {
+        let mut found = match self.cache.get_many(&keys, None).await {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(endpoint = %endpoint.label(), error = %error, "webhook state unreadable");
                 return;
             }
         };
+        let heads = found.split_off(partitions.len());
         let now = wall_clock_ms();
         // The age of events waiting for a retry counts too: a stuck
         // endpoint shows as an old backlog, not as none.
         let mut waiting_ages = Vec::new();
         let mut work = Vec::new();
-        for ((partition, key), entry) in self.layout.all().zip(keys).zip(found) {
+        for (((partition, key), entry), head) in
+            partitions.into_iter().zip(keys).zip(found).zip(heads)
+        {
             let Some(entry) = entry else { continue };
             let Ok(state) = serde_json::from_slice::<Delivery>(&entry.value) else {
                 continue;
             };
+            let newest = head
+                .and_then(|head| serde_json::from_slice::<Head>(&head.value).ok())
+                .map(|head| head.id);
+            if newest.is_none() || newest <= state.after {
+                continue;
+            }
             let held_elsewhere = state.owner.as_deref().is_some_and(|owner| owner != self.me)
                 && state.lease_until > now;
             if held_elsewhere {
@@ -369,10 +386,6 @@ impl Deliverer {
             .range(&self.layout.events_index(partition), after.as_ref(), BATCH)
             .await?;
         if entries.is_empty() {
-            if held.state.owner.as_deref() == Some(self.me.as_str()) {
-                // Nothing to do: keep the lease only while it is cheap to.
-                self.renew_if_short(held, Duration::ZERO).await?;
-            }
             return Ok(None);
         }
         let keys: Vec<String> = entries
