@@ -170,18 +170,26 @@ fn seed_pending(cache: &MemoryCache, rules: &Rules, count: u128) {
     );
 }
 
+type BenchManager = Manager<MemoryCache, fn() -> Timestamp, fn() -> Uuid>;
+
+/// A manager over a store holding `count` pending requests, a day after
+/// they were filed.
+fn seeded_manager(count: u128) -> BenchManager {
+    let rules = rules();
+    let cache = MemoryCache::new();
+    seed_pending(&cache, &rules, count);
+    Manager::new(
+        cache,
+        (|| Timestamp::from_millis(START_MS + 86_400_000)) as fn() -> Timestamp,
+        (|| Uuid::from_u128(u128::MAX)) as fn() -> Uuid,
+        rules,
+    )
+}
+
 fn bench_list(c: &mut Criterion) {
     let mut group = c.benchmark_group("list_page_50");
     for (label, count) in [("1k", 1_000u128), ("1M", 1_000_000)] {
-        let rules = rules();
-        let cache = MemoryCache::new();
-        seed_pending(&cache, &rules, count);
-        let manager = Manager::new(
-            cache,
-            || Timestamp::from_millis(START_MS + 86_400_000),
-            || Uuid::from_u128(u128::MAX),
-            rules,
-        );
+        let manager = seeded_manager(count);
         let first = ListQuery {
             limit: 50,
             ..ListQuery::default()
@@ -209,15 +217,7 @@ fn bench_list(c: &mut Criterion) {
 fn bench_inbox(c: &mut Criterion) {
     let mut group = c.benchmark_group("inbox_page_50");
     for (label, count) in [("10k", 10_000u128), ("1M", 1_000_000)] {
-        let rules = rules();
-        let cache = MemoryCache::new();
-        seed_pending(&cache, &rules, count);
-        let manager = Manager::new(
-            cache,
-            || Timestamp::from_millis(START_MS + 86_400_000),
-            || Uuid::from_u128(u128::MAX),
-            rules,
-        );
+        let manager = seeded_manager(count);
         let inbox = ListQuery {
             limit: 50,
             actionable_by: Some(Principal::new("bob", &["engineer"])),

@@ -261,6 +261,14 @@ impl JwksServer {
 
 /// The configuration `signoff serve` makes of the OIDC flags (and `extra`)
 /// with the test rules, without a principals file.
+/// `signoff serve` parsed from `argv`.
+fn serve_args(argv: &[&str]) -> signoff_host::server::cli::ServeArgs {
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+        panic!("`signoff serve` parsed as another command");
+    };
+    *args
+}
+
 fn oidc_config(jwks: &str, extra: &[&str]) -> Config {
     let mut argv = vec![
         "signoff",
@@ -275,9 +283,7 @@ fn oidc_config(jwks: &str, extra: &[&str]) -> Config {
         jwks,
     ];
     argv.extend_from_slice(extra);
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-        panic!("`signoff serve` parsed as another command");
-    };
+    let args = serve_args(&argv);
     let (mut config, demo) = args.config().unwrap();
     assert!(!demo);
     assert!(config.principals.is_empty());
@@ -733,9 +739,7 @@ async fn the_server_does_not_start_without_usable_keys() {
         "--oidc-jwks",
         "http://idp.example/jwks.json",
     ];
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-        panic!("`signoff serve` parsed as another command");
-    };
+    let args = serve_args(&argv);
     let error = args.config().unwrap_err().to_string();
     assert!(error.contains("loopback"), "{error}");
 }
