@@ -223,11 +223,19 @@ export async function openPage(context, url) {
 }
 
 let shot = 0;
-/** Saves a full-page screenshot as www/test-results/NN-name.png. */
-export async function screenshot(page, name) {
+/**
+ * Saves a full-page screenshot as www/test-results/NN-name.png, or as
+ * name.png when `numbered` is false (a name that stays the same from run to
+ * run, to compare them).
+ */
+export async function screenshot(page, name, { numbered = true } = {}) {
   await mkdir(RESULTS, { recursive: true });
-  shot += 1;
-  const path = join(RESULTS, `${String(shot).padStart(2, "0")}-${name}.png`);
+  let file = `${name}.png`;
+  if (numbered) {
+    shot += 1;
+    file = `${String(shot).padStart(2, "0")}-${file}`;
+  }
+  const path = join(RESULTS, file);
   await page.screenshot({ path, fullPage: true });
   // A full-page capture resizes the viewport and back; until the next frame
   // the page can scroll under the pointer of the following click. Settle it.
