@@ -81,6 +81,33 @@ function impactView(what) {
 // The code of a warning: a stage the known principals could never meet.
 const UNSATISFIABLE = "unsatisfiable";
 
+// A stage nobody holds the role of: an engine that judges the principals
+// it is given warns of it.
+const PROBE = {
+  levels: [{ name: "probe", ttlSeconds: 60, stages: [{ name: "probe", requiredApprovals: 1, eligibleRoles: ["probe"] }] }],
+  defaultLevel: "probe",
+  rules: [],
+};
+const judging = new WeakMap();
+
+/**
+ * Whether this engine's `validateRules(rules, { principals })` warns of
+ * unsatisfiable stages (an older package ignores the principals, and would
+ * then seem to say that every stage can be met).
+ */
+function judgesPrincipals(engine) {
+  if (!judging.has(engine)) {
+    let judges = false;
+    try {
+      judges = engine.validateRules(PROBE, { principals: [{ id: "probe", roles: ["other"] }] }).some((item) => item.code === UNSATISFIABLE);
+    } catch {
+      judges = false;
+    }
+    judging.set(engine, judges);
+  }
+  return judging.get(engine);
+}
+
 /**
  * `ctx` gives `engine()`, `backend()`, `principal()`, `rulesState()` ({ rules,
  * digest } or null), `reloadRules()` (loads the rules in force again and
@@ -151,9 +178,16 @@ export function setupRules(ctx) {
    * they could be judged (`known`), not (`unknown`), or not yet (`loading`).
    */
   function showWarnings(warnings) {
-    warningsBox.dataset.principals = directory === null ? "loading" : directory.known ? "known" : "unknown";
+    const engine = ctx.engine();
+    const unsupported = Boolean(directory?.known) && Boolean(engine) && !judgesPrincipals(engine);
+    warningsBox.dataset.principals = directory === null ? "loading" : unsupported ? "unsupported" : directory.known ? "known" : "unknown";
     if (directory === null) {
       replace(warningsBox);
+      return;
+    }
+    if (unsupported) {
+      replace(warningsBox, h("p", { class: "muted", id: "rules-warnings-unjudged" },
+        "Stages nobody could approve are not looked for: the signoff engine on this page cannot judge them yet."));
       return;
     }
     if (!directory.known) {
