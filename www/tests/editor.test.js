@@ -1624,7 +1624,10 @@ describe("emergency reviews, who could approve, the review box, filters in the U
     await page.fill("#q-policyType", "config");
     await queueLoads(page, () => page.press("#q-policyType", "Enter"), { status: "approved", policyType: "config" });
     assert.equal(await page.evaluate(() => location.hash), "#queue?status=approved&policyType=config");
-    await queueLoads(page, () => page.selectOption("#q-view", "full"), { status: "approved", policyType: "config", view: "full" });
+    // By keyboard alone: Tab to the rows' select, and an arrow key picks the next.
+    await page.locator(".skip-link").focus();
+    await tabTo(page, "q-view");
+    await queueLoads(page, () => page.keyboard.press("ArrowDown"), { status: "approved", policyType: "config", view: "full" });
     const full = "#queue?status=approved&policyType=config&view=full";
     assert.equal(await page.evaluate(() => location.hash), full);
     const calls = page.apiCalls.filter(isQueueCall).at(-1);
