@@ -53,8 +53,9 @@ function dueCell(request) {
   const due = Date.parse(review.dueAt);
   const left = due - Date.now();
   if (review.status === "open" && left <= 0) {
+    const ago = -left < 1000 ? "just now" : `${formatDuration(-left)} ago`;
     return h("td", { class: "overdue", dataset: { due: "overdue" } },
-      h("strong", {}, "Overdue"), ": was due ", timeElement(review.dueAt), ` (${formatDuration(-left)} ago)`);
+      h("strong", {}, "Overdue"), ": was due ", timeElement(review.dueAt), ` (${ago})`);
   }
   return h("td", { dataset: { due: "due" } }, "Due ", timeElement(review.dueAt), ` (in ${formatDuration(left)})`);
 }
