@@ -30,6 +30,7 @@ const state = {
   // Counts loads and saves of the rules: a load answered after a newer load
   // or a save began is dropped, so a late answer never brings back old rules.
   rulesGeneration: 0,
+  directory: null, // { key, promise }: who may sign in, asked once per session
 };
 
 function readSession() {
@@ -46,6 +47,7 @@ function writeSession(session) {
   if (session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
   else sessionStorage.removeItem(SESSION_KEY);
   state.server.token = session?.token ?? null;
+  forgetDirectory();
   followEvents();
 }
 state.server.token = state.session?.token ?? null;
@@ -57,6 +59,31 @@ function backend() {
 function principal() {
   if (state.mode === "local") return state.local?.principal ?? null;
   return state.session?.id ? { id: state.session.id, roles: state.session.roles ?? [] } : null;
+}
+
+/**
+ * Who may sign in where requests live now, `{ known, principals, missing?,
+ * failed? }`: the demo principals in local mode, `GET /v1/principals` on the
+ * server. Asked once per mode and session; never rejects (a failure is
+ * answered as principals unknown, and asked again next time).
+ */
+function directory() {
+  const key = state.mode === "local" ? "local" : `server ${state.session?.token ?? ""}`;
+  if (state.directory?.key === key) return state.directory.promise;
+  if (state.mode === "server" && !state.session) return Promise.resolve({ known: false, principals: [], failed: true });
+  const entry = { key };
+  entry.promise = backend().knownPrincipals().catch((error) => {
+    if (state.directory === entry) state.directory = null;
+    return { known: false, principals: [], failed: true, code: error.code };
+  });
+  state.directory = entry;
+  return entry.promise;
+}
+
+/** Who may sign in may differ now (another session or mode). */
+function forgetDirectory() {
+  state.directory = null;
+  rulesView?.forgetPrincipals();
 }
 
 function banner(text, tone = "") {
@@ -89,12 +116,13 @@ const form = setupForm({
 });
 
 const inbox = setupInbox({ backend, principal });
-const queue = setupQueue({ backend });
-const requestView = setupRequestView({ engine: () => state.engine, backend, principal, acted, signInRequired });
+const queue = setupQueue({ backend, navigated: markTabs });
+const requestView = setupRequestView({ engine: () => state.engine, backend, principal, directory, acted, signInRequired });
 const rulesView = setupRules({
   engine: () => state.engine,
   backend,
   principal,
+  directory,
   rulesState: () => state.rules,
   async reloadRules() {
     await loadRules();
@@ -262,10 +290,13 @@ async function signIn(event) {
   }
 }
 
-/** The view a sign-in should lead to: `#signin/<view>/…` names it. */
+/**
+ * The view a sign-in should lead to: `#signin/<view>/…` names it, as it
+ * stands in the URL (a queue's query stays encoded).
+ */
 function signInTarget() {
-  const [name, ...rest] = decodeURIComponent(location.hash.slice(1)).split("/");
-  return name === "signin" && rest.length > 0 ? rest.join("/") : null;
+  const { raw, name } = hashParts();
+  return name === "signin" && raw.startsWith("signin/") && raw.length > "signin/".length ? raw.slice("signin/".length) : null;
 }
 
 /**
@@ -277,8 +308,8 @@ function signInRequired() {
     writeSession(null);
     renderWho();
   }
-  const here = decodeURIComponent(location.hash.slice(1));
-  const target = here.startsWith("signin") ? signInTarget() : here;
+  const { raw: here, name } = hashParts();
+  const target = name === "signin" ? signInTarget() : here;
   history.replaceState(null, "", target ? `#signin/${target}` : "#signin");
   route({ focus: true });
 }
@@ -338,6 +369,7 @@ async function setMode(mode) {
   }
   state.mode = mode;
   sessionStorage.setItem(MODE_KEY, mode);
+  forgetDirectory();
   followEvents();
   byId(`mode-${mode}`).checked = true;
   byId("signin-server").hidden = mode !== "server";
@@ -372,9 +404,35 @@ const VIEWS = ["inbox", "new", "queue", "request", "rules", "signin"];
 // Views whose data the server gives only to a signed-in caller.
 const SIGNED_IN_VIEWS = new Set(["inbox", "queue", "request"]);
 
+/**
+ * The URL hash in parts: `#queue?status=approved` is the view `queue` with
+ * the query `status=approved`; `#request/<id>` the view `request` with the
+ * path `[id]`. `raw` is the hash as it stands, without `#`.
+ */
+function hashParts() {
+  const raw = location.hash.slice(1);
+  const cut = raw.indexOf("?");
+  const [name, ...rest] = decodeURIComponent(cut < 0 ? raw : raw.slice(0, cut)).split("/");
+  return { raw, name, rest, query: cut < 0 ? "" : raw.slice(cut + 1) };
+}
+
 function currentView() {
-  const [name] = decodeURIComponent(location.hash.slice(1)).split("/");
+  const { name } = hashParts();
   return VIEWS.includes(name) ? name : "new";
+}
+
+/**
+ * Marks the tab of the view on show: a request belongs to the queue, and
+ * the queue of emergency reviews has its own tab.
+ */
+function markTabs() {
+  const view = currentView();
+  const reviews = view === "queue" && new URLSearchParams(hashParts().query).has("emergencyReview");
+  const tab = view === "request" ? "queue" : reviews ? "reviews" : view;
+  for (const link of document.querySelectorAll(".tabs a")) {
+    if (link.dataset.route === tab) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 /**
@@ -383,18 +441,14 @@ function currentView() {
  * twice).
  */
 async function route({ focus = false, load = true } = {}) {
-  const hash = decodeURIComponent(location.hash.slice(1));
-  const [, ...rest] = hash.split("/");
+  const { rest, query } = hashParts();
   const view = currentView();
   if (load && state.mode === "server" && SIGNED_IN_VIEWS.has(view) && !state.session) {
     signInRequired();
     return;
   }
   for (const candidate of VIEWS) byId(`view-${candidate}`).hidden = candidate !== view;
-  for (const link of document.querySelectorAll(".tabs a")) {
-    if (link.dataset.route === view || (view === "request" && link.dataset.route === "queue")) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
+  markTabs();
   if (view !== "request") requestView.hide();
   if (view === "signin") {
     const next = signInTarget();
@@ -402,12 +456,12 @@ async function route({ focus = false, load = true } = {}) {
     why.hidden = !next || state.mode !== "server";
     why.textContent = next?.startsWith("request/")
       ? "Sign in to open the request the link names: you will land on it."
-      : `Sign in to see ${next?.split("/")[0] ?? "this page"}: you will land on it.`;
+      : `Sign in to see ${next?.split(/[/?]/)[0] ?? "this page"}: you will land on it.`;
   }
   if (focus) byId(`${view}-heading`).focus();
   if (!load) return;
   if (view === "inbox") await inbox.load();
-  if (view === "queue") await queue.load();
+  if (view === "queue") await queue.load({ params: query });
   if (view === "request") await requestView.show(rest.join("/"));
   if (view === "rules") {
     // Show the rules in force now, not the ones loaded at sign-in.

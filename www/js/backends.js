@@ -124,14 +124,39 @@ export class ServerBackend {
     return (await this.call("POST", "/v1/requests", { body: change, headers })).data;
   }
 
-  async list({ status, policyType, limit, cursor } = {}) {
+  /**
+   * One page of requests. `q` (a search in titles and policy ids),
+   * `emergencyReview` (`open` or `overdue`) and `view` (`full` or
+   * `summary`) are sent only when given.
+   */
+  async list({ status, policyType, q, emergencyReview, view, limit, cursor } = {}) {
     const query = new URLSearchParams();
     if (status) query.set("status", status);
     if (policyType) query.set("policyType", policyType);
+    if (q) query.set("q", q);
+    if (emergencyReview) query.set("emergencyReview", emergencyReview);
+    if (view) query.set("view", view);
     if (limit) query.set("limit", String(limit));
     if (cursor) query.set("cursor", cursor);
     const { data } = await this.call("GET", `/v1/requests?${query}`);
     return { items: data.items ?? [], nextCursor: data.nextCursor ?? null };
+  }
+
+  /**
+   * Who may sign in, as the server knows them (GET /v1/principals):
+   * `{ known, principals }`. A server that signs people in through OpenID
+   * Connect knows nobody in advance (`known: false`); an older server has
+   * no such route (404), and is answered the same way, with `missing`.
+   */
+  async knownPrincipals() {
+    try {
+      const { data } = await this.call("GET", "/v1/principals");
+      const known = data?.known === true;
+      return { known, principals: known && Array.isArray(data.data) ? data.data : [], missing: false };
+    } catch (error) {
+      if (error.status === 404) return { known: false, principals: [], missing: true };
+      throw error;
+    }
   }
 
   /**
@@ -278,6 +303,11 @@ export class LocalBackend {
     return this.run(() => this.manager.simulateRules(rules, { principals: this.principals }));
   }
 
+  /** The demo principals: everyone who may act in local mode. */
+  async knownPrincipals() {
+    return { known: true, principals: this.principals, missing: false };
+  }
+
   /** Restores the demo rules and erases every local request. */
   async reset() {
     localStorage.removeItem(RULES_KEY);
@@ -289,10 +319,13 @@ export class LocalBackend {
     return this.run(() => this.manager.create(change, this.principal, idempotencyKey ? { idempotencyKey } : {}));
   }
 
-  list({ status, policyType, limit, cursor } = {}) {
+  list({ status, policyType, q, emergencyReview, view, limit, cursor } = {}) {
     const query = {};
     if (status) query.status = status;
     if (policyType) query.policyType = policyType;
+    if (q) query.q = q;
+    if (emergencyReview) query.emergencyReview = emergencyReview;
+    if (view) query.view = view;
     if (limit) query.limit = Number(limit);
     if (cursor) query.cursor = cursor;
     return this.run(async () => {

@@ -3,6 +3,8 @@
 // principal may take (each disabled button says why).
 
 import { byId, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
+import { approversView } from "./approvers.js";
+import { diffView } from "./diff.js";
 import { approvalsNeeded, explanationView, whoMayApprove } from "./explain.js";
 import { errorText, plain } from "./messages.js";
 import { allowedActions } from "./permissions.js";
@@ -36,14 +38,16 @@ const ENDINGS = new Set(["reject", "cancel", "expire"]);
 /**
  * `ctx` gives `engine()` (the signoff package, which decides what the
  * principal may do and checks the history), `backend()`, `principal()`,
- * `acted(request, action)` (an action went through) and `signInRequired()`
- * (the token was refused while loading).
+ * `directory()` (resolves to who may sign in, `{ known, principals, … }`,
+ * and never rejects), `acted(request, action)` (an action went through)
+ * and `signInRequired()` (the token was refused while loading).
  */
 export function setupRequestView(ctx) {
   const heading = byId("request-heading");
   const body = byId("request-body");
   const announce = byId("request-announcement");
   let request = null;
+  let directory = null; // who may sign in, as ctx.directory() last answered
   let timer = null;
   let reloading = false;
   let sending = false; // an action of this page is on its way
@@ -175,9 +179,59 @@ export function setupRequestView(ctx) {
   }
 
   /**
-   * One action's form. `fields` are extra controls before the text area;
-   * `check(form)` answers why the form cannot be sent yet (or null);
-   * `onSubmit(text, form)` sends it; `done(updated)` words the outcome.
+   * Sends one action and shows its outcome: `run()` calls the backend,
+   * `done(updated)` adds words to the outcome. `form` is the name of the
+   * form it came from (its texts are cleared once sent), `status` the
+   * element that says a sign-in is needed.
+   */
+  async function perform({ name, label, form, status, run, done = null }) {
+    markBusy(status);
+    say(status, "Sending…");
+    sending = true;
+    try {
+      const updated = await run();
+      sending = false;
+      ctx.acted(updated, name);
+      request = updated;
+      body.dataset.version = String(request.version);
+      const outcome = `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`;
+      render({ text: done ? `${outcome} ${done(updated)}` : outcome, tone: "ok" }, { sent: form });
+      settle(body, "acted");
+    } catch (error) {
+      // Someone may have acted meanwhile: show the request as it is now,
+      // with the refusal above it, rather than the copy this page holds.
+      sending = false;
+      const refusal = { text: `${label} was refused. ${errorText(error)}`, tone: "error", code: error.code };
+      if (error.code === "unauthenticated") {
+        say(status, refusal.text, "error");
+        status.dataset.code = error.code;
+        settle(status, "refused");
+        ctx.signInRequired();
+        return;
+      }
+      await show(request.id, { notice: refusal, refused: name });
+    }
+  }
+
+  /** A submit button that stays focusable when blocked, and says why. */
+  function actionButton(name, label, blocked, { tone = null, value = null } = {}) {
+    return h("button", {
+      type: "submit",
+      id: `${name}-button`,
+      name: value ? "action" : null,
+      value,
+      class: tone,
+      "aria-disabled": blocked ? "true" : null,
+      "aria-describedby": blocked ? `${name}-reason` : null,
+      dataset: blocked ? { blocked: blocked.code } : {},
+    }, label);
+  }
+
+  /**
+   * One action's form (cancel, amend, review). `fields` are extra controls
+   * before the text area; `check(form)` answers why the form cannot be sent
+   * yet (or null); `onSubmit(text, form)` sends it; `done(updated)` words
+   * the outcome.
    */
   function actionForm({ name, label, blocked, textarea, confirm, fields = null, check = null, onSubmit, done = null }) {
     const reasonId = `${name}-reason`;
@@ -188,14 +242,7 @@ export function setupRequestView(ctx) {
         h("label", { for: `${name}-text` }, textarea.label),
         h("textarea", { id: `${name}-text`, rows: 2, disabled: Boolean(blocked), "aria-describedby": statusId }));
     }
-    const button = h("button", {
-      type: "submit",
-      id: `${name}-button`,
-      class: name === "reject" || name === "cancel" ? "danger" : null,
-      "aria-disabled": blocked ? "true" : null,
-      "aria-describedby": blocked ? reasonId : null,
-      dataset: blocked ? { blocked: blocked.code } : {},
-    }, label);
+    const button = actionButton(name, label, blocked, { tone: name === "cancel" ? "danger" : null });
     const status = h("div", { id: statusId, role: "status", "aria-live": "polite", class: "notice" });
     // An action that cannot be undone asks first, in the page (not a
     // browser dialog), and sends nothing until it is confirmed.
@@ -220,35 +267,10 @@ export function setupRequestView(ctx) {
       question,
       status);
 
-    async function send(text) {
+    function send(text) {
       if (question) question.hidden = true;
       button.setAttribute("aria-disabled", "true");
-      markBusy(status);
-      say(status, "Sending…");
-      sending = true;
-      try {
-        const updated = await onSubmit(text, form);
-        sending = false;
-        ctx.acted(updated, name);
-        request = updated;
-        body.dataset.version = String(request.version);
-        const outcome = `${label}: done. Status ${updated.status}${updated.stage ? `, stage ${updated.stage}` : ""}.`;
-        render({ text: done ? `${outcome} ${done(updated)}` : outcome, tone: "ok" }, { sent: name });
-        settle(body, "acted");
-      } catch (error) {
-        // Someone may have acted meanwhile: show the request as it is now,
-        // with the refusal above it, rather than the copy this page holds.
-        sending = false;
-        const refusal = { text: `${label} was refused. ${errorText(error)}`, tone: "error", code: error.code };
-        if (error.code === "unauthenticated") {
-          say(status, refusal.text, "error");
-          status.dataset.code = error.code;
-          settle(status, "refused");
-          ctx.signInRequired();
-          return;
-        }
-        await show(request.id, { notice: refusal, refused: name });
-      }
+      return perform({ name, label, form: name, status, run: () => onSubmit(text, form), done });
     }
 
     form.addEventListener("submit", (event) => {
@@ -282,6 +304,74 @@ export function setupRequestView(ctx) {
         return;
       }
       send(text);
+    });
+    return form;
+  }
+
+  /**
+   * The review box: one comment text area and the actions approve (the
+   * text is its optional comment), reject (the text is the reason it
+   * requires) and comment (the text is the comment). Each blocked button
+   * says why, below the buttons.
+   */
+  function respondForm(allowed) {
+    const backend = ctx.backend();
+    const id = request.id;
+    const actions = [
+      {
+        name: "approve", label: "Approve", blocked: allowed.approve, tone: null,
+        run: (text) => backend.approve(id, { comment: text || undefined }),
+      },
+      {
+        name: "reject", label: "Reject", blocked: allowed.reject, tone: "danger",
+        required: "A reason is required to reject: write it in the comment box.",
+        run: (text) => backend.reject(id, { reason: text }),
+      },
+      {
+        name: "comment", label: "Add comment", blocked: allowed.comment, tone: "secondary",
+        required: "Write a comment first.",
+        run: (text) => backend.comment(id, { text }),
+      },
+    ];
+    const allBlocked = actions.every((action) => action.blocked);
+    const status = h("div", { id: "respond-status", role: "status", "aria-live": "polite", class: "notice" });
+    const text = h("textarea", { id: "respond-text", rows: 3, disabled: allBlocked, "aria-describedby": "respond-help respond-status" });
+    const blockedOnes = actions.filter((action) => action.blocked);
+    const form = h("form", { class: "act", id: "respond-form", "aria-label": "Approve, reject or comment" },
+      h("div", { class: "field" },
+        h("label", { for: "respond-text" }, "Comment"),
+        text,
+        h("p", { class: "help", id: "respond-help" }, "Optional when you approve; required to reject (it is the reason) or to add a comment.")),
+      h("div", { class: "actions" }, actions.map((action) => actionButton(action.name, action.label, action.blocked, { tone: action.tone, value: action.name }))),
+      blockedOnes.length > 0
+        ? h("ul", { class: "reasons" }, blockedOnes.map((action) => h("li", { class: "reason", id: `${action.name}-reason` },
+          h("strong", {}, `${action.label}: `), action.blocked.reason)))
+        : null,
+      status);
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const action = actions.find((candidate) => candidate.name === event.submitter?.value);
+      if (!action) return;
+      if (event.submitter.getAttribute("aria-disabled") === "true") {
+        // A disabled button sends nothing; it says why once more.
+        if (action.blocked) {
+          say(status, `Not sent: ${action.blocked.reason}`);
+          status.dataset.action = action.name;
+          settle(status, "blocked");
+        }
+        return;
+      }
+      const written = text.value.trim();
+      status.dataset.action = action.name;
+      if (action.required && written === "") {
+        say(status, action.required, "error");
+        settle(status, "invalid");
+        text.focus();
+        return;
+      }
+      for (const button of form.querySelectorAll("button[type=submit]")) button.setAttribute("aria-disabled", "true");
+      perform({ name: action.name, label: action.label, form: "respond", status, run: () => action.run(written) });
     });
     return form;
   }
@@ -360,16 +450,7 @@ export function setupRequestView(ctx) {
     return h("section", { class: "panel", "aria-labelledby": "actions-heading" },
       h("h2", { id: "actions-heading" }, "Act on this request"),
       h("p", { class: "muted" }, principal ? `As ${principal.id}${principal.roles?.length ? ` (${principal.roles.join(", ")})` : ""}.` : "Nobody is signed in."),
-      actionForm({
-        name: "approve", label: "Approve", blocked: allowed.approve,
-        textarea: { label: "Approval comment (optional)" },
-        onSubmit: (text) => backend.approve(id, { comment: text || undefined }),
-      }),
-      actionForm({
-        name: "reject", label: "Reject", blocked: allowed.reject,
-        textarea: { label: "Reason for rejecting (required)", required: "A reason is required to reject." },
-        onSubmit: (text) => backend.reject(id, { reason: text }),
-      }),
+      respondForm(allowed),
       actionForm({
         name: "cancel", label: "Cancel request", blocked: allowed.cancel,
         confirm: {
@@ -378,11 +459,6 @@ export function setupRequestView(ctx) {
           no: "Keep it",
         },
         onSubmit: () => backend.cancel(id),
-      }),
-      actionForm({
-        name: "comment", label: "Add comment", blocked: allowed.comment,
-        textarea: { label: "Comment", required: "Write a comment first." },
-        onSubmit: (text) => backend.comment(id, { text }),
       }),
       // Offered only to whom the engine allows them: the requester of a
       // pending request amends; an eligible reviewer closes an emergency's
@@ -442,6 +518,7 @@ export function setupRequestView(ctx) {
             explanationView(request.levelExplanation, "request-explanation"),
             h("h3", {}, "Stages"),
             stagesView(),
+            approversView(ctx.engine(), request, directory),
             request.rejection
               ? h("p", { class: "notice error", id: "rejection" }, `Rejected by ${request.rejection.by} at stage ${request.rejection.stage}: “${request.rejection.reason}”`)
               : null),
@@ -463,7 +540,7 @@ export function setupRequestView(ctx) {
               Object.keys(change.metadata ?? {}).length > 0
                 ? [h("dt", {}, "Metadata"), h("dd", {}, h("ul", {}, Object.entries(change.metadata).map(([key, value]) => h("li", {}, h("code", {}, key), ` = ${JSON.stringify(value)}`))))]
                 : null),
-            change.diff ? [h("h3", {}, "Diff"), h("pre", { class: "diff" }, change.diff)] : null),
+            change.diff ? [h("h3", { id: "change-diff-heading" }, "Diff"), diffView(change.diff, { id: "change-diff", label: "Diff of the change" })] : null),
           h("section", { class: "panel", "aria-labelledby": "history-heading" },
             h("h2", { id: "history-heading" }, "History"),
             auditView(judged),
@@ -516,9 +593,12 @@ export function setupRequestView(ctx) {
       replace(body, h("p", { role: "status" }, "Loading…"));
     }
     try {
-      const fresh = await ctx.backend().get(id);
+      // Who may sign in names those who could approve; it is asked once
+      // per session, alongside the request.
+      const [fresh, known] = await Promise.all([ctx.backend().get(id), ctx.directory()]);
       if (mine !== loadSeq) return;
       request = fresh;
+      directory = known;
       render(notice);
       body.dataset.version = String(request.version);
       settle(body, refused ? "refused" : "loaded");

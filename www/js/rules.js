@@ -3,6 +3,7 @@
 // (path, code, message), and saves with If-Match so that nobody overwrites a
 // change they have not seen.
 
+import { diffView, unifiedDiff } from "./diff.js";
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { formatSeconds, whoMayApprove } from "./explain.js";
 import { errorText, plain, problemText } from "./messages.js";
@@ -47,11 +48,6 @@ export function rulesSummary(rules, digest) {
     h("details", {}, h("summary", {}, "The document as JSON"), h("pre", { class: "diff" }, JSON.stringify(rules, null, 2))));
 }
 
-/**
- * `ctx` gives `engine()`, `backend()`, `principal()`, `rulesState()` ({ rules,
- * digest } or null), `reloadRules()` (loads the rules in force again and
- * resolves to the new state) and `rulesSaved(state)`.
- */
 /** The answer of a simulation, for people. */
 function impactView(what) {
   if (!what.valid) {
@@ -82,6 +78,42 @@ function impactView(what) {
   return parts;
 }
 
+// The code of a warning: a stage the known principals could never meet.
+const UNSATISFIABLE = "unsatisfiable";
+
+// A stage nobody holds the role of: an engine that judges the principals
+// it is given warns of it.
+const PROBE = {
+  levels: [{ name: "probe", ttlSeconds: 60, stages: [{ name: "probe", requiredApprovals: 1, eligibleRoles: ["probe"] }] }],
+  defaultLevel: "probe",
+  rules: [],
+};
+const judging = new WeakMap();
+
+/**
+ * Whether this engine's `validateRules(rules, { principals })` warns of
+ * unsatisfiable stages (an older package ignores the principals, and would
+ * then seem to say that every stage can be met).
+ */
+function judgesPrincipals(engine) {
+  if (!judging.has(engine)) {
+    let judges = false;
+    try {
+      judges = engine.validateRules(PROBE, { principals: [{ id: "probe", roles: ["other"] }] }).some((item) => item.code === UNSATISFIABLE);
+    } catch {
+      judges = false;
+    }
+    judging.set(engine, judges);
+  }
+  return judging.get(engine);
+}
+
+/**
+ * `ctx` gives `engine()`, `backend()`, `principal()`, `rulesState()` ({ rules,
+ * digest } or null), `reloadRules()` (loads the rules in force again and
+ * resolves to the new state), `rulesSaved(state)` and `directory()` (resolves
+ * to who may sign in, `{ known, principals, … }`, and never rejects).
+ */
 export function setupRules(ctx) {
   const current = byId("rules-current");
   const status = byId("rules-status");
@@ -90,22 +122,40 @@ export function setupRules(ctx) {
   const save = byId("rules-save");
   const reason = byId("rules-save-reason");
   const saveStatus = byId("rules-save-status");
+  const warningsBox = byId("rules-warnings");
+  const diffBody = byId("rules-diff-body");
   let dirty = false;
+  // Who may sign in, once known: the stages they could never meet are
+  // warned about as the draft is typed.
+  let directory = null;
+  let asked = 0; // only the latest question about them is answered
 
-  /** Parses and validates the editor's text: `{ document, items }`. */
+  /**
+   * Parses and validates the editor's text: `{ document, items, warnings }`.
+   * The engine judges the draft against the principals who may sign in,
+   * when they are known: its `unsatisfiable` items are warnings, which never
+   * keep a document from being saved.
+   */
   function check() {
     let document;
     try {
       document = JSON.parse(text.value);
     } catch (error) {
-      return { document: null, items: [{ path: "", code: "invalid_type", message: `is not JSON: ${error.message}` }] };
+      return { document: null, items: [{ path: "", code: "invalid_type", message: `is not JSON: ${error.message}` }], warnings: [] };
     }
     const engine = ctx.engine();
-    if (!engine) return { document, items: [] };
+    if (!engine) return { document, items: [], warnings: [] };
     try {
-      return { document, items: engine.validateRules(document) };
+      const judged = directory?.known
+        ? engine.validateRules(document, { principals: directory.principals })
+        : engine.validateRules(document);
+      return {
+        document,
+        items: judged.filter((item) => item.code !== UNSATISFIABLE),
+        warnings: judged.filter((item) => item.code === UNSATISFIABLE),
+      };
     } catch (error) {
-      return { document, items: [{ path: "", code: error.code ?? "internal", message: error.message }] };
+      return { document, items: [{ path: "", code: error.code ?? "internal", message: error.message }], warnings: [] };
     }
   }
 
@@ -120,6 +170,82 @@ export function setupRules(ctx) {
       h("thead", {}, h("tr", {}, ["Path", "Code", "Message"].map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, items.map((item) => h("tr", { dataset: { code: item.code, path: item.path } },
         h("td", {}, item.path || "(document)"), h("td", {}, h("code", {}, item.code)), h("td", {}, problemText(item)))))));
+  }
+
+  /**
+   * The stages nobody known could meet, apart from the problems: they do
+   * not keep the draft from being saved. `data-principals` says whether
+   * they could be judged (`known`), not (`unknown`), or not yet (`loading`).
+   */
+  function showWarnings(warnings) {
+    const engine = ctx.engine();
+    const unsupported = Boolean(directory?.known) && Boolean(engine) && !judgesPrincipals(engine);
+    warningsBox.dataset.principals = directory === null ? "loading" : unsupported ? "unsupported" : directory.known ? "known" : "unknown";
+    if (directory === null) {
+      replace(warningsBox);
+      return;
+    }
+    if (unsupported) {
+      replace(warningsBox, h("p", { class: "muted", id: "rules-warnings-unjudged" },
+        "Stages nobody could approve are not looked for: the signoff engine on this page cannot judge them yet."));
+      return;
+    }
+    if (!directory.known) {
+      replace(warningsBox, h("p", { class: "muted", id: "rules-warnings-unjudged" }, directory.missing || !directory.failed
+        ? "Stages nobody could approve are not looked for: the server does not say who may sign in."
+        : "Stages nobody could approve are not looked for: who may sign in could not be loaded."));
+      return;
+    }
+    if (warnings.length === 0) {
+      replace(warningsBox, h("p", { class: "muted", id: "rules-warnings-none" },
+        `Every stage can be met by the ${directory.principals.length} principals who may sign in.`));
+      return;
+    }
+    replace(warningsBox, h("div", { class: "notice warning" },
+      h("p", { id: "rules-warnings-heading" }, h("strong", {}, warnings.length === 1 ? "1 warning" : `${warnings.length} warnings`),
+        ": saving is still allowed, but nobody who may sign in could meet these stages."),
+      h("ul", { id: "rules-warning-list", "aria-labelledby": "rules-warnings-heading" }, warnings.map((warning) =>
+        h("li", { dataset: { code: warning.code, path: warning.path } }, h("code", {}, warning.path), ` — ${plain(warning.message)}.`)))));
+  }
+
+  /**
+   * The draft against the rules in force, line by line: both as the engine
+   * would read them (pretty JSON), so that spacing alone changes nothing; a
+   * draft that is not JSON is compared as typed.
+   */
+  function showDiff(document) {
+    const state = ctx.rulesState();
+    if (!state) {
+      replace(diffBody, h("p", { class: "muted" }, "The rules in force are not loaded: nothing to compare with."));
+      return;
+    }
+    const inForce = JSON.stringify(state.rules, null, 2);
+    const draft = document === null ? text.value : JSON.stringify(document, null, 2);
+    const diff = unifiedDiff(inForce, draft, { from: "rules in force", to: "draft" });
+    if (diff === "") {
+      replace(diffBody, h("p", { class: "muted", id: "rules-diff-none" }, "No changes: the draft is the rules in force."));
+      return;
+    }
+    replace(diffBody, diffView(diff, { id: "rules-diff-text", label: "Changes of the draft against the rules in force" }));
+  }
+
+  /** Checks the draft and shows its problems, warnings and changes. */
+  function judge() {
+    const judged = check();
+    showProblems(judged.items);
+    showWarnings(judged.warnings);
+    showDiff(judged.document);
+    return judged;
+  }
+
+  /** Asks who may sign in (once per session), then judges the draft again. */
+  function learnPrincipals() {
+    const mine = ++asked;
+    ctx.directory().then((known) => {
+      if (mine !== asked || directory === known) return;
+      directory = known;
+      judge();
+    });
   }
 
   function updateSave() {
@@ -145,14 +271,14 @@ export function setupRules(ctx) {
     if (state && (force || !dirty)) {
       text.value = JSON.stringify(state.rules, null, 2);
       dirty = false;
-      showProblems(check().items);
     }
+    judge();
   }
 
   text.addEventListener("input", () => {
     dirty = true;
     say(saveStatus, "");
-    showProblems(check().items);
+    judge();
   });
   // Revert loads the rules in force from where they live: after a refused
   // save the copy this page holds is the stale one.
@@ -179,8 +305,8 @@ export function setupRules(ctx) {
   byId("rules-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     if (save.getAttribute("aria-disabled") === "true") return;
-    const { document, items } = check();
-    showProblems(items);
+    // Warnings never keep a document from being saved; problems do.
+    const { document, items } = judge();
     if (items.length > 0) {
       say(saveStatus, "Fix the problems listed above first.", "error");
       settle(saveStatus, "invalid");
@@ -258,6 +384,12 @@ export function setupRules(ctx) {
       }
       fillEditor();
       updateSave();
+      learnPrincipals();
+    },
+    /** Who may sign in changed (another mode or session): ask again. */
+    forgetPrincipals() {
+      asked += 1;
+      directory = null;
     },
   };
 }

@@ -45,8 +45,8 @@ async function settled(page, selector, action, states) {
 }
 
 /** The `data-query` the queue shows once it loaded `query`. */
-function queueKey({ status = "pending", policyType = "", limit = 25, page = 1 } = {}) {
-  return new URLSearchParams({ status, policyType, limit: String(limit), page: String(page) }).toString();
+function queueKey({ status = "pending", policyType = "", q = "", emergencyReview = "", view = "summary", limit = 25, page = 1 } = {}) {
+  return new URLSearchParams({ status, policyType, q, emergencyReview, view, limit: String(limit), page: String(page) }).toString();
 }
 
 /** Runs `action` (which loads the queue) and waits for the page of `query`. */
@@ -363,8 +363,8 @@ describe("policy editor against the signoff server", () => {
     await screenshot(page, "server-request-as-requester");
 
     // Clicking a disabled button sends nothing, and says why again.
-    await settled(page, "#approve-status", () => page.click("#approve-button", { force: true }), ["blocked"]);
-    assert.match(await page.locator("#approve-status").textContent(), /^Not sent: You filed this request/);
+    await settled(page, "#respond-status", () => page.click("#approve-button", { force: true }), ["blocked"]);
+    assert.match(await page.locator("#respond-status").textContent(), /^Not sent: You filed this request/);
     assert.deepEqual(page.apiCalls.filter((call) => call.path.endsWith("/approve")), []);
     assert.equal(await page.locator("#request-stage").textContent(), "security-review");
     assertClean(page);
@@ -382,7 +382,7 @@ describe("policy editor against the signoff server", () => {
     assert.match(await page.locator("#approve-reason").textContent(), /needs one of the roles security; you hold engineer/);
     assert.equal(await page.getAttribute("#cancel-button", "data-blocked"), "forbidden");
     assert.equal(await page.getAttribute("#comment-button", "aria-disabled"), null);
-    await page.fill("#comment-text", "Looks fine from the engineering side.");
+    await page.fill("#respond-text", "Looks fine from the engineering side.");
     await act(page, "#comment-button");
     await page.locator('#history li[data-action="comment"]').waitFor();
     await screenshot(page, "server-request-as-bob");
@@ -391,7 +391,7 @@ describe("policy editor against the signoff server", () => {
     await signIn(page, server.principals.carol);
     await openRequest(page, requestId);
     assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
-    await page.fill("#approve-text", "Scoped correctly.");
+    await page.fill("#respond-text", "Scoped correctly.");
     await act(page, "#approve-button");
     assert.equal(await page.locator("#request-stage").textContent(), "lead-signoff");
     assert.match(await page.locator("#request-announcement").textContent(), /stage lead-signoff/);
@@ -790,7 +790,7 @@ describe("the editor as a review tool: bugs of the review", () => {
     // on show, not the announcement of an earlier action.
     const another = await file(alice, { title: "Rotate the cache key again" });
     await openRequest(page, another.id);
-    await page.fill("#comment-text", "Checked the key rotation plan.");
+    await page.fill("#respond-text", "Checked the key rotation plan.");
     await act(page, "#comment-button");
     assert.match(await page.locator("#request-announcement").textContent(), /^Add comment: done\./);
     assert.equal((await api(alice, "POST", `/v1/requests/${another.id}/cancel`)).status, 200);
@@ -1363,6 +1363,463 @@ describe("sign-in with an OpenID Connect token", () => {
   });
 });
 
+/**
+ * Waits until `check()` resolves to something truthy, asking again every
+ * 100 ms: for a state of the server that comes with time (a review that
+ * falls due), never a fixed sleep. Fails after `timeoutMs`, saying `what`.
+ */
+async function eventually(check, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await check();
+    if (result) return result;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+/** The ids the server lists for `query`, as `principal`, all pages of up to 500. */
+async function listedIds(principal, query) {
+  const { status, body } = await api(principal, "GET", `/v1/requests?${query}&limit=500`);
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.nextCursor, undefined);
+  return body.items.map((request) => request.id);
+}
+
+/** The rules in force with an emergency filing for engineers at the `peer` level. */
+function withPeerEmergency(rules, reviewWithinSeconds) {
+  const changed = structuredClone(rules);
+  changed.levels.find((level) => level.name === "peer").emergency = { allowedRoles: ["engineer"], reviewWithinSeconds };
+  return changed;
+}
+
+/** The demo rules plus a level whose one stage has two groups and escalates after an hour. */
+function withGroupLevel(rules) {
+  const infra = {
+    name: "infra", ttlSeconds: 86400, stages: [{
+      name: "infra-review", escalateAfterSeconds: 3600, escalationRoles: ["security-lead"], groups: [
+        { name: "engineering", requiredApprovals: 1, eligibleRoles: ["engineer"] },
+        { name: "security", requiredApprovals: 1, eligibleRoles: ["security"] },
+      ],
+    }],
+  };
+  return {
+    ...rules,
+    levels: [...rules.levels, infra],
+    rules: [...rules.rules, { name: "infra", when: { policyIdPrefix: "infra/" }, level: "infra" }],
+  };
+}
+
+// A unified diff with a removal, an addition and one line of 300 characters.
+const DIFF = "--- a/admins.yaml\n+++ b/admins.yaml\n@@ -1,4 +1,4 @@\n members:\n-  - alice\n+  - bob\n   - carol\n"
+  + `   # ${"x".repeat(300)}\n`;
+
+/** The ids of the principals named on one line of `#approvers` (`data-names`). */
+async function namesOn(page, selector) {
+  const names = await page.getAttribute(selector, "data-names");
+  return names ? names.split(" ") : [];
+}
+
+/** Presses Tab until `id` has the focus; fails after `most` presses. */
+async function tabTo(page, id, most = 80) {
+  for (let i = 0; i < most; i += 1) {
+    if (await page.evaluate(() => document.activeElement?.id) === id) return;
+    await page.keyboard.press("Tab");
+  }
+  throw new Error(`Tab never reached #${id}`);
+}
+
+describe("emergency reviews, who could approve, the review box, filters in the URL and diffs", () => {
+  it("lists the open and the overdue emergency reviews from their own tab, with the overdue count and when each is due", async () => {
+    const { alice, bob } = server.principals;
+    const stamp = Date.now();
+    const { rules } = await rulesInForce();
+    let late;
+    let due;
+    await putRules(withPeerEmergency(rules, 1));
+    try {
+      late = await file(alice, { title: `Restore the cache now ${stamp}`, emergency: { reason: "The cache is down and the shop with it." } });
+      await putRules(withPeerEmergency(rules, 86400));
+      due = await file(alice, { title: `Flush the cache now ${stamp}`, emergency: { reason: "A poisoned entry is served to everyone." } });
+    } finally {
+      await putRules(rules);
+    }
+    assert.equal(late.emergency.review.status, "open");
+    await eventually(async () => (await listedIds(bob, "emergencyReview=overdue")).includes(late.id), "the first review to fall due");
+
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await queueLoads(page, () => page.click('.tabs a[data-route="reviews"]'), { status: "approved", emergencyReview: "open" });
+    assert.equal(await page.evaluate(() => location.hash), "#queue?emergencyReview=open");
+    assert.equal(await page.getAttribute('.tabs a[data-route="reviews"]', "aria-current"), "page");
+    assert.equal(await page.getAttribute('.tabs a[data-route="queue"]', "aria-current"), null);
+    assert.equal(await page.locator("#queue-heading").textContent(), "Emergency reviews");
+    assert.equal(await page.isDisabled("#q-status"), true);
+    const open = await listedIds(bob, "emergencyReview=open");
+    const shown = await page.locator("#queue-list tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(shown, open.slice(0, 25));
+    // Each row says when its review is, or was, due.
+    const lateRow = page.locator(`#queue-list tr[data-id="${late.id}"]`);
+    assert.equal(await lateRow.getAttribute("data-overdue"), "true");
+    assert.match(await lateRow.locator("td:last-child").textContent(), /^Overdue: was due .+ \((\d\d:\d\d:\d\d ago|just now)\)$/);
+    const dueRow = page.locator(`#queue-list tr[data-id="${due.id}"]`);
+    assert.equal(await dueRow.getAttribute("data-overdue"), "false");
+    assert.match(await dueRow.locator("td:last-child").textContent(), /^Due .+ \(in (23:5\d:\d\d|1 d 00:00:00)\)$/);
+    assert.match(await dueRow.locator(".cell-note").textContent(), /A poisoned entry/);
+    // The count of overdue reviews, all of them.
+    const overdue = await listedIds(bob, "emergencyReview=overdue");
+    assert.equal(await page.getAttribute("#queue-overdue", "data-count"), String(overdue.length));
+    assert.match(await page.locator("#queue-overdue").textContent(), overdue.length === 1 ? /^1 emergency review is overdue\.$/ : /^\d+ emergency reviews are overdue\.$/);
+    await screenshot(page, "reviews-open");
+
+    // Only the overdue ones; the back button shows the open ones again.
+    await queueLoads(page, () => page.selectOption("#q-emergencyReview", "overdue"), { status: "approved", emergencyReview: "overdue" });
+    assert.equal(await page.evaluate(() => location.hash), "#queue?emergencyReview=overdue");
+    const overdueShown = await page.locator("#queue-list tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.ok(overdueShown.includes(late.id) && !overdueShown.includes(due.id), JSON.stringify(overdueShown));
+    await queueLoads(page, () => page.goBack(), { status: "approved", emergencyReview: "open" });
+    assert.equal(await page.inputValue("#q-emergencyReview"), "open");
+    // Back to every request: the status is free again.
+    await queueLoads(page, () => page.click('.tabs a[data-route="queue"]'), {});
+    assert.equal(await page.isDisabled("#q-status"), false);
+    assert.equal(await page.locator("#queue-heading").textContent(), "Queue");
+
+    // Close both reviews, so that nothing is left overdue.
+    for (const request of [late, due]) {
+      const closed = await api(bob, "POST", `/v1/requests/${request.id}/review`, { outcome: "ratified" });
+      assert.equal(closed.status, 200, JSON.stringify(closed.body));
+    }
+    assertClean(page);
+    await page.close();
+  });
+
+  it("names who could approve each group of the current stage now, and when escalation brings in whom (needs GET /v1/principals)", async () => {
+    const { alice, bob, carol } = server.principals;
+    const { rules } = await rulesInForce();
+    await putRules(withGroupLevel(rules));
+    try {
+      const request = await file(alice, { policyId: "infra/approvers", title: `Open the deploy port ${Date.now()}` });
+      assert.equal(request.level, "infra");
+      const page = await openPage(browser.context, `${server.url}/`);
+      await signIn(page, carol);
+      await openRequest(page, request.id);
+      const approvers = page.locator("#approvers");
+      assert.equal(await approvers.getAttribute("data-known"), "true");
+      // The engine decides: alice filed it, so of the engineers only bob.
+      assert.deepEqual(await namesOn(page, '#approvers li[data-group="engineering"]'), ["bob"]);
+      assert.deepEqual(await namesOn(page, '#approvers li[data-group="security"]'), ["carol"]);
+      assert.match(await approvers.textContent(), /alice, who filed it, may not approve it/);
+      // The stage escalates an hour after it became current, and brings in dave.
+      const escalation = page.locator("#escalations li");
+      assert.equal(await escalation.getAttribute("data-state"), "due");
+      assert.equal(Date.parse(await escalation.getAttribute("data-at")), Date.parse(request.stageStartedAt) + 3600_000);
+      assert.deepEqual(await namesOn(page, "#escalations li"), ["dave"]);
+      assert.match(await escalation.textContent(), /^The stage escalates at .+ \(in (00:59:\d\d|01:00:00)\): it brings in the role security-lead — dave \(security-lead\)\.$/);
+      await screenshot(page, "approvers-groups");
+
+      // bob approves elsewhere: his group is met, carol's still waits for her.
+      assert.equal((await api(bob, "POST", `/v1/requests/${request.id}/approve`, {})).status, 200);
+      await page.goto(`${server.url}/#new`);
+      await openRequest(page, request.id);
+      assert.equal(await page.getAttribute('#approvers li[data-group="engineering"]', "data-met"), "true");
+      assert.deepEqual(await namesOn(page, '#approvers li[data-group="security"]'), ["carol"]);
+      await act(page, "#approve-button");
+      assert.equal(await page.getAttribute("#request-status", "data-status"), "approved");
+      assert.equal(await page.locator("#approvers").count(), 0);
+      assertClean(page);
+      await page.close();
+    } finally {
+      await putRules(rules);
+    }
+  });
+
+  it("says only which roles may approve when the server does not say who may sign in (an older server, or sign-in by an identity provider)", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { policyId: "iam/roles-only", policyType: "iam", environment: "prod", title: `Let the auditors in ${Date.now()}` });
+    const answers = [
+      ["an older server", { status: 404, contentType: "application/json", body: JSON.stringify({ error: { code: "not_found", message: "no such route" } }) }, /This server does not say who may sign in/],
+      ["an identity provider", { status: 200, contentType: "application/json", body: JSON.stringify({ data: [], known: false }) }, /knows nobody in advance/],
+    ];
+    for (const [what, answer, words] of answers) {
+      const page = await openPage(browser.context, `${server.url}/`);
+      await page.route("**/v1/principals", (route) => route.fulfill(answer));
+      await signIn(page, bob);
+      await openRequest(page, request.id);
+      const approvers = page.locator("#approvers");
+      assert.equal(await approvers.getAttribute("data-known"), "false", what);
+      assert.match(await page.locator("#approvers-unknown").textContent(), words);
+      assert.equal(await page.getAttribute("#approvers li", "data-roles"), "security");
+      assert.match(await page.locator("#approvers li").textContent(), /^0 of 1 approvals; the role security may approve\.$/);
+      assert.doesNotMatch(await approvers.textContent(), /carol/);
+      await screenshot(page, `approvers-roles-only-${answer.status}`);
+      assertClean(page);
+      await page.close();
+    }
+  });
+
+  it("reviews in one box: a comment with approve, reject or comment, each blocked button saying why, all by keyboard", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { title: `Lower the cache TTL ${Date.now()}` });
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, alice);
+    await openRequest(page, request.id);
+    // One form, one text area, three actions; cancel stays on its own.
+    const box = page.locator("#respond-form");
+    assert.equal(await box.locator("textarea").count(), 1);
+    assert.deepEqual(await box.locator("button[type=submit]").evaluateAll((buttons) => buttons.map((button) => button.id)),
+      ["approve-button", "reject-button", "comment-button"]);
+    assert.equal(await page.locator("#approve-form, #reject-form, #comment-form").count(), 0);
+    assert.equal(await page.locator("#cancel-form #cancel-button").count(), 1);
+    // The requester's approve and reject are blocked, each with its reason.
+    for (const name of ["approve", "reject"]) {
+      assert.equal(await page.getAttribute(`#${name}-button`, "data-blocked"), "self_approval");
+      assert.equal(await page.getAttribute(`#${name}-button`, "aria-describedby"), `${name}-reason`);
+      assert.match(await page.locator(`#${name}-reason`).textContent(), /You filed this request/);
+    }
+    assert.equal(await page.getAttribute("#comment-button", "aria-disabled"), null);
+    assert.equal(await page.locator("#comment-reason").count(), 0);
+    // A blocked button is reached by Tab, and Enter on it says why.
+    await page.locator(".skip-link").focus();
+    await tabTo(page, "approve-button");
+    await settled(page, "#respond-status", () => page.keyboard.press("Enter"), ["blocked"]);
+    assert.match(await page.locator("#respond-status").textContent(), /^Not sent: You filed this request/);
+    await screenshot(page, "review-box-requester");
+    await page.click("#header-signout");
+
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    await page.locator(".skip-link").focus();
+    await tabTo(page, "respond-text");
+    // A comment needs its text: nothing is sent, and the focus comes back.
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "comment-button");
+    await settled(page, "#respond-status", () => page.keyboard.press("Enter"), ["invalid"]);
+    assert.match(await page.locator("#respond-status").textContent(), /^Write a comment first\.$/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), "respond-text");
+    // The text is a reject's reason.
+    await page.keyboard.type("Needs a ticket first.");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "reject-button");
+    await settled(page, "#request-body", () => page.keyboard.press("Enter"), ["acted"]);
+    assert.equal(await page.getAttribute("#request-status", "data-status"), "rejected");
+    assert.match(await page.locator("#rejection").textContent(), /Rejected by bob at stage peer-review: “Needs a ticket first\.”/);
+    assert.match(await page.locator("#request-announcement").textContent(), /^Reject: done\./);
+    assert.equal(await page.inputValue("#respond-text"), "");
+    assertClean(page);
+    await page.close();
+  });
+
+  it("keeps the queue's filters in the URL: a link shows the same view, a reload keeps it, and back restores the filters before", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { policyId: "config/url", title: `Shorten the session timeout ${Date.now()}`, justification: "Sessions stay open for a day; an hour is plenty." });
+    assert.equal((await api(bob, "POST", `/v1/requests/${request.id}/approve`, {})).status, 200);
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await queueLoads(page, () => page.goto(`${server.url}/#queue`), {});
+    await queueLoads(page, () => page.selectOption("#q-status", "approved"), { status: "approved" });
+    assert.equal(await page.evaluate(() => location.hash), "#queue?status=approved");
+    await page.fill("#q-policyType", "config");
+    await queueLoads(page, () => page.press("#q-policyType", "Enter"), { status: "approved", policyType: "config" });
+    assert.equal(await page.evaluate(() => location.hash), "#queue?status=approved&policyType=config");
+    // By keyboard alone: Tab to the rows' select, and an arrow key picks the next.
+    await page.locator(".skip-link").focus();
+    await tabTo(page, "q-view");
+    await queueLoads(page, () => page.keyboard.press("ArrowDown"), { status: "approved", policyType: "config", view: "full" });
+    const full = "#queue?status=approved&policyType=config&view=full";
+    assert.equal(await page.evaluate(() => location.hash), full);
+    const calls = page.apiCalls.filter(isQueueCall).at(-1);
+    assert.equal(new URLSearchParams(calls.search).get("view"), "full");
+    assert.match(await page.locator(`#queue-list tr[data-id="${request.id}"] .cell-note`).textContent(), /an hour is plenty/);
+
+    // A reload keeps the filters, in the controls and in what is listed.
+    await page.reload();
+    await page.waitForFunction(() => document.documentElement.dataset.ready === "true");
+    await page.locator('#queue-table[data-state="loaded"]').waitFor({ state: "attached" });
+    assert.equal(await page.getAttribute("#queue-table", "data-query"), queueKey({ status: "approved", policyType: "config", view: "full" }));
+    assert.equal(await page.inputValue("#q-status"), "approved");
+    assert.equal(await page.inputValue("#q-policyType"), "config");
+    assert.equal(await page.inputValue("#q-view"), "full");
+
+    // Back restores each earlier set of filters.
+    await queueLoads(page, () => page.goBack(), { status: "approved", policyType: "config" });
+    assert.equal(await page.inputValue("#q-view"), "summary");
+    await queueLoads(page, () => page.goBack(), { status: "approved" });
+    assert.equal(await page.inputValue("#q-policyType"), "");
+    await queueLoads(page, () => page.goForward(), { status: "approved", policyType: "config" });
+    await screenshot(page, "queue-filters-in-url");
+
+    // The link, opened in another tab with no session: sign in, and the same view.
+    const shared = await openPage(browser.context, `${server.url}/${full}`);
+    await shared.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await shared.evaluate(() => location.hash), `#signin/${full.slice(1)}`);
+    await settled(shared, "#queue-table", () => signIn(shared, bob, { navigate: false }), ["loaded"]);
+    assert.equal(await shared.evaluate(() => location.hash), full);
+    assert.equal(await shared.getAttribute("#queue-table", "data-query"), queueKey({ status: "approved", policyType: "config", view: "full" }));
+    assert.equal(await shared.locator(`#queue-list tr[data-id="${request.id}"]`).count(), 1);
+    for (const tab of [page, shared]) {
+      assertClean(tab);
+      await tab.close();
+    }
+  });
+
+  it("searches titles and policy ids from the queue, with the other filters, and keeps the search in the URL (needs q on the server)", async () => {
+    const { alice, bob } = server.principals;
+    const token = `zq${Date.now()}`;
+    const inTitle = await file(alice, { policyId: "config/search-a", title: `Rotate the ${token.toUpperCase()} key` });
+    const inPolicy = await file(alice, { policyId: `config/${token}/b`, title: "Rotate another key" });
+    const network = await file(alice, { policyId: "net/search-c", policyType: "network", title: `Open the ${token} port` });
+    await file(alice, { policyId: "config/search-d", title: "Something else entirely" });
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await queueLoads(page, () => page.goto(`${server.url}/#queue`), {});
+    await page.fill("#q-search", token);
+    await queueLoads(page, () => page.press("#q-search", "Enter"), { q: token });
+    assert.equal(await page.evaluate(() => location.hash), `#queue?q=${token}`);
+    assert.equal(new URLSearchParams(page.apiCalls.filter(isQueueCall).at(-1).search).get("q"), token);
+    const found = await page.locator("#queue-list tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(new Set(found), new Set([inTitle.id, inPolicy.id, network.id]));
+    assert.match(await page.locator("#queue-list caption").textContent(), new RegExp(`matching “${token}”`));
+
+    // With a policy type as well.
+    await page.fill("#q-policyType", "config");
+    await queueLoads(page, () => page.press("#q-policyType", "Enter"), { q: token, policyType: "config" });
+    const config = await page.locator("#queue-list tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id));
+    assert.deepEqual(new Set(config), new Set([inTitle.id, inPolicy.id]));
+    assert.equal(await page.evaluate(() => location.hash), `#queue?policyType=config&q=${token}`);
+    await queueLoads(page, () => page.goBack(), { q: token });
+    assert.equal(await page.inputValue("#q-search"), token);
+    assertClean(page);
+    await page.close();
+  });
+
+  it("draws a change's diff in colour, keeping the signs and naming each changed line for screen readers", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { title: `Swap alice for bob ${Date.now()}`, diff: DIFF });
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    const diff = page.locator("#change-diff");
+    assert.equal(await page.getAttribute("#change-diff-summary", "data-added"), "1");
+    assert.equal(await page.getAttribute("#change-diff-summary", "data-removed"), "1");
+    assert.equal(await page.locator("#change-diff-summary").textContent(), "1 line added, 1 removed, in 1 hunk.");
+    const lines = await diff.locator(".diff-line").evaluateAll((items) => items.map((item) => `${item.tagName.toLowerCase()} ${item.dataset.kind}`));
+    assert.deepEqual(lines, ["span file", "span file", "span hunk", "span context", "del del", "ins add", "span context", "span context"]);
+    // The signs stay; words say what colour shows.
+    assert.equal(await diff.locator("ins").textContent(), "added: +  - bob");
+    assert.equal(await diff.locator("del").textContent(), "removed: -  - alice");
+    assert.equal(await diff.locator("ins .sr-only").textContent(), "added: ");
+    const colours = await diff.evaluate((pre) => Object.fromEntries(["add", "del", "hunk", "context"].map((kind) => {
+      const style = getComputedStyle(pre.querySelector(`.diff-${kind}`));
+      return [kind, { background: style.backgroundColor, weight: style.fontWeight, decoration: style.textDecorationLine }];
+    })));
+    assert.equal(colours.add.background, "rgb(220, 243, 225)");
+    assert.equal(colours.del.background, "rgb(253, 226, 223)");
+    assert.equal(colours.hunk.background, "rgb(227, 235, 250)");
+    assert.equal(colours.hunk.weight, "600");
+    assert.equal(colours.context.background, "rgba(0, 0, 0, 0)");
+    assert.equal(colours.add.decoration, "none");
+    // A region the keyboard can reach, to scroll the long line.
+    assert.equal(await diff.getAttribute("tabindex"), "0");
+    assert.equal(await diff.getAttribute("aria-describedby"), "change-diff-summary");
+    await screenshot(page, "request-diff");
+    assertClean(page);
+    await page.close();
+  });
+
+  it("shows the rules draft's changes against the rules in force, in colour, as it is typed", async () => {
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, server.principals.admin);
+    await openRules(page);
+    assert.match(await page.locator("#rules-diff-none").textContent(), /^No changes: the draft is the rules in force\.$/);
+    const draft = JSON.parse(await page.inputValue("#rules-text"));
+    draft.levels.find((level) => level.name === "peer").ttlSeconds = 3600;
+    // Spacing alone is no change: the draft is compared as the engine reads it.
+    await page.fill("#rules-text", JSON.stringify(draft));
+    await page.locator("#rules-diff-text").waitFor();
+    assert.equal(await page.getAttribute("#rules-diff-text-summary", "data-added"), "1");
+    assert.equal(await page.getAttribute("#rules-diff-text-summary", "data-removed"), "1");
+    assert.match(await page.locator("#rules-diff-text del").textContent(), /^removed: -\s+"ttlSeconds": 604800,?$/);
+    assert.match(await page.locator("#rules-diff-text ins").textContent(), /^added: \+\s+"ttlSeconds": 3600,?$/);
+    assert.match(await page.locator("#rules-diff-text .diff-file").first().textContent(), /^--- rules in force$/);
+    await screenshot(page, "rules-draft-diff");
+    // Nothing was saved; back to the rules in force, no changes.
+    await settled(page, "#rules-save-status", () => page.click("#rules-revert"), ["reverted"]);
+    await page.locator("#rules-diff-none").waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
+  it("warns of the stages nobody who may sign in could meet, apart from the problems, and never keeps a draft from being saved (needs GET /v1/principals and validateRules with principals)", async () => {
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, server.principals.admin);
+    await openRules(page);
+    await page.locator('#rules-warnings[data-principals="known"]').waitFor({ state: "attached" });
+    const draft = JSON.parse(await page.inputValue("#rules-text"));
+    draft.levels.find((level) => level.name === "peer").stages[0].requiredApprovals = 3;
+    await page.fill("#rules-text", JSON.stringify(draft, null, 2));
+    const warning = page.locator('#rules-warning-list li[data-path="levels[1].stages[0]"]');
+    await warning.waitFor();
+    assert.equal(await warning.getAttribute("data-code"), "unsatisfiable");
+    assert.doesNotMatch(await warning.textContent(), /`/);
+    // Not a problem: the document may be saved.
+    assert.match(await page.locator("#rules-problems").textContent(), /No problems/);
+    assert.equal(await page.locator('#rules-problem-list tr[data-code="unsatisfiable"]').count(), 0);
+    assert.equal(await page.getAttribute("#rules-save", "aria-disabled"), null);
+    await screenshot(page, "rules-warnings");
+    assertClean(page);
+    await page.close();
+  });
+
+  it("says the stages nobody could approve are not looked for when the server does not say who may sign in", async () => {
+    const page = await openPage(browser.context, `${server.url}/`);
+    await page.route("**/v1/principals", (route) => route.fulfill({ status: 404, contentType: "application/json", body: JSON.stringify({ error: { code: "not_found", message: "no such route" } }) }));
+    await signIn(page, server.principals.admin);
+    await openRules(page);
+    await page.locator('#rules-warnings[data-principals="unknown"]').waitFor({ state: "attached" });
+    assert.match(await page.locator("#rules-warnings-unjudged").textContent(), /not looked for: the server does not say who may sign in/);
+    assertClean(page);
+    await page.close();
+  });
+
+  it("fits a 390 px phone without sideways scrolling: the filters, the reviews, the review box, who could approve, and both diffs", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { policyId: `iam/${"p".repeat(120)}`, policyType: "iam", environment: "prod", title: `Narrow ${"t".repeat(120)}`, diff: DIFF });
+    const page = await openPage(browser.context, `${server.url}/`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await signIn(page, bob);
+    await queueLoads(page, () => page.goto(`${server.url}/#queue?status=approved&view=full`), { status: "approved", view: "full" });
+    assert.equal(await scrollsSideways(page), false, "the queue's filters scroll the page sideways");
+    const search = await page.locator("#q-search").boundingBox();
+    assert.ok(search.width >= 200, `the search box is ${search.width} px wide`);
+    await screenshot(page, "narrow-queue");
+    await queueLoads(page, () => page.click('.tabs a[data-route="reviews"]'), { status: "approved", emergencyReview: "open" });
+    assert.equal(await scrollsSideways(page), false, "the reviews scroll the page sideways");
+    await openRequest(page, request.id);
+    assert.equal(await page.locator("#approvers").count(), 1);
+    assert.equal(await scrollsSideways(page), false, "the request scrolls the page sideways");
+    // The long diff line scrolls inside the diff, not the page.
+    const diff = await page.locator("#change-diff").evaluate((pre) => ({ scroll: pre.scrollWidth, client: pre.clientWidth }));
+    assert.ok(diff.scroll > diff.client, JSON.stringify(diff));
+    const buttons = await page.locator("#respond-form button[type=submit]").evaluateAll((items) => items.map((item) => item.getBoundingClientRect().right));
+    for (const right of buttons) assert.ok(right <= 390, `a review button ends at ${right} px`);
+    await screenshot(page, "narrow-request");
+    await page.click("#header-signout");
+    await signIn(page, server.principals.admin);
+    await openRules(page);
+    const draft = JSON.parse(await page.inputValue("#rules-text"));
+    draft.rules[0].name = `docs-${"n".repeat(150)}`;
+    await page.fill("#rules-text", JSON.stringify(draft, null, 2));
+    await page.locator("#rules-diff-text").waitFor();
+    assert.equal(await scrollsSideways(page), false, "the rules' diff scrolls the page sideways");
+    await screenshot(page, "narrow-rules-diff");
+    assertClean(page);
+    await page.close();
+  });
+});
+
 describe("the IndexedDB cache of local mode", () => {
   it("keeps the cache contract: versions, atomic commits, ordered ranges, TTLs", async () => {
     const files = await startStaticServer();
@@ -1520,10 +1977,10 @@ describe("local mode, with the server stopped", () => {
       await settled(page, "#request-body", () => page.locator("#created-link").click(), ["loaded"]);
       await actAs("alice");
       assert.equal(await page.getAttribute("#reject-button", "aria-disabled"), null);
-      await settled(page, "#reject-status", () => page.click("#reject-button"), ["invalid"]);
-      assert.match(await page.locator("#reject-status").textContent(), /A reason is required/);
-      assert.equal(await page.evaluate(() => document.activeElement.id), "reject-text");
-      await page.fill("#reject-text", "Config changes go through the weekly window.");
+      await settled(page, "#respond-status", () => page.click("#reject-button"), ["invalid"]);
+      assert.match(await page.locator("#respond-status").textContent(), /A reason is required/);
+      assert.equal(await page.evaluate(() => document.activeElement.id), "respond-text");
+      await page.fill("#respond-text", "Config changes go through the weekly window.");
       await act(page, "#reject-button");
       assert.equal(await page.getAttribute("#request-status", "data-status"), "rejected");
       assert.match(await page.locator("#rejection").textContent(), /Rejected by alice at stage peer-review: “Config changes go through the weekly window.”/);
@@ -1556,6 +2013,148 @@ describe("local mode, with the server stopped", () => {
       assert.deepEqual(history, ["create", "expire"]);
       assert.match(await page.locator('#stages li[data-stage="peer-review"] .tag').textContent(), /^expired here$/);
       await screenshot(page, "local-request-expired");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await files.stop();
+    }
+  });
+});
+
+/**
+ * In a page of local mode: a second LocalBackend over the page's own
+ * IndexedDB store (the cache is the truth, as it is for the page), acting
+ * as `as`, runs `body(backend)`. For what the editor does not file itself:
+ * an emergency (a filing the form does not offer).
+ */
+async function withLocalBackend(page, as, body) {
+  return page.evaluate(async ([as, body]) => {
+    const engine = await import("/pkg/index.js");
+    await engine.default();
+    const { LocalBackend } = await import("/js/backends.js");
+    const backend = await LocalBackend.open(engine);
+    backend.principal = backend.principals.find((principal) => principal.id === as);
+    // eslint-disable-next-line no-new-func
+    return new Function("backend", `return (${body})(backend);`)(backend);
+  }, [as, body.toString()]);
+}
+
+/** Saves `change(rules)` as the local rules, through the editor, as admin. */
+async function saveLocalRules(page, base, change) {
+  await page.selectOption("#local-principal", "admin");
+  await page.goto(`${base}/#new`);
+  await openRules(page, base);
+  const rules = JSON.parse(await page.inputValue("#rules-text"));
+  change(rules);
+  await page.fill("#rules-text", JSON.stringify(rules, null, 2));
+  await page.locator("#rules-problems").filter({ hasText: "No problems" }).waitFor();
+  await saveRules(page);
+}
+
+describe("local mode: emergency reviews, who could approve, filters in the URL", () => {
+  it("names who could approve from the demo principals, lists the open and overdue reviews, and keeps the filters in the URL", async () => {
+    const files = await startStaticServer();
+    try {
+      const page = await openPage(browser.context, `${files.url}/`);
+      assert.equal(await page.isChecked("#mode-local"), true);
+
+      // A security change filed by alice: carol could approve it now, then dave.
+      await fillValidChange(page, { environment: "prod", title: "Offline: who could approve" });
+      await expectLevel(page, "security", "iam-in-prod");
+      await submitChange(page);
+      await settled(page, "#request-body", () => page.locator("#created-link").click(), ["loaded"]);
+      assert.equal(await page.getAttribute("#approvers", "data-known"), "true");
+      assert.deepEqual(await namesOn(page, "#approvers li"), ["carol"]);
+      assert.match(await page.locator("#approvers").textContent(), /alice, who filed it, may not approve it/);
+      await settled(page, "#request-body", () => page.selectOption("#local-principal", "carol"), ["loaded"]);
+      await act(page, "#approve-button");
+      assert.deepEqual(await namesOn(page, "#approvers li"), ["dave"]);
+      await screenshot(page, "local-approvers");
+
+      // Emergencies at the peer level for engineers: one due at once, one tomorrow.
+      await saveLocalRules(page, files.url, (rules) => {
+        rules.levels.find((level) => level.name === "peer").emergency = { allowedRoles: ["engineer"], reviewWithinSeconds: 1 };
+      });
+      const late = await withLocalBackend(page, "alice", (backend) => backend.create({
+        policyId: "config/cache", policyType: "config", changeKind: "update", title: "Offline: restore the cache",
+        justification: "The cache is down and the shop with it.", emergency: { reason: "The cache is down and the shop with it." },
+      }));
+      assert.equal(late.status, "approved");
+      await saveLocalRules(page, files.url, (rules) => {
+        rules.levels.find((level) => level.name === "peer").emergency.reviewWithinSeconds = 86400;
+      });
+      const due = await withLocalBackend(page, "bob", (backend) => backend.create({
+        policyId: "config/cache", policyType: "config", changeKind: "update", title: "Offline: flush the cache",
+        justification: "A poisoned entry is served to everyone.", emergency: { reason: "A poisoned entry is served to everyone." },
+      }));
+      // The first falls due a second after it was filed.
+      await page.waitForFunction((dueAt) => Date.now() > Date.parse(dueAt), late.emergency.review.dueAt, { polling: 100 });
+
+      await queueLoads(page, () => page.click('.tabs a[data-route="reviews"]'), { status: "approved", emergencyReview: "open" });
+      const shown = await page.locator("#queue-list tbody tr").evaluateAll((rows) => rows.map((row) => `${row.dataset.id} ${row.dataset.overdue}`));
+      assert.deepEqual(shown, [`${late.id} true`, `${due.id} false`]);
+      assert.equal(await page.getAttribute("#queue-overdue", "data-count"), "1");
+      assert.match(await page.locator("#queue-overdue").textContent(), /^1 emergency review is overdue\.$/);
+      await screenshot(page, "local-reviews");
+      await queueLoads(page, () => page.selectOption("#q-emergencyReview", "overdue"), { status: "approved", emergencyReview: "overdue" });
+      assert.deepEqual(await page.locator("#queue-list tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.id)), [late.id]);
+
+      // Filters in the URL: reload keeps them, back restores the ones before.
+      await page.reload();
+      await page.waitForFunction(() => document.documentElement.dataset.ready === "true");
+      await page.locator('#queue-table[data-state="loaded"]').waitFor({ state: "attached" });
+      assert.equal(await page.getAttribute("#queue-table", "data-query"), queueKey({ status: "approved", emergencyReview: "overdue" }));
+      await queueLoads(page, () => page.goBack(), { status: "approved", emergencyReview: "open" });
+      assert.equal(await page.inputValue("#q-emergencyReview"), "open");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await files.stop();
+    }
+  });
+
+  it("warns of the demo stages nobody else could meet as the rules are typed, and saves all the same (needs validateRules with principals)", async () => {
+    const files = await startStaticServer();
+    try {
+      const page = await openPage(browser.context, `${files.url}/`);
+      await page.selectOption("#local-principal", "admin");
+      await openRules(page, files.url);
+      await page.locator('#rules-warnings[data-principals="known"]').waitFor({ state: "attached" });
+      // Only carol holds security, only dave security-lead: whoever files,
+      // the demo rules' security stages may deadlock.
+      await page.locator("#rules-warning-list").waitFor();
+      const paths = () => page.locator("#rules-warning-list li").evaluateAll((items) => items.map((item) => item.dataset.path));
+      assert.deepEqual(await paths(), ["levels[2].stages[0]", "levels[2].stages[1]"]);
+      const draft = JSON.parse(await page.inputValue("#rules-text"));
+      draft.levels.find((level) => level.name === "peer").stages[0].requiredApprovals = 2;
+      await page.fill("#rules-text", JSON.stringify(draft, null, 2));
+      await page.locator('#rules-warning-list li[data-path="levels[1].stages[0]"]').waitFor();
+      assert.deepEqual(await paths(), ["levels[1].stages[0]", "levels[2].stages[0]", "levels[2].stages[1]"]);
+      assert.match(await page.locator("#rules-problems").textContent(), /No problems/);
+      await saveRules(page);
+      await screenshot(page, "local-rules-warnings");
+      assertClean(page);
+      await page.close();
+    } finally {
+      await files.stop();
+    }
+  });
+
+  it("searches the local requests' titles and policy ids (needs q in the JS package)", async () => {
+    const files = await startStaticServer();
+    try {
+      const page = await openPage(browser.context, `${files.url}/`);
+      for (const [policyId, title] of [["config/a", "Rotate the ZEBRA key"], ["config/zebra", "Rotate another key"], ["config/c", "Something else"]]) {
+        await page.goto(`${files.url}/#new`);
+        await fillValidChange(page, { policyId, policyType: "config", title });
+        await expectLevel(page, "peer", null);
+        await submitChange(page);
+      }
+      await queueLoads(page, () => page.goto(`${files.url}/#queue`), {});
+      await page.fill("#q-search", "zebra");
+      await queueLoads(page, () => page.press("#q-search", "Enter"), { q: "zebra" });
+      const titles = await page.locator("#queue-list tbody tr td:first-child a").allTextContents();
+      assert.deepEqual(new Set(titles), new Set(["Rotate the ZEBRA key", "Rotate another key"]));
       assertClean(page);
       await page.close();
     } finally {
