@@ -7,7 +7,9 @@ use serde_json::Value;
 use crate::change::{LONG_TEXT, is_policy_type};
 use crate::error::Error;
 use crate::request::{Action, Principal, ReviewOutcome, Status};
-use crate::validation::{ObjectReader, Violation, ViolationCode, check_text, expect_integer};
+use crate::validation::{
+    CharPolicy, ObjectReader, TextRule, Violation, ViolationCode, check_text, expect_integer,
+};
 
 /// Page size bounds of listing.
 pub mod limits {
@@ -17,6 +19,9 @@ pub mod limits {
     pub const MAX_PAGE_SIZE: u32 = 500;
     /// Idempotency keys: 1..=255 visible ASCII characters.
     pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+    /// A listing's search text `q`: 1..=200 characters after trimming, as
+    /// long as the longest title it could match.
+    pub const MAX_SEARCH_CHARS: usize = 200;
 }
 
 fn invalid(what: &str, details: Vec<Violation>) -> Error {
@@ -265,6 +270,11 @@ pub struct ListQuery {
     pub actionable_by: Option<Principal>,
     /// Only the emergency requests whose review is open (or overdue).
     pub emergency_review: Option<ReviewFilter>,
+    /// Only the requests whose title or `policyId` holds this text,
+    /// ASCII letters compared without case, other characters exactly (`q`
+    /// on the wire; trimmed, 1..=200 characters). Kept with its ASCII
+    /// letters lowercased, as it is compared.
+    pub search: Option<String>,
     /// On whose behalf the listing is read: under `visibility: involved`,
     /// only what this principal may see. Not a filter of the cursor.
     pub viewer: Option<Principal>,
@@ -302,6 +312,7 @@ impl Default for ListQuery {
             view: crate::listing::View::Full,
             actionable_by: None,
             emergency_review: None,
+            search: None,
             viewer: None,
         }
     }
@@ -357,7 +368,7 @@ impl ListQuery {
     }
 
     /// Parses `{ status?, policyType?, limit?, cursor?, view?,
-    /// actionableBy?, emergencyReview? }`. A `limit` may be a number or a
+    /// actionableBy?, emergencyReview?, q? }`. A `limit` may be a number or a
     /// decimal string, as query strings carry it. `actionableBy` is a
     /// principal `{ id, roles }` and goes with `status=pending` only;
     /// `emergencyReview` implies `status=approved`.
@@ -471,6 +482,16 @@ impl ListQuery {
                     ));
                 }
                 query.status = Status::Approved;
+            }
+            if let Some(text) = reader.optional_str("q", &mut out) {
+                let rule = TextRule {
+                    min: 1,
+                    max: limits::MAX_SEARCH_CHARS,
+                    trim: true,
+                    chars: CharPolicy::SingleLine,
+                };
+                let text = check_text("q", text, rule, &mut out);
+                query.search = Some(text.to_ascii_lowercase());
             }
             reader.finish(&mut out);
         }
@@ -730,5 +751,35 @@ mod tests {
         ] {
             assert!(ListQuery::parse(Some(&bad)).is_err(), "{bad}");
         }
+    }
+
+    /// `q` is trimmed, its ASCII letters lowercased (others kept: `É` stays
+    /// `É`); 200 characters is the limit and 201
+    /// is `too_long`, counted after trimming; blank, control and bidi
+    /// characters are refused with their codes.
+    #[test]
+    fn a_search_text_is_bounded_and_kept_lowercased() {
+        let parsed = |q: &str| ListQuery::parse(Some(&json!({ "q": q })));
+        assert_eq!(
+            parsed("  Okta SSO ").unwrap().search.as_deref(),
+            Some("okta sso")
+        );
+        let longest = format!(" {} ", "É".repeat(limits::MAX_SEARCH_CHARS));
+        assert_eq!(
+            parsed(&longest).unwrap().search,
+            Some("É".repeat(limits::MAX_SEARCH_CHARS))
+        );
+        for (bad, code) in [
+            ("x".repeat(limits::MAX_SEARCH_CHARS + 1), "too_long"),
+            ("   ".to_owned(), "too_short"),
+            ("a\u{0}b".to_owned(), "forbidden_character"),
+            ("a\u{202E}b".to_owned(), "forbidden_character"),
+        ] {
+            let details = parsed(&bad).unwrap_err().details().unwrap();
+            assert_eq!(details[0]["path"], "q", "{bad:?}");
+            assert_eq!(details[0]["code"], code, "{bad:?}");
+        }
+        let not_text = ListQuery::parse(Some(&json!({ "q": 5 }))).unwrap_err();
+        assert_eq!(not_text.code(), ErrorCode::InvalidRequest);
     }
 }

@@ -48,6 +48,11 @@ pub struct ListOptions {
     /// Only emergency requests whose review is open (or overdue).
     #[tsify(optional, type = "ReviewFilter | null")]
     pub emergency_review: Option<ReviewFilter>,
+    /// Search: only the requests whose title or `policyId` holds this text,
+    /// ASCII letters compared without case (1..=200 characters after
+    /// trimming).
+    #[tsify(optional, type = "string | null")]
+    pub q: Option<String>,
     /// On whose behalf to list: under the rules' `visibility: involved`,
     /// only the requests this principal may see.
     #[tsify(optional, type = "Principal | null")]
