@@ -116,6 +116,56 @@ pub enum WarningCode {
     Unsatisfiable,
 }
 
+/// What `validateRules` finds in a rules document: its problems, then,
+/// when it is valid and principals are given, its warnings. Written as one
+/// array (problems first); a warning's `code` is `unsatisfiable`, never a
+/// problem's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RulesFindings {
+    /// Why the document is invalid (empty when valid).
+    pub problems: Vec<Violation>,
+    /// What a valid document allows but will not work as meant.
+    pub warnings: Vec<RulesWarning>,
+}
+
+impl RulesFindings {
+    /// The findings of `document`, its warnings judged against
+    /// `principals` when given.
+    pub fn of(document: &Value, principals: Option<&[Principal]>) -> Self {
+        match Rules::parse(document) {
+            Ok(rules) => Self {
+                problems: Vec::new(),
+                warnings: principals
+                    .map(|principals| unsatisfiable_stages(&rules, principals))
+                    .unwrap_or_default(),
+            },
+            Err(problems) => Self::problems(problems),
+        }
+    }
+
+    /// The findings of a document that could not be read.
+    pub fn problems(problems: Vec<Violation>) -> Self {
+        Self {
+            problems,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Serialize for RulesFindings {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.problems.len() + self.warnings.len()))?;
+        for problem in &self.problems {
+            seq.serialize_element(problem)?;
+        }
+        for warning in &self.warnings {
+            seq.serialize_element(warning)?;
+        }
+        seq.end()
+    }
+}
+
 /// The stages (and groups) of `rules` that `principals` could never meet:
 /// fewer of them are eligible (escalation included) than the approvals the
 /// stage or group needs, the requester not counted unless the level lets
@@ -582,5 +632,31 @@ mod tests {
         assert!(simulate_rules(&draft(None), &[], None).warnings.is_empty());
         let json = serde_json::to_value(&simulation.warnings[0]).unwrap();
         assert_eq!(json["code"], "unsatisfiable");
+    }
+
+    /// `validateRules` gives problems and warnings in one array: problems
+    /// only for an invalid document, warnings only with principals.
+    #[test]
+    fn rules_findings_are_problems_then_warnings() {
+        let principals = [
+            Principal::new("alice", &["eng"]),
+            Principal::new("carol", &["sec"]),
+        ];
+        let valid = draft(None);
+        let with = serde_json::to_value(RulesFindings::of(&valid, Some(&principals))).unwrap();
+        let codes: Vec<&str> = with
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|finding| finding["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["unsatisfiable", "unsatisfiable"]);
+        assert_eq!(with[0]["path"], "levels[1].stages[0]");
+        assert_eq!(RulesFindings::of(&valid, None), RulesFindings::default());
+        let mut broken = valid.clone();
+        broken["defaultLevel"] = Value::from("nowhere");
+        let findings = RulesFindings::of(&broken, Some(&principals));
+        assert!(!findings.problems.is_empty());
+        assert!(findings.warnings.is_empty());
     }
 }

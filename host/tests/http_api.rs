@@ -40,6 +40,16 @@ async fn rules_are_simulated_without_being_stored() {
 }
 
 #[tokio::test]
+async fn requests_are_searched_by_title_and_policy_id() {
+    suite::requests_are_searched_by_title_and_policy_id(&Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn principals_are_listed_without_their_tokens() {
+    suite::principals_are_listed_without_their_tokens(&Backend::Memory).await;
+}
+
+#[tokio::test]
 async fn listing_pages_through_a_policy_type() {
     suite::listing_pages_through_a_policy_type(&Backend::Memory).await;
 }

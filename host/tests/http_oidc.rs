@@ -685,6 +685,12 @@ async fn the_principals_file_and_oidc_work_side_by_side() {
         &me(&server, "token-of-nobody-at-all").await,
         "opaque unknown token",
     );
+    // Whoever the issuer vouches for may sign in: nobody can be listed.
+    let directory = server.get("/v1/principals", Some("carol")).await;
+    assert_eq!(
+        directory.expect(200),
+        &json!({ "data": [], "known": false })
+    );
     server.stop().await;
 }
 

@@ -46,6 +46,7 @@ over_redis!(
     visibility_hides_what_a_principal_may_not_see,
     events_are_listed_and_streamed,
     rules_are_simulated_without_being_stored,
+    requests_are_searched_by_title_and_policy_id,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,7 +3,7 @@
 // wider or self-contained declared here (a local export shadows the
 // generated one of the same name).
 export * from "./signoff_wasm.js";
-import type { CompiledRules, ErrorCode, ErrorDetails, Preview, Rules, Violation } from "./signoff_wasm.js";
+import type { CompiledRules, ErrorCode, ErrorDetails, Preview, Principal, Rules, RulesWarning, Violation } from "./signoff_wasm.js";
 
 declare global {
   // The classes' `[Symbol.dispose]()` needs `Symbol.dispose`, which only
@@ -27,6 +27,22 @@ export function validateChange(change: unknown, rules?: Rules | CompiledRules | 
  * Throws `invalid_request` when the rules are invalid.
  */
 export function previewChange(change: unknown, rules: Rules | CompiledRules): Preview;
+
+/**
+ * Every problem of a rules document (empty when valid). Takes any value:
+ * anything that is not a rules document is reported, never thrown.
+ */
+export function validateRules(rules: unknown): Violation[];
+/**
+ * With `options.principals`: the problems, then, for a valid document, the
+ * stages those principals could never meet as warnings `{ path, code:
+ * "unsatisfiable", message }`. A warning never makes the document invalid;
+ * tell them apart by `code`.
+ */
+export function validateRules(
+  rules: unknown,
+  options: { principals?: Principal[] } | null | undefined,
+): Array<Violation | RulesWarning>;
 
 /** The codes of `SignoffError`: the core's `ErrorCode` (`not_initialized` included: an export used before `init()`). */
 export type SignoffErrorCode = ErrorCode;

@@ -25,6 +25,7 @@ import type {
   Preview,
   Principal,
   Rules,
+  RulesWarning,
   SignoffErrorCode,
   Status,
   Violation,
@@ -144,3 +145,15 @@ void main;
 void untrusted;
 void fromModule;
 void conformance;
+
+// validateRules: problems alone without principals; warnings may follow with them.
+{
+  const alone: Violation[] = validateRules({});
+  const judged: Array<Violation | RulesWarning> = validateRules({}, { principals: [{ id: "alice", roles: [] }] });
+  const warned = judged.filter((finding): finding is RulesWarning => finding.code === "unsatisfiable");
+  const paths: string[] = warned.map((warning) => warning.path).concat(alone.map((problem) => problem.path));
+  // @ts-expect-error: with principals, the findings are not all problems
+  const notOnlyProblems: Violation[] = validateRules({}, { principals: [] });
+  void paths;
+  void notOnlyProblems;
+}

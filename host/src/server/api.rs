@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -29,7 +29,6 @@ use signoff_core::simulation::unsatisfiable_stages;
 use signoff_core::{
     ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, PolicyChange, Preview, Principal,
     ReviewFilter, Rules, Simulation, SimulationBody, SimulationRequest, Status, View,
-    ViolationCode,
 };
 use subtle::ConstantTimeEq;
 
@@ -44,6 +43,7 @@ use super::openapi::responses::{
     RateLimited, RequestTimeout, Unauthenticated, Unavailable, UnsupportedMediaType,
 };
 use super::openapi::tags;
+use super::query_pairs::QueryPairs;
 use crate::cache::Durability;
 use crate::engine::Engine;
 
@@ -166,13 +166,15 @@ pub async fn create(
         ("policyType" = Option<String>, Query, description = "Only requests of this policy type."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "The page size; 50 when absent."),
         ("cursor" = Option<String>, Query,
-            description = "The `nextCursor` of the previous page, valid only with the same filters (`status`, `policyType`, `actionableBy`, `emergencyReview`)."),
+            description = "The `nextCursor` of the previous page, valid only with the same filters (`status`, `policyType`, `actionableBy`, `emergencyReview`, `q`)."),
         ("view" = Option<View>, Query,
             description = "`full` (the default) or `summary`: each request without `change.diff`, `change.justification` and `history`."),
         ("actionableBy" = Option<ActionableBy>, Query,
             description = "`me`: only the pending requests the caller may approve now. Valid only with `status=pending`."),
         ("emergencyReview" = Option<ReviewFilter>, Query,
             description = "`open` or `overdue`: only emergency requests whose after-the-fact review is open (or open past its `dueAt`), by `dueAt`. Implies `status=approved`."),
+        ("q" = Option<String>, Query, min_length = 1, max_length = 200, pattern = r"\S",
+            description = "Search: only the requests whose `title` or `policyId` holds this text, ASCII letters compared without case. 1..=200 characters after trimming; no control or bidi character."),
     ),
     responses(
         (status = 200, description = "`items` is always present; `nextCursor` only when more may follow.",
@@ -186,16 +188,8 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> ApiResult {
-    let Ok(Query(pairs)) = query else {
-        return Err(ApiError::invalid_one(
-            "the query string is malformed",
-            "",
-            ViolationCode::InvalidFormat,
-            "is not a valid query string",
-        ));
-    };
     // Which parameters exist, and what they may hold, is the core's.
     let object = ListQuery::object_from_pairs(pairs, &caller.principal)?;
     // The engine answers the page's JSON, built around the stored items'
@@ -567,6 +561,50 @@ fn rules_response(document: &Value, digest: &str) -> Response {
 )]
 pub async fn me(caller: Caller) -> ApiResult {
     Ok(Json(caller.principal).into_response())
+}
+
+/// The principals this server knows, so that a client can name who could
+/// approve. Known only when people sign in through the principals file:
+/// under OpenID Connect anybody the issuer vouches for may sign in, and the
+/// list is empty with `known: false`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PrincipalDirectory {
+    /// Every principal of the principals file, by id (never a token).
+    pub data: Vec<Principal>,
+    /// Whether `data` is everybody who can sign in.
+    pub known: bool,
+}
+
+/// Who can sign in
+///
+/// The principals of the principals file, ordered by id, with their roles
+/// and never their tokens: what a client needs to name who could approve
+/// a request. Any signed-in caller may read it. Under OpenID Connect the
+/// server does not know everybody in advance: `data` is empty and `known`
+/// false.
+#[utoipa::path(
+    get,
+    path = "/v1/principals",
+    tag = tags::PRINCIPALS,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The principals this server knows.", body = PrincipalDirectory),
+        (status = 401, response = Unauthenticated),
+        (status = 429, response = RateLimited),
+    ),
+)]
+pub async fn principals(State(state): State<AppState>, _caller: Caller) -> ApiResult {
+    let directory = match state.auth.known_principals() {
+        Some(mut data) => {
+            data.sort_by(|a, b| a.id.cmp(&b.id));
+            PrincipalDirectory { data, known: true }
+        }
+        None => PrincipalDirectory {
+            data: Vec::new(),
+            known: false,
+        },
+    };
+    Ok(Json(directory).into_response())
 }
 
 /// Simulate a rules draft

@@ -14,19 +14,19 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use signoff_core::events::parse_cursor;
-use signoff_core::{Event, EventPage, EventsQuery, Principal, ViolationCode};
+use signoff_core::{Event, EventPage, EventsQuery, Principal};
 
 use super::api::AppState;
 use super::caller::Caller;
 use super::error::ApiError;
 use super::openapi::tags;
+use super::query_pairs::QueryPairs;
 
 /// How often a stream asks the log for what is new.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -50,7 +50,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
     tag = tags::EVENTS,
     security(("bearer" = [])),
     params(
-        ("after" = Option<String>, Query, description = "An event id: the page starts after it; from the oldest event kept when absent."),
+        ("after" = Option<String>, Query, pattern = r"^[0-9]{13}-[0-9]{4}-[0-9]{12}$",
+            description = "An event id: the page starts after it; from the oldest event kept when absent."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "The page size; 100 when absent."),
     ),
     responses(
@@ -64,16 +65,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let Ok(Query(pairs)) = query else {
-        return Err(ApiError::invalid_one(
-            "the query string is malformed",
-            "",
-            ViolationCode::InvalidFormat,
-            "is not a valid query string",
-        ));
-    };
     let query = EventsQuery::from_pairs(pairs)?;
     let page = state
         .engine

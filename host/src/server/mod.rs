@@ -25,6 +25,7 @@ pub mod fair_share;
 mod metrics;
 pub mod oidc;
 pub mod openapi;
+mod query_pairs;
 pub mod serving;
 pub mod sweeper;
 mod ticker;
@@ -303,6 +304,7 @@ fn api_routes() -> Vec<Route> {
         Route::post("/v1/requests/{id}/review", api::review),
         Route::post("/v1/preview", api::preview),
         Route::get("/v1/me", api::me),
+        Route::get("/v1/principals", api::principals),
         Route::get("/v1/rules", api::get_rules),
         Route::put("/v1/rules", api::put_rules),
         Route::post("/v1/rules/simulate", api::simulate_rules),

@@ -75,6 +75,7 @@ pub mod tags {
         api::review,
         api::preview,
         api::me,
+        api::principals,
         api::get_rules,
         api::put_rules,
         api::simulate_rules,

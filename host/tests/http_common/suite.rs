@@ -1527,3 +1527,106 @@ pub async fn events_are_listed_and_streamed(backend: &Backend) {
     }
     assert!(ended, "the stream ended");
 }
+
+/// `q` finds requests by title or `policyId`, ignoring case, combines with
+/// the other filters, pages with a cursor bound to the text, and is
+/// bounded: 200 characters after trimming, 201 refused.
+pub async fn requests_are_searched_by_title_and_policy_id(backend: &Backend) {
+    let server = backend.start().await;
+    let mut okta = change("iam");
+    okta["title"] = json!("Rotate the OKTA signing key");
+    okta["policyId"] = json!("iam/okta-prod");
+    let okta = server.create("alice", &okta).await;
+    let mut edge = change("network");
+    edge["title"] = json!("Open 443 on the edge");
+    edge["policyId"] = json!("fw/Edge-1");
+    let edge = server.create("alice", &edge).await;
+    server.create("alice", &change("network")).await;
+    let ids_of = |page: &Value| -> Vec<Value> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| item["id"].clone())
+            .collect()
+    };
+    let page = server.get("/v1/requests?q=okta", Some("bob")).await;
+    assert_eq!(ids_of(page.expect(200)), [okta["id"].clone()]);
+    let page = server
+        .get(
+            "/v1/requests?q=%20EDGE-1%20&policyType=network",
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(ids_of(page.expect(200)), [edge["id"].clone()]);
+    let page = server
+        .get("/v1/requests?q=edge&policyType=iam", Some("bob"))
+        .await;
+    assert_eq!(ids_of(page.expect(200)), Vec::<Value>::new());
+    // Every request's title holds "the"; one a page, the cursor bound to it.
+    let first = server.get("/v1/requests?q=the&limit=1", Some("bob")).await;
+    let first = first.expect(200).clone();
+    assert_eq!(ids_of(&first).len(), 1);
+    let cursor = first["nextCursor"].as_str().expect("a next cursor");
+    let second = server
+        .get(
+            &format!("/v1/requests?q=the&limit=5&cursor={cursor}"),
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(ids_of(second.expect(200)).len(), 2);
+    server
+        .get(
+            &format!("/v1/requests?q=tighten&cursor={cursor}"),
+            Some("bob"),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+    let longest = "x".repeat(200);
+    let page = server
+        .get(&format!("/v1/requests?q={longest}"), Some("bob"))
+        .await;
+    assert_eq!(ids_of(page.expect(200)), Vec::<Value>::new());
+    let too_long = server
+        .get(&format!("/v1/requests?q={longest}x"), Some("bob"))
+        .await;
+    too_long.expect_error(400, "invalid_request");
+    assert_eq!(too_long.body["error"]["details"][0]["path"], "q");
+    assert_eq!(too_long.body["error"]["details"][0]["code"], "too_long");
+    server
+        .get("/v1/requests?q=%20%20", Some("bob"))
+        .await
+        .expect_error(400, "invalid_request");
+    server
+        .get("/v1/requests?q=a%E2%80%AEb", Some("bob"))
+        .await
+        .expect_error(400, "invalid_request");
+}
+
+/// `GET /v1/principals` names every principal of the file, by id, with
+/// roles and never a token, to any signed-in caller.
+pub async fn principals_are_listed_without_their_tokens(backend: &Backend) {
+    let server = backend.start().await;
+    let answer = server.get("/v1/principals", Some("nobody")).await;
+    let body = answer.expect(200);
+    assert_eq!(body["known"], true);
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), CROWD + 8);
+    let ids: Vec<&str> = data
+        .iter()
+        .map(|principal| principal["id"].as_str().expect("id"))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+    let carol = data
+        .iter()
+        .find(|principal| principal["id"] == "carol")
+        .expect("carol");
+    assert_eq!(carol, &json!({ "id": "carol", "roles": ["security"] }));
+    assert!(!answer.text.contains("token-of-"), "{}", answer.text);
+    server
+        .get("/v1/principals", None)
+        .await
+        .expect_error(401, "unauthenticated");
+}

@@ -808,12 +808,28 @@ pub fn verify_history(
     wire::to_js(&HistoryVerification::of(&request)).map(Ts::new_unchecked)
 }
 
-/// Every problem of a rules document (empty when valid).
-#[wasm_bindgen(js_name = validateRules, unchecked_return_type = "Violation[]")]
-pub fn validate_rules(rules: Ts<Rules>) -> Result<JsValue, JsValue> {
-    let problems = match wire::json_or_problems(&rules.js_value(), "", "rules") {
-        Ok(document) => Rules::parse(&document).err().unwrap_or_default(),
-        Err(problems) => problems,
+/// Every problem of a rules document (empty when valid). With
+/// `options.principals`, a valid document's warnings follow: the stages
+/// those principals could never meet, `{ path, code: "unsatisfiable",
+/// message }`. A warning never makes the document invalid; tell them apart
+/// by `code` (docs/CONTRACT.md section 10).
+#[wasm_bindgen(
+    js_name = validateRules,
+    unchecked_return_type = "Array<Violation | RulesWarning>"
+)]
+pub fn validate_rules(
+    rules: Ts<Rules>,
+    #[wasm_bindgen(unchecked_optional_param_type = "{ principals?: Principal[] } | null")]
+    options: Option<JsValue>,
+) -> Result<JsValue, JsValue> {
+    let options = wire::options(options, "validateRules options")?;
+    let principals =
+        signoff_core::simulation::principals_option(options.as_ref()).map_err(core_error)?;
+    let findings = match wire::json_or_problems(&rules.js_value(), "", "rules") {
+        Ok(document) => {
+            signoff_core::simulation::RulesFindings::of(&document, principals.as_deref())
+        }
+        Err(problems) => signoff_core::simulation::RulesFindings::problems(problems),
     };
-    wire::to_js(&problems)
+    wire::to_js(&findings)
 }
