@@ -9,7 +9,8 @@ use crate::tools::{self, Result, cargo, root, run};
 
 /// Installs chromium and the npm packages when missing, builds the server
 /// (`target/release/signoff`),
-/// then runs `node --test` in `www/tests`. The JS package must already be in
+/// then runs `node --test` in `www/tests`, and the editor's suite again with
+/// the server on Redis. The JS package must already be in
 /// `wasm/pkg/web` (`cargo xtask js` builds it; `ci` runs that step earlier).
 pub fn test() -> Result {
     tools::ensure_apt("chromium", &["chromium", "chromium-driver"])?;
@@ -34,5 +35,13 @@ pub fn test() -> Result {
     }
     run(Command::new("node")
         .args(["--test", "--test-concurrency=1"])
+        .current_dir(&tests))?;
+    // The editor's paths again, against a server on a private
+    // `redis-server` (the harness starts and stops it): what the editor
+    // sees must not depend on the cache.
+    tools::ensure_apt("redis-server", &["redis-server"])?;
+    run(Command::new("node")
+        .args(["--test", "--test-concurrency=1", "editor.test.js"])
+        .env("SIGNOFF_TEST_CACHE", "redis")
         .current_dir(&tests))
 }

@@ -173,8 +173,11 @@ pub async fn create(
             description = "`me`: only the pending requests the caller may approve now. Valid only with `status=pending`."),
         ("emergencyReview" = Option<ReviewFilter>, Query,
             description = "`open` or `overdue`: only emergency requests whose after-the-fact review is open (or open past its `dueAt`), by `dueAt`. Implies `status=approved`."),
-        ("q" = Option<String>, Query, min_length = 1, max_length = 200, pattern = r"\S",
-            description = "Search: only the requests whose `title` or `policyId` holds this text, ASCII letters compared without case. 1..=200 characters after trimming; no control or bidi character."),
+        // Empty means absent (as for every parameter); otherwise some
+        // character that is not a space. The length is counted after
+        // trimming, which a schema cannot say: the description does.
+        ("q" = Option<String>, Query, pattern = r"^$|\S",
+            description = "Search: only the requests whose `title` or `policyId` holds this text, ASCII letters compared without case. 1..=200 characters after trimming; no control or bidi character. Empty means absent."),
     ),
     responses(
         (status = 200, description = "`items` is always present; `nextCursor` only when more may follow.",

@@ -50,8 +50,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
     tag = tags::EVENTS,
     security(("bearer" = [])),
     params(
-        ("after" = Option<String>, Query, pattern = r"^[0-9]{13}-[0-9]{4}-[0-9]{12}$",
-            description = "An event id: the page starts after it; from the oldest event kept when absent."),
+        ("after" = Option<String>, Query, pattern = r"^([0-9]{13}-[0-9]{4}-[0-9]{12})?$",
+            description = "An event id: the page starts after it; from the oldest event kept when absent (or empty)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "The page size; 100 when absent."),
     ),
     responses(
