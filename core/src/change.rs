@@ -288,40 +288,8 @@ impl PolicyChange {
         let Some(mut reader) = ObjectReader::new("", input, &mut out) else {
             return Err(out);
         };
-
-        let policy_id = reader.required_str("policyId", &mut out).map(|text| {
-            let rule = TextRule {
-                min: 1,
-                max: limits::POLICY_ID_MAX_CHARS,
-                trim: false,
-                chars: CharPolicy::SingleLine,
-            };
-            check_text("policyId", text, rule, &mut out)
-        });
-
-        let policy_type = reader
-            .required_str("policyType", &mut out)
-            .and_then(|text| {
-                if !is_policy_type(text) {
-                    format_problem("policyType".into(), "^[a-z][a-z0-9_.-]{0,62}$", &mut out);
-                    return None;
-                }
-                if let Some(allowed) = rules.and_then(|rules| rules.policy_types.as_ref())
-                    && !allowed.iter().any(|name| name == text)
-                {
-                    out.push(Violation::new(
-                        "policyType",
-                        ViolationCode::NotAllowed,
-                        format!(
-                            "must be one of the rules' policy types: {}",
-                            allowed.join(", ")
-                        ),
-                    ));
-                    return None;
-                }
-                Some(text.to_owned())
-            });
-
+        let policy_id = parse_policy_id(&mut reader, &mut out);
+        let policy_type = parse_policy_type(&mut reader, rules, &mut out);
         let change_kind = reader.required("changeKind", &mut out).and_then(|value| {
             parse_choice(
                 "changeKind",
@@ -331,69 +299,16 @@ impl PolicyChange {
                 &mut out,
             )
         });
-
-        let environment = reader
-            .optional_str("environment", &mut out)
-            .and_then(|text| {
-                if is_environment(text) {
-                    Some(text.to_owned())
-                } else {
-                    format_problem(
-                        "environment".into(),
-                        "^[a-z0-9][a-z0-9_.-]{0,62}$",
-                        &mut out,
-                    );
-                    None
-                }
-            });
-
-        let title = reader.required_str("title", &mut out).map(|text| {
-            let rule = TextRule {
-                min: 1,
-                max: limits::TITLE_MAX_CHARS,
-                trim: true,
-                chars: CharPolicy::SingleLine,
-            };
-            check_text("title", text, rule, &mut out)
-        });
-
-        let justification = reader.required_str("justification", &mut out).map(|text| {
-            let rule = TextRule {
-                min: limits::JUSTIFICATION_MIN_CHARS,
-                ..LONG_TEXT
-            };
-            check_text("justification", text, rule, &mut out)
-        });
-
-        let diff = reader.optional_str("diff", &mut out).map(|text| {
-            if text.len() > limits::DIFF_MAX_BYTES {
-                out.push(Violation::new(
-                    "diff",
-                    ViolationCode::TooLarge,
-                    format!(
-                        "must be at most {} bytes of UTF-8, got {}",
-                        limits::DIFF_MAX_BYTES,
-                        text.len()
-                    ),
-                ));
-            }
-            if text.contains('\0') {
-                out.push(Violation::new(
-                    "diff",
-                    ViolationCode::ForbiddenCharacter,
-                    "must not contain NUL (U+0000)",
-                ));
-            }
-            text.to_owned()
-        });
-
+        let environment = parse_environment(&mut reader, &mut out);
+        let title = parse_title(&mut reader, &mut out);
+        let justification = parse_long_text(&mut reader, "justification", &mut out);
+        let diff = parse_diff(&mut reader, &mut out);
         let risk_score = reader
             .optional("riskScore")
             .and_then(|value| {
                 expect_integer("riskScore", value, 0, limits::RISK_SCORE_MAX, &mut out)
             })
             .and_then(|score| u8::try_from(score).ok());
-
         let priority = match reader.optional("priority") {
             Some(value) => parse_choice(
                 "priority",
@@ -404,25 +319,11 @@ impl PolicyChange {
             ),
             None => Some(Priority::Normal),
         };
-
         let metadata = match reader.optional("metadata") {
             Some(value) => parse_metadata("metadata", value, &mut out),
             None => Some(BTreeMap::new()),
         };
-
-        let emergency = reader.optional("emergency").and_then(|value| {
-            let mut filing = ObjectReader::new("emergency", value, &mut out)?;
-            let reason = filing.required_str("reason", &mut out).map(|text| {
-                let rule = TextRule {
-                    min: limits::JUSTIFICATION_MIN_CHARS,
-                    ..LONG_TEXT
-                };
-                check_text("emergency.reason", text, rule, &mut out)
-            });
-            filing.finish(&mut out);
-            reason.map(|reason| EmergencyFiling { reason })
-        });
-
+        let emergency = parse_emergency(&mut reader, &mut out);
         reader.finish(&mut out);
 
         match (
@@ -458,6 +359,125 @@ impl PolicyChange {
             _ => Err(out),
         }
     }
+}
+
+// The fields of a change, one reader each: every problem is appended to
+// `out`, and a field is `None` when it is missing or invalid.
+
+fn parse_policy_id(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) -> Option<String> {
+    reader.required_str("policyId", out).map(|text| {
+        let rule = TextRule {
+            min: 1,
+            max: limits::POLICY_ID_MAX_CHARS,
+            trim: false,
+            chars: CharPolicy::SingleLine,
+        };
+        check_text("policyId", text, rule, out)
+    })
+}
+
+/// A policy type: its pattern, and one of the rules' `policyTypes` when they
+/// name some.
+fn parse_policy_type(
+    reader: &mut ObjectReader<'_>,
+    rules: Option<&Rules>,
+    out: &mut Vec<Violation>,
+) -> Option<String> {
+    let text = reader.required_str("policyType", out)?;
+    if !is_policy_type(text) {
+        format_problem("policyType".into(), "^[a-z][a-z0-9_.-]{0,62}$", out);
+        return None;
+    }
+    if let Some(allowed) = rules.and_then(|rules| rules.policy_types.as_ref())
+        && !allowed.iter().any(|name| name == text)
+    {
+        out.push(Violation::new(
+            "policyType",
+            ViolationCode::NotAllowed,
+            format!(
+                "must be one of the rules' policy types: {}",
+                allowed.join(", ")
+            ),
+        ));
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+fn parse_environment(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) -> Option<String> {
+    let text = reader.optional_str("environment", out)?;
+    if is_environment(text) {
+        Some(text.to_owned())
+    } else {
+        format_problem("environment".into(), "^[a-z0-9][a-z0-9_.-]{0,62}$", out);
+        None
+    }
+}
+
+fn parse_title(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) -> Option<String> {
+    reader.required_str("title", out).map(|text| {
+        let rule = TextRule {
+            min: 1,
+            max: limits::TITLE_MAX_CHARS,
+            trim: true,
+            chars: CharPolicy::SingleLine,
+        };
+        check_text("title", text, rule, out)
+    })
+}
+
+/// A required text of the justification's rules (`justification`, an
+/// emergency's `reason`), its problems at `path`.
+fn parse_long_text(
+    reader: &mut ObjectReader<'_>,
+    field: &'static str,
+    out: &mut Vec<Violation>,
+) -> Option<String> {
+    let path = reader.path_of(field);
+    reader.required_str(field, out).map(|text| {
+        let rule = TextRule {
+            min: limits::JUSTIFICATION_MIN_CHARS,
+            ..LONG_TEXT
+        };
+        check_text(&path, text, rule, out)
+    })
+}
+
+/// A diff: any text of at most `DIFF_MAX_BYTES` bytes without NUL.
+fn parse_diff(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) -> Option<String> {
+    reader.optional_str("diff", out).map(|text| {
+        if text.len() > limits::DIFF_MAX_BYTES {
+            out.push(Violation::new(
+                "diff",
+                ViolationCode::TooLarge,
+                format!(
+                    "must be at most {} bytes of UTF-8, got {}",
+                    limits::DIFF_MAX_BYTES,
+                    text.len()
+                ),
+            ));
+        }
+        if text.contains('\0') {
+            out.push(Violation::new(
+                "diff",
+                ViolationCode::ForbiddenCharacter,
+                "must not contain NUL (U+0000)",
+            ));
+        }
+        text.to_owned()
+    })
+}
+
+/// `emergency: { reason }`, when the change is filed as an emergency.
+fn parse_emergency(
+    reader: &mut ObjectReader<'_>,
+    out: &mut Vec<Violation>,
+) -> Option<EmergencyFiling> {
+    let value = reader.optional("emergency")?;
+    let mut filing = ObjectReader::new("emergency", value, out)?;
+    let reason = parse_long_text(&mut filing, "reason", out);
+    filing.finish(out);
+    reason.map(|reason| EmergencyFiling { reason })
 }
 
 /// Parses a metadata object (used by changes and by rule conditions).

@@ -293,21 +293,53 @@ pub fn run(args: &[String]) -> Result {
         samples: total,
         ..
     } = phase(http_port, &options);
-    let calls = (total.create.0.len() + total.approve.0.len() + total.list.0.len()) as f64;
-    let http_rate = calls / elapsed;
     let iterations = total.create.0.len() as u64;
 
     let set_count = (iterations * 3).max(10_000);
+    let redis = redis_set_rate(redis_port, set_count, options.concurrency)?;
+    let report = report(&options, &total, elapsed, &redis);
+    println!("{report}");
+    write_section(
+        &tools::root().join("docs").join("PERFORMANCE.md"),
+        "## HTTP server",
+        &report,
+    )?;
+    let _ = std::fs::remove_dir_all(&work);
+    if total.errors > 0 {
+        return Err(format!("{} calls failed during the load run", total.errors));
+    }
+    Ok(())
+}
+
+/// What `redis-benchmark -t set` measured on the same Redis: how many SETs,
+/// their rate per second and their p50 in ms.
+struct RedisSets {
+    count: u64,
+    rate: f64,
+    p50: f64,
+}
+
+/// `redis-benchmark -t set` on the Redis at `port`, `count` SETs from
+/// `concurrency` clients.
+fn redis_set_rate(port: u16, count: u64, concurrency: u64) -> Result<RedisSets> {
     let output = Command::new("redis-benchmark")
-        .args(["-p", &redis_port.to_string(), "-t", "set"])
-        .args(["-n", &set_count.to_string()])
-        .args(["-c", &options.concurrency.to_string(), "-q"])
+        .args(["-p", &port.to_string(), "-t", "set"])
+        .args(["-n", &count.to_string()])
+        .args(["-c", &concurrency.to_string(), "-q"])
         .output()
         .map_err(|error| format!("redis-benchmark: {error}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let (set_rate, set_p50) = parse_redis_benchmark(&text)
+    let (rate, p50) = parse_redis_benchmark(&text)
         .ok_or_else(|| format!("cannot read redis-benchmark's output: {text}"))?;
+    Ok(RedisSets { count, rate, p50 })
+}
 
+/// The "HTTP server" section of docs/PERFORMANCE.md for one run.
+fn report(options: &Options, total: &Worker, elapsed: f64, redis: &RedisSets) -> String {
+    let calls = (total.create.0.len() + total.approve.0.len() + total.list.0.len()) as f64;
+    let http_rate = calls / elapsed;
+    let iterations = total.create.0.len() as f64;
+    let set_count = redis.count;
     let command = format!(
         "cargo xtask load --iterations {} --concurrency {} --seconds {}",
         options.iterations, options.concurrency, options.seconds
@@ -339,15 +371,17 @@ pub fn run(args: &[String]) -> Result {
         ));
     }
     report.push_str(&format!(
-        "| `redis-benchmark SET` | {set_count} | {set_p50:.3} | |\n\n\
+        "| `redis-benchmark SET` | {set_count} | {:.3} | |\n\n\
          HTTP calls: {calls:.0} in {elapsed:.1} s = **{http_rate:.0} calls/s** \
          ({:.0} create+approve+list iterations/s), errors: {}. \
-         Redis SET: **{set_rate:.0}/s**. Ratio HTTP calls / Redis SETs: \
+         Redis SET: **{:.0}/s**. Ratio HTTP calls / Redis SETs: \
          **{:.3}** (each HTTP call makes several Redis round trips and runs \
          the core in wasmtime).\n",
-        iterations as f64 / elapsed,
+        redis.p50,
+        iterations / elapsed,
         total.errors,
-        http_rate / set_rate
+        redis.rate,
+        http_rate / redis.rate
     ));
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -356,17 +390,7 @@ pub fn run(args: &[String]) -> Result {
         "\nThe client threads, the server and Redis share this machine's {cores} \
          cores (load average {load} at the end of the run, other work included).\n"
     ));
-    println!("{report}");
-    write_section(
-        &tools::root().join("docs").join("PERFORMANCE.md"),
-        "## HTTP server",
-        &report,
-    )?;
-    let _ = std::fs::remove_dir_all(&work);
-    if total.errors > 0 {
-        return Err(format!("{} calls failed during the load run", total.errors));
-    }
-    Ok(())
+    report
 }
 
 /// Replaces the section under `heading` of the file (or appends it),
