@@ -8,6 +8,7 @@ import { once } from "node:events";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { createServer } from "node:http";
+import { connect, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +20,11 @@ export const WWW = join(ROOT, "www");
 // The JS package under test; SIGNOFF_TEST_PKG points elsewhere (e.g. a build
 // in progress). Both the signoff server and the static server serve it.
 export const PKG = resolve(process.env.SIGNOFF_TEST_PKG ?? join(ROOT, "wasm", "pkg", "web"));
-export const RESULTS = join(WWW, "test-results");
+// A run on Redis (SIGNOFF_TEST_CACHE=redis) keeps its screenshots apart, so
+// that it does not clear the in-memory run's.
+export const RESULTS = process.env.SIGNOFF_TEST_CACHE === "redis"
+  ? join(WWW, "test-results", "redis")
+  : join(WWW, "test-results");
 // Where cargo put the server: CARGO_TARGET_DIR when set (as `cargo xtask
 // browser` then builds it there), else the workspace's target/.
 const TARGET_DIR = resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
@@ -70,9 +75,94 @@ export function parseAddress(output) {
  * is ready. The server binds port 0 itself and prints where it listens: a
  * port picked here and bound later could be taken meanwhile by another
  * program on the machine. `extraArgs` go after the demo ones (e.g. an
- * OpenID Connect issuer).
+ * OpenID Connect issuer). `cache` is `memory` (the embedded cache) or
+ * `redis` (a private `redis-server`, stopped with the server); the
+ * environment's SIGNOFF_TEST_CACHE chooses it for a whole run.
  */
-export async function startServer({ extraArgs = [] } = {}) {
+export async function startServer({ extraArgs = [], cache = process.env.SIGNOFF_TEST_CACHE ?? "memory" } = {}) {
+  if (cache !== "memory" && cache !== "redis") throw new Error(`unknown cache ${cache}: memory or redis`);
+  const redis = cache === "redis" ? await startRedis() : null;
+  try {
+    const server = await startSignoff(redis ? [...extraArgs, "--redis-url", redis.url] : extraArgs);
+    return {
+      ...server,
+      cache,
+      async stop() {
+        await server.stop();
+        await redis?.stop();
+      },
+    };
+  } catch (error) {
+    await redis?.stop();
+    throw error;
+  }
+}
+
+/** A free loopback port, as the system hands one out. */
+async function freePort() {
+  const probe = createNetServer();
+  probe.listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address();
+  probe.close();
+  await once(probe, "close");
+  return port;
+}
+
+/**
+ * A private `redis-server` on a free loopback port, keeping nothing on disk
+ * (its directory is removed when it stops); resolves once it answers. Redis
+ * cannot bind port 0 and say which port it got, so the port is picked here:
+ * when another program took it meanwhile, redis exits and another is tried.
+ */
+export async function startRedis() {
+  let last = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startRedisOnce();
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}
+
+async function startRedisOnce() {
+  const dir = await mkdtemp(join(tmpdir(), "signoff-redis-"));
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk) => { stderr += chunk; });
+  let exited = null;
+  child.on("exit", (code, signal) => { exited = { code, signal }; });
+  child.on("error", (error) => { exited = { error: error.message }; });
+  const stop = async () => {
+    if (!exited) {
+      child.kill("SIGTERM");
+      await once(child, "exit").catch(() => {});
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(() => {
+      if (exited) throw Object.assign(new Error(`redis-server exited (${JSON.stringify(exited)}): ${stderr}`), { fatal: true });
+      return new Promise((done) => {
+        const socket = connect(port, "127.0.0.1");
+        socket.once("connect", () => { socket.end(); done(true); });
+        socket.once("error", () => done(false));
+      });
+    }, { timeoutMs: 30_000, what: "redis-server to start" });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop };
+}
+
+/** `signoff serve --dev` with `extraArgs`, on a port the server chooses. */
+async function startSignoff(extraArgs) {
   await stat(SERVER_BINARY).catch(() => {
     throw new Error(`${SERVER_BINARY} is missing: cargo build --release -p signoff-host --bin signoff`);
   });
