@@ -205,6 +205,15 @@ async function checkView(page, name) {
     if (viewport.width <= 390) {
       const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
       if (scrollWidth > viewport.width) failures.push(`at ${viewport.width} px the page is ${scrollWidth} px wide: it scrolls sideways`);
+      // Each status in the footer ("live updates: on") stays on one line.
+      const broken = await page.locator(".site-footer > span").evaluateAll((items) => items
+        .filter((item) => {
+          const text = document.createRange();
+          text.selectNodeContents(item);
+          return new Set([...text.getClientRects()].map((rect) => Math.round(rect.top))).size > 1;
+        })
+        .map((item) => item.textContent));
+      if (broken.length > 0) failures.push(`at ${viewport.width} px the footer breaks ${JSON.stringify(broken)} over two lines`);
     }
     await screenshot(page, `view-${name}-${viewport.width}`, { numbered: false });
   }
@@ -579,6 +588,8 @@ describe("every view on the server: accessible, and laid out at 1280 and 390 px"
       // Signing in lands on the inbox, loaded after the requests were filed.
       const page = await pageAs(server.url, principals.carol);
       await page.locator(`#inbox-table tr[data-id="${requests.pending.id}"]`).waitFor();
+      // The footer says so once the live updates are on.
+      await page.locator('#live-status[data-state="live"]').waitFor({ state: "attached" });
       await checkView(page, "inbox");
       await checkPhoneRows(page, "#inbox-table");
       await openRequest(page, server.url, requests.pending.id);
