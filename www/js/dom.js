@@ -105,9 +105,9 @@ export function settle(element, state) {
   element.dataset.seq = String(Number(element.dataset.seq ?? 0) + 1);
 }
 
-/** A status pill. */
-export function statusBadge(status) {
-  return h("span", { class: `status status-${status}` }, status);
+/** A status pill; `attrs` are more attributes of it (an id, say). */
+export function statusBadge(status, attrs = {}) {
+  return h("span", { ...attrs, class: `status status-${status}` }, status);
 }
 
 /**

@@ -1034,6 +1034,29 @@ describe("what awaits my review", () => {
   });
 });
 
+describe("saying each thing once", () => {
+  it("names a request's status once in its header, with the current stage while it is pending", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { title: `Status said once ${Date.now()}` });
+    assert.ok(request.stage, JSON.stringify(request));
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    const header = page.locator("#request-body > p:first-child");
+    assert.equal((await header.textContent()).replace(/\s+/g, " ").trim(), `pending · current stage ${request.stage}`);
+    // The status is the badge, and the tests' hook stays on it.
+    assert.equal(await page.getAttribute("#request-status", "data-status"), "pending");
+    assert.equal(await page.getAttribute("#request-status", "class"), "status status-pending");
+    assert.equal(await page.locator("#request-stage").textContent(), request.stage);
+
+    await act(page, "#approve-button");
+    assert.equal(await page.getAttribute("#request-status", "data-status"), "approved");
+    assert.equal((await header.textContent()).replace(/\s+/g, " ").trim(), "approved");
+    assertClean(page);
+    await page.close();
+  });
+});
+
 describe("live updates from the server's event stream", () => {
   it("shows another principal's approval in an open request, the queue and the inbox counts within 2 s, without a reload", async () => {
     const { alice, carol, dave } = server.principals;
