@@ -1034,7 +1034,7 @@ describe("what awaits my review", () => {
   });
 });
 
-describe("saying each thing once", () => {
+describe("saying each thing once, and only when it applies", () => {
   it("names a request's status once in its header, with the current stage while it is pending", async () => {
     const { alice, bob } = server.principals;
     const request = await file(alice, { title: `Status said once ${Date.now()}` });
@@ -1052,6 +1052,32 @@ describe("saying each thing once", () => {
     await act(page, "#approve-button");
     assert.equal(await page.getAttribute("#request-status", "data-status"), "approved");
     assert.equal((await header.textContent()).replace(/\s+/g, " ").trim(), "approved");
+    assertClean(page);
+    await page.close();
+  });
+
+  it("offers Sign out on the sign-in form only while someone is signed in", async () => {
+    const page = await openPage(browser.context, `${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#signout").isVisible(), false, "Sign out is offered to nobody");
+    await signIn(page, server.principals.alice);
+    await page.goto(`${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#signout").isVisible(), true, "Sign out is not offered to alice");
+
+    // Signing out there hides it, and leaves the focus on the token field.
+    await page.click("#signout");
+    assert.equal(await page.locator("#signin-status").textContent(), "Signed out.");
+    assert.equal(await page.locator("#signout").isVisible(), false);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "s-token");
+
+    // Signing out from the header hides it too.
+    await signIn(page, server.principals.alice, { navigate: false });
+    await page.goto(`${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#signout").isVisible(), true, "Sign out is not offered after signing in again");
+    await page.click("#header-signout");
+    assert.equal(await page.locator("#signout").isVisible(), false, "Sign out is offered after signing out from the header");
     assertClean(page);
     await page.close();
   });
