@@ -225,6 +225,8 @@ function renderWho() {
   }
   localWho.hidden = true;
   navSignin.textContent = state.session ? "Account" : "Sign in";
+  // The sign-in form offers Sign out only to someone signed in.
+  byId("signout").hidden = !state.session;
   if (state.session) {
     const roles = state.session.roles?.length ? ` (${state.session.roles.join(", ")})` : "";
     replace(who, "Signed in as ", h("strong", { id: "who-id" }, state.session.id), h("span", { class: "roles" }, roles), " ",
@@ -325,7 +327,11 @@ function signOut() {
 }
 
 byId("signin-form").addEventListener("submit", signIn);
-byId("signout").addEventListener("click", signOut);
+byId("signout").addEventListener("click", () => {
+  signOut();
+  // The button is gone: the focus goes on to the token field, not the page.
+  byId("s-token").focus();
+});
 byId("local-reset").addEventListener("click", async () => {
   if (!state.local) return;
   await state.local.reset();

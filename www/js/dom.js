@@ -105,7 +105,31 @@ export function settle(element, state) {
   element.dataset.seq = String(Number(element.dataset.seq ?? 0) + 1);
 }
 
-/** A status pill. */
-export function statusBadge(status) {
-  return h("span", { class: `status status-${status}` }, status);
+/** A status pill; `attrs` are more attributes of it (an id, say). */
+export function statusBadge(status, attrs = {}) {
+  return h("span", { ...attrs, class: `status status-${status}` }, status);
+}
+
+/**
+ * A table that a phone shows as a card per row (styles.css, `table.cards`):
+ * each cell carries the name of its column (`data-label`) to show beside
+ * its value there. Every part has its role in the markup too: some browsers
+ * stop telling screen readers of a table's rows, headers and cells once
+ * its parts are `display: block`. `columns` are `[key, name]` pairs (a
+ * header's class is `col-<key>`); the cells of each row in `rows` come in
+ * their order.
+ */
+export function cardTable(attrs, caption, columns, rows) {
+  for (const row of rows) {
+    row.setAttribute("role", "row");
+    [...row.cells].forEach((cell, index) => {
+      cell.setAttribute("role", "cell");
+      cell.dataset.label = columns[index][1];
+    });
+  }
+  return h("table", { ...attrs, class: ["cards", attrs.class].filter(Boolean).join(" "), role: "table" },
+    caption,
+    h("thead", { role: "rowgroup" }, h("tr", { role: "row" },
+      columns.map(([key, name]) => h("th", { scope: "col", role: "columnheader", class: `col-${key}` }, name)))),
+    h("tbody", { role: "rowgroup" }, rows));
 }

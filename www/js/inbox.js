@@ -3,13 +3,15 @@
 // the backend (`actionableBy=me` on the server, the engine's `actionableBy`
 // list option in the page), never here.
 
-import { byId, h, markBusy, replace, say, settle, timeElement } from "./dom.js";
+import { byId, cardTable, h, markBusy, replace, say, settle, timeElement } from "./dom.js";
 import { errorText } from "./messages.js";
 
 // A count past this many requests is shown as "500+": enough for a person's
 // inbox, and a bounded number of calls per refresh.
 const PAGE_SIZE = 100;
 const MAX_PAGES = 5;
+const COLUMNS = [["title", "Title"], ["policy", "Policy"], ["priority", "Priority"], ["level", "Level"],
+  ["stage", "Stage"], ["by", "Requested by"], ["expires", "Expires"]];
 
 /**
  * `ctx` gives `backend()` and `principal()` (null when nobody is signed in).
@@ -50,18 +52,19 @@ export function setupInbox(ctx) {
       replace(list, h("p", { class: "panel", id: "inbox-empty" }, "Nothing awaits your review."));
       return;
     }
-    replace(list, h("div", { class: "table-scroll", role: "region", "aria-labelledby": "inbox-caption", tabindex: "0" }, h("table", { id: "inbox-table" },
-      h("caption", { id: "inbox-caption" }, "Requests you may approve or reject now"),
-      h("thead", {}, h("tr", {},
-        ["Title", "Policy", "Priority", "Level", "Stage", "Requested by", "Expires"].map((name) => h("th", { scope: "col" }, name)))),
-      h("tbody", {}, items.map((request) => h("tr", { dataset: { id: request.id } },
-        h("td", {}, h("a", { href: `#request/${request.id}` }, request.change.title)),
-        h("td", {}, h("code", {}, request.change.policyId)),
-        h("td", {}, request.change.priority),
-        h("td", {}, request.level),
-        h("td", {}, request.stage ?? "—"),
-        h("td", {}, request.requestedBy),
-        h("td", {}, timeElement(request.expiresAt))))))));
+    // A phone shows each request as a card (`cardTable`), so nothing scrolls.
+    replace(list, h("div", { class: "table-scroll", role: "region", "aria-labelledby": "inbox-caption", tabindex: "0" },
+      cardTable({ id: "inbox-table" },
+        h("caption", { id: "inbox-caption" }, "Requests you may approve or reject now"),
+        COLUMNS,
+        items.map((request) => h("tr", { dataset: { id: request.id } },
+          h("td", {}, h("a", { href: `#request/${request.id}` }, request.change.title)),
+          h("td", {}, h("code", {}, request.change.policyId)),
+          h("td", {}, request.change.priority),
+          h("td", {}, request.level),
+          h("td", {}, request.stage ?? "—"),
+          h("td", {}, request.requestedBy),
+          h("td", {}, timeElement(request.expiresAt)))))));
   }
 
   /**

@@ -6,7 +6,7 @@
 // a view can be shared, survives a reload, and the back button restores the
 // filters shown before.
 
-import { byId, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
+import { byId, cardTable, formatDuration, h, markBusy, replace, say, settle, statusBadge, timeElement } from "./dom.js";
 import { errorText } from "./messages.js";
 
 const STATUSES = ["pending", "approved", "rejected", "expired", "cancelled"];
@@ -172,12 +172,13 @@ export function setupQueue(ctx) {
       replace(table, h("p", { class: "panel" }, emptyText()));
       return;
     }
-    // Wide tables scroll inside their own box, never the whole page.
+    // A wide table scrolls inside its own box, never the whole page; a
+    // phone shows each request as a card (`cardTable`), so nothing scrolls.
     replace(table, h("div", { class: "table-scroll", role: "region", "aria-labelledby": "queue-caption", tabindex: "0" },
-      h("table", { id: "queue-list", class: query.emergencyReview ? "reviews" : null },
+      cardTable({ id: "queue-list", class: query.emergencyReview ? "reviews" : null },
         h("caption", { id: "queue-caption" }, caption()),
-        h("thead", {}, h("tr", {}, columns().map(([key, name]) => h("th", { scope: "col", class: `col-${key}` }, name)))),
-        h("tbody", {}, items.map(row)))));
+        columns(),
+        items.map(row))));
   }
 
   /** What is loaded, as `data-query` shows it to the tests. */

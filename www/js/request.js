@@ -508,7 +508,8 @@ export function setupRequestView(ctx) {
     heading.textContent = change.title;
     if (notice !== undefined) announceNotice(notice);
     replace(body,
-      h("p", {}, statusBadge(request.status), " ", h("span", { id: "request-status", dataset: { status: request.status } }, request.status),
+      // The status once, as its badge; then the stage a pending request is at.
+      h("p", {}, statusBadge(request.status, { id: "request-status", dataset: { status: request.status } }),
         request.stage ? [" · current stage ", h("strong", { id: "request-stage" }, request.stage)] : null),
       countdownView(),
       h("div", { class: "request-grid" },

@@ -1034,6 +1034,55 @@ describe("what awaits my review", () => {
   });
 });
 
+describe("saying each thing once, and only when it applies", () => {
+  it("names a request's status once in its header, with the current stage while it is pending", async () => {
+    const { alice, bob } = server.principals;
+    const request = await file(alice, { title: `Status said once ${Date.now()}` });
+    assert.ok(request.stage, JSON.stringify(request));
+    const page = await openPage(browser.context, `${server.url}/`);
+    await signIn(page, bob);
+    await openRequest(page, request.id);
+    const header = page.locator("#request-body > p:first-child");
+    assert.equal((await header.textContent()).replace(/\s+/g, " ").trim(), `pending · current stage ${request.stage}`);
+    // The status is the badge, and the tests' hook stays on it.
+    assert.equal(await page.getAttribute("#request-status", "data-status"), "pending");
+    assert.equal(await page.getAttribute("#request-status", "class"), "status status-pending");
+    assert.equal(await page.locator("#request-stage").textContent(), request.stage);
+
+    await act(page, "#approve-button");
+    assert.equal(await page.getAttribute("#request-status", "data-status"), "approved");
+    assert.equal((await header.textContent()).replace(/\s+/g, " ").trim(), "approved");
+    assertClean(page);
+    await page.close();
+  });
+
+  it("offers Sign out on the sign-in form only while someone is signed in", async () => {
+    const page = await openPage(browser.context, `${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#signout").isVisible(), false, "Sign out is offered to nobody");
+    await signIn(page, server.principals.alice);
+    await page.goto(`${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#signout").isVisible(), true, "Sign out is not offered to alice");
+
+    // Signing out there hides it, and leaves the focus on the token field.
+    await page.click("#signout");
+    assert.equal(await page.locator("#signin-status").textContent(), "Signed out.");
+    assert.equal(await page.locator("#signout").isVisible(), false);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "s-token");
+
+    // Signing out from the header hides it too.
+    await signIn(page, server.principals.alice, { navigate: false });
+    await page.goto(`${server.url}/#signin`);
+    await page.locator("#view-signin:not([hidden])").waitFor({ state: "attached" });
+    assert.equal(await page.locator("#signout").isVisible(), true, "Sign out is not offered after signing in again");
+    await page.click("#header-signout");
+    assert.equal(await page.locator("#signout").isVisible(), false, "Sign out is offered after signing out from the header");
+    assertClean(page);
+    await page.close();
+  });
+});
+
 describe("live updates from the server's event stream", () => {
   it("shows another principal's approval in an open request, the queue and the inbox counts within 2 s, without a reload", async () => {
     const { alice, carol, dave } = server.principals;

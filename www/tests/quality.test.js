@@ -205,11 +205,101 @@ async function checkView(page, name) {
     if (viewport.width <= 390) {
       const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
       if (scrollWidth > viewport.width) failures.push(`at ${viewport.width} px the page is ${scrollWidth} px wide: it scrolls sideways`);
+      // Each status in the footer ("live updates: on") stays on one line.
+      const broken = await page.locator(".site-footer > span").evaluateAll((items) => items
+        .filter((item) => {
+          const text = document.createRange();
+          text.selectNodeContents(item);
+          return new Set([...text.getClientRects()].map((rect) => Math.round(rect.top))).size > 1;
+        })
+        .map((item) => item.textContent));
+      if (broken.length > 0) failures.push(`at ${viewport.width} px the footer breaks ${JSON.stringify(broken)} over two lines`);
     }
     await screenshot(page, `view-${name}-${viewport.width}`, { numbered: false });
   }
   await page.setViewportSize(VIEWPORTS[0]);
   assert.deepEqual(failures, [], `the ${name} view:\n${failures.join("\n")}`);
+}
+
+/**
+ * At phone width, the rows of the table `selector` (the inbox or the queue)
+ * must read without scrolling: the whole caption and every field of every
+ * row on screen, the title on at most `titleLines` lines, each other field
+ * shown with its column's name; and to a screen reader it must still be a
+ * table, named by its caption, with its column headers and a cell for each
+ * field of each row (Chromium's accessibility tree, as a screen reader gets
+ * it). The page is left at 1280 px.
+ */
+async function checkPhoneRows(page, selector, { titleLines = 2 } = {}) {
+  await page.setViewportSize(VIEWPORTS[1]);
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => done())));
+  const layout = await page.evaluate((selector) => {
+    const table = document.querySelector(selector);
+    const box = table.parentElement;
+    const right = (element) => Math.round(element.getBoundingClientRect().right);
+    const headers = [...table.tHead.rows[0].cells].map((cell) => cell.textContent.trim());
+    return {
+      window: document.documentElement.clientWidth,
+      box: { scroll: box.scrollWidth, client: box.clientWidth, right: right(box) },
+      caption: { text: table.caption.textContent, scroll: table.caption.scrollWidth, client: table.caption.clientWidth, right: right(table.caption) },
+      headers,
+      rows: [...table.tBodies[0].rows].map((row) => ({
+        id: row.dataset.id,
+        titleLines: new Set([...row.cells[0].querySelector("a").getClientRects()].map((rect) => Math.round(rect.top))).size,
+        cells: [...row.cells].map((cell, index) => {
+          const rect = cell.getBoundingClientRect();
+          const before = getComputedStyle(cell, "::before");
+          return {
+            column: headers[index],
+            left: Math.round(rect.left),
+            right: Math.round(rect.right),
+            label: cell.dataset.label ?? null,
+            labelShown: before.content !== "none" && before.content !== "normal" && before.display !== "none",
+          };
+        }),
+      })),
+    };
+  }, selector);
+  const problems = [];
+  if (layout.box.scroll > layout.box.client) problems.push(`the table scrolls inside its box: ${layout.box.scroll} px in ${layout.box.client} px`);
+  if (layout.caption.scroll > layout.caption.client || layout.caption.right > layout.window) {
+    problems.push(`the caption “${layout.caption.text}” is cut: it ends at ${layout.caption.right} px`);
+  }
+  for (const row of layout.rows) {
+    if (row.titleLines > titleLines) problems.push(`the title of ${row.id} takes ${row.titleLines} lines`);
+    row.cells.forEach((cell, index) => {
+      if (cell.left < 0 || cell.right > Math.min(layout.window, layout.box.right)) {
+        problems.push(`${cell.column} of ${row.id} is out of sight (${cell.left} to ${cell.right} px)`);
+      }
+      if (index > 0 && (cell.label !== cell.column || !cell.labelShown)) {
+        problems.push(`${cell.column} of ${row.id} is not labelled (${JSON.stringify(cell.label)}, shown: ${cell.labelShown})`);
+      }
+    });
+  }
+
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { root } = await cdp.send("DOM.getDocument", { depth: 0 });
+    const { nodeId } = await cdp.send("DOM.querySelector", { nodeId: root.nodeId, selector });
+    const query = async (role) => (await cdp.send("Accessibility.queryAXTree", { nodeId, role })).nodes.filter((node) => !node.ignored);
+    const name = (node) => node.name?.value?.trim() ?? "";
+    const tables = await query("table");
+    if (tables.length !== 1 || name(tables[0]) !== layout.caption.text) {
+      problems.push(`a screen reader finds no table named “${layout.caption.text}”: ${JSON.stringify(tables.map(name))}`);
+    }
+    const headers = (await query("columnheader")).map(name);
+    if (JSON.stringify(headers) !== JSON.stringify(layout.headers)) problems.push(`a screen reader finds the column headers ${JSON.stringify(headers)}`);
+    const rows = await query("row");
+    if (rows.length !== layout.rows.length + 1) problems.push(`a screen reader finds ${rows.length} rows, not ${layout.rows.length + 1}`);
+    const cells = await query("cell");
+    if (cells.length !== layout.rows.length * layout.headers.length) {
+      problems.push(`a screen reader finds ${cells.length} cells, not ${layout.rows.length * layout.headers.length}`);
+    }
+  } finally {
+    await cdp.detach();
+  }
+  await page.setViewportSize(VIEWPORTS[0]);
+  assert.deepEqual(problems, [], `${selector} at ${VIEWPORTS[1].width} px:\n${problems.join("\n")}`);
 }
 
 function assertClean(page) {
@@ -443,6 +533,26 @@ describe("every view on the server: accessible, and laid out at 1280 and 390 px"
       await act(server, dave, requests.approved.id, "approve");
       requests.rejected = await file(server, alice, { policyId: "iam/root", title: "Give every engineer the root role", riskScore: 90 });
       await act(server, carol, requests.rejected.id, "reject", { reason: "Root stays with the security team." });
+      // An emergency filing, approved at once, whose review is open: the
+      // peer level allows it for a moment, then the rules are as before.
+      const { body: rules, headers } = await api(server, principals.admin, "GET", "/v1/rules");
+      const emergencyRules = structuredClone(rules);
+      emergencyRules.levels.find((level) => level.name === "peer").emergency = { allowedRoles: ["engineer"], reviewWithinSeconds: 86400 };
+      const put = await api(server, principals.admin, "PUT", "/v1/rules", emergencyRules, { "If-Match": headers.get("ETag") });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      try {
+        requests.emergency = await file(server, alice, {
+          policyId: "config/cache",
+          policyType: "config",
+          environment: "staging",
+          title: "Restore the cache now",
+          emergency: { reason: "The cache is down and the shop with it." },
+        });
+      } finally {
+        const restore = await api(server, principals.admin, "PUT", "/v1/rules", rules, { "If-Match": put.headers.get("ETag") });
+        assert.equal(restore.status, 200, JSON.stringify(restore.body));
+      }
+      assert.equal(requests.emergency.emergency.review.status, "open");
     });
 
     it("Queue, with requests", async () => {
@@ -450,6 +560,17 @@ describe("every view on the server: accessible, and laid out at 1280 and 390 px"
       await openQueue(page, server.url);
       await page.locator(`#queue-list tr[data-id="${requests.pending.id}"]`).waitFor();
       await checkView(page, "queue");
+      await checkPhoneRows(page, "#queue-list");
+      // Other statuses show another column; the full view adds the justification.
+      await settled(page, "#queue-table", () => page.goto(`${server.url}/#queue?status=approved&view=full`), ["loaded"]);
+      await page.locator(`#queue-list tr[data-id="${requests.approved.id}"]`).waitFor();
+      await checkView(page, "queue-approved-full");
+      await checkPhoneRows(page, "#queue-list");
+      // Emergency reviews have columns of their own.
+      await settled(page, "#queue-table", () => page.goto(`${server.url}/#queue?emergencyReview=open`), ["loaded"]);
+      await page.locator(`#queue-list tr[data-id="${requests.emergency.id}"]`).waitFor();
+      await checkView(page, "queue-reviews");
+      await checkPhoneRows(page, "#queue-list");
       assertClean(page);
       await page.close();
     });
@@ -467,7 +588,10 @@ describe("every view on the server: accessible, and laid out at 1280 and 390 px"
       // Signing in lands on the inbox, loaded after the requests were filed.
       const page = await pageAs(server.url, principals.carol);
       await page.locator(`#inbox-table tr[data-id="${requests.pending.id}"]`).waitFor();
+      // The footer says so once the live updates are on.
+      await page.locator('#live-status[data-state="live"]').waitFor({ state: "attached" });
       await checkView(page, "inbox");
+      await checkPhoneRows(page, "#inbox-table");
       await openRequest(page, server.url, requests.pending.id);
       assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
       await checkView(page, "request-approver");
@@ -539,11 +663,13 @@ describe("the form, the queue and a request in local mode: accessible, and laid 
     await openQueue(page, files.url);
     await page.locator(`#queue-list tr[data-id="${id}"]`).waitFor();
     await checkView(page, "local-queue");
+    await checkPhoneRows(page, "#queue-list");
 
     await page.selectOption("#local-principal", "carol");
     await openInbox(page, files.url);
     await page.locator(`#inbox-table tr[data-id="${id}"]`).waitFor();
     await checkView(page, "local-inbox");
+    await checkPhoneRows(page, "#inbox-table");
     await openRequest(page, files.url, id);
     assert.equal(await page.getAttribute("#approve-button", "aria-disabled"), null);
     await checkView(page, "local-request-approver");
