@@ -105,7 +105,7 @@ pub mod tags {
             responses::Unavailable,
         ),
     ),
-    modifiers(&SecuritySchemes, &SummaryView, &RulesReplaced, &RequestIds),
+    modifiers(&SecuritySchemes, &SummaryView, &RulesReplaced, &RequestIds, &EmptyMeansAbsent),
     tags(
         (name = tags::REQUESTS, description = "Filing, reading and deciding change requests."),
         (name = tags::PREVIEW, description = "Validating a change and deciding its level without filing it."),
@@ -211,6 +211,37 @@ impl Modify for RequestIds {
 }
 
 /// The operations of a path.
+/// An empty query parameter (`?limit=`) means the parameter is absent, by
+/// contract: each query parameter's schema also admits the empty string, so
+/// that the document says what the server accepts.
+struct EmptyMeansAbsent;
+
+impl Modify for EmptyMeansAbsent {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let empty = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0))
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations(item) {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    let RefOr::T(parameter) = parameter else {
+                        continue;
+                    };
+                    if parameter.parameter_in != ParameterIn::Query {
+                        continue;
+                    }
+                    if let Some(schema) = parameter.schema.take() {
+                        let either = AnyOfBuilder::new().item(schema).item(empty());
+                        parameter.schema = Some(either.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.get,
