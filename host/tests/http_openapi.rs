@@ -490,3 +490,36 @@ fn types_of(schema: &Value) -> Option<Vec<&str>> {
         _ => None,
     }
 }
+
+/// An empty query parameter means the parameter is absent (the contract):
+/// each query parameter's schema admits the empty string beside its own,
+/// and the server answers such a call as if the parameter were not given.
+#[tokio::test]
+async fn every_query_parameter_admits_the_empty_string() {
+    let server = Server::start_default().await;
+    let document = fetch_document(&server).await;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] != "query" {
+                    continue;
+                }
+                let either = parameter["schema"]["anyOf"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{method} {path} {parameter}"));
+                assert!(
+                    either.contains(&serde_json::json!({ "type": "string", "maxLength": 0 })),
+                    "{method} {path} {parameter}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 9, "only {checked} query parameters");
+    for path in ["/v1/requests?limit=&status=&q=", "/v1/events?limit=&after="] {
+        let answer = server.get(path, Some("alice")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+    }
+    server.stop().await;
+}
