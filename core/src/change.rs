@@ -288,7 +288,13 @@ impl PolicyChange {
         let Some(mut reader) = ObjectReader::new("", input, &mut out) else {
             return Err(out);
         };
-        let policy_id = parse_policy_id(&mut reader, &mut out);
+        let policy_id = parse_line(
+            &mut reader,
+            "policyId",
+            limits::POLICY_ID_MAX_CHARS,
+            false,
+            &mut out,
+        );
         let policy_type = parse_policy_type(&mut reader, rules, &mut out);
         let change_kind = reader.required("changeKind", &mut out).and_then(|value| {
             parse_choice(
@@ -300,7 +306,13 @@ impl PolicyChange {
             )
         });
         let environment = parse_environment(&mut reader, &mut out);
-        let title = parse_title(&mut reader, &mut out);
+        let title = parse_line(
+            &mut reader,
+            "title",
+            limits::TITLE_MAX_CHARS,
+            true,
+            &mut out,
+        );
         let justification = parse_long_text(&mut reader, "justification", &mut out);
         let diff = parse_diff(&mut reader, &mut out);
         let risk_score = reader
@@ -364,15 +376,23 @@ impl PolicyChange {
 // The fields of a change, one reader each: every problem is appended to
 // `out`, and a field is `None` when it is missing or invalid.
 
-fn parse_policy_id(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) -> Option<String> {
-    reader.required_str("policyId", out).map(|text| {
+/// A required single-line text of 1..=`max` characters (counted after
+/// trimming when `trim`): `policyId`, `title`.
+fn parse_line(
+    reader: &mut ObjectReader<'_>,
+    field: &'static str,
+    max: usize,
+    trim: bool,
+    out: &mut Vec<Violation>,
+) -> Option<String> {
+    reader.required_str(field, out).map(|text| {
         let rule = TextRule {
             min: 1,
-            max: limits::POLICY_ID_MAX_CHARS,
-            trim: false,
+            max,
+            trim,
             chars: CharPolicy::SingleLine,
         };
-        check_text("policyId", text, rule, out)
+        check_text(field, text, rule, out)
     })
 }
 
@@ -412,18 +432,6 @@ fn parse_environment(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) ->
         format_problem("environment".into(), "^[a-z0-9][a-z0-9_.-]{0,62}$", out);
         None
     }
-}
-
-fn parse_title(reader: &mut ObjectReader<'_>, out: &mut Vec<Violation>) -> Option<String> {
-    reader.required_str("title", out).map(|text| {
-        let rule = TextRule {
-            min: 1,
-            max: limits::TITLE_MAX_CHARS,
-            trim: true,
-            chars: CharPolicy::SingleLine,
-        };
-        check_text("title", text, rule, out)
-    })
 }
 
 /// A required text of the justification's rules (`justification`, an

@@ -25,7 +25,7 @@ use signoff_core::input::{
     ActionName, ApprovalBody, CancellationBody, CommentBody, RejectionBody, ReviewBody,
 };
 use signoff_core::rules_store::ensure_may_replace;
-use signoff_core::simulation::unsatisfiable_stages;
+use signoff_core::simulation::RulesFindings;
 use signoff_core::{
     ApprovalRequest, Error, ErrorCode, IfMatch, ListQuery, PolicyChange, Preview, Principal,
     ReviewFilter, Rules, Simulation, SimulationBody, SimulationRequest, Status, View,
@@ -768,10 +768,8 @@ pub async fn put_rules(
             // The stages the known principals could never meet: warnings
             // beside the document, which they never refuse. Under OIDC
             // anybody may sign in, so nothing can be said.
-            let warnings = match (Rules::parse(&document), state.auth.known_principals()) {
-                (Ok(rules), Some(principals)) => unsatisfiable_stages(&rules, &principals),
-                _ => Vec::new(),
-            };
+            let principals = state.auth.known_principals();
+            let warnings = RulesFindings::of(&document, principals.as_deref()).warnings;
             let mut answer = document.clone();
             if let Some(object) = answer.as_object_mut() {
                 object.insert(
