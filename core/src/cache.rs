@@ -13,9 +13,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::CacheError;
 
 /// A stored value and the version a later commit must check against.
+///
+/// Each shape of this contract is declared once, here: the JS package's
+/// TypeScript declares them from these types (the `tsify` feature) as
+/// `CacheEntry`, `CacheCheck`, `CachePut`, `CacheBatch`, `IndexEntry` and
+/// `IndexChange`, and the WIT records of the component have the same fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(rename = "CacheEntry"))]
 pub struct Entry {
     /// The value's bytes.
+    #[cfg_attr(feature = "tsify", tsify(type = "Uint8Array"))]
     pub value: Vec<u8>,
     /// Changes on every put of the key.
     pub version: u64,
@@ -23,6 +31,11 @@ pub struct Entry {
 
 /// A precondition of a commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "tsify",
+    derive(tsify::Tsify),
+    tsify(rename = "CacheCheck", missing_as_null)
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     /// The key.
@@ -33,18 +46,23 @@ pub struct Check {
 
 /// A write of a commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(rename = "CachePut"))]
 #[serde(rename_all = "camelCase")]
 pub struct Put {
     /// The key.
     pub key: String,
     /// The new value; the cache assigns the new version.
+    #[cfg_attr(feature = "tsify", tsify(type = "Uint8Array"))]
     pub value: Vec<u8>,
     /// Time to live, when the value should vanish by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
     pub ttl_ms: Option<u64>,
 }
 
-/// A member of an ordered index, with its sort key.
+/// A member of an ordered index, with its sort key; also a position in it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct IndexEntry {
     /// Ordering key, compared as bytes; ties break by member.
@@ -53,23 +71,30 @@ pub struct IndexEntry {
     pub member: String,
 }
 
-/// An addition to or removal from an ordered index.
+/// An addition to or removal from an ordered index. Its one shape, in
+/// JSON, in JS, in the IndexedDB cache and in the component's WIT record
+/// alike, is flat: `{ index, sortKey, member }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct IndexChange {
     /// The index's name.
     pub index: String,
     /// The entry.
+    #[serde(flatten)]
     pub entry: IndexEntry,
 }
 
 /// An atomic batch: the checks, then every write, or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify), tsify(rename = "CacheBatch"))]
 #[serde(rename_all = "camelCase")]
 pub struct Batch {
     /// Preconditions, all of which must hold.
+    #[cfg_attr(feature = "tsify", tsify(type = "CacheCheck[]"))]
     pub checks: Vec<Check>,
     /// Values to write.
+    #[cfg_attr(feature = "tsify", tsify(type = "CachePut[]"))]
     pub puts: Vec<Put>,
     /// Keys to remove.
     pub deletes: Vec<String>,
@@ -224,7 +249,54 @@ pub fn budget_prefix(
 
 #[cfg(test)]
 mod tests {
-    use super::budget_prefix;
+    use super::{Batch, Check, IndexChange, IndexEntry, Put, budget_prefix};
+
+    #[test]
+    fn an_index_change_has_one_flat_shape() {
+        let change = IndexChange {
+            index: "p3:idx:status:pending".into(),
+            entry: IndexEntry {
+                sort_key: "0001".into(),
+                member: "r1".into(),
+            },
+        };
+        let json = serde_json::to_value(&change).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "index": "p3:idx:status:pending", "sortKey": "0001", "member": "r1" })
+        );
+        assert_eq!(serde_json::from_value::<IndexChange>(json).unwrap(), change);
+        let nested =
+            serde_json::json!({ "index": "i", "entry": { "sortKey": "s", "member": "m" } });
+        assert!(serde_json::from_value::<IndexChange>(nested).is_err());
+    }
+
+    #[test]
+    fn a_batch_reads_back_what_it_writes() {
+        let batch = Batch {
+            checks: vec![Check {
+                key: "p0:req:r1".into(),
+                version: None,
+            }],
+            puts: vec![Put {
+                key: "p0:req:r1".into(),
+                value: b"{}".to_vec(),
+                ttl_ms: Some(1000),
+            }],
+            deletes: vec!["p0:old".into()],
+            index_adds: vec![IndexChange {
+                index: "p0:idx".into(),
+                entry: IndexEntry {
+                    sort_key: "a".into(),
+                    member: "r1".into(),
+                },
+            }],
+            index_removes: Vec::new(),
+        };
+        let json = serde_json::to_string(&batch).unwrap();
+        assert!(json.contains(r#""indexAdds":[{"index":"p0:idx","sortKey":"a","member":"r1"}]"#));
+        assert_eq!(serde_json::from_str::<Batch>(&json).unwrap(), batch);
+    }
 
     #[test]
     fn the_budget_keeps_at_least_one_key_and_stops_before_passing() {

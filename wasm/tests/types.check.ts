@@ -16,10 +16,11 @@ import type {
   Cache,
   CacheBatch,
   CacheEntry,
+  IndexChange,
   CommitResult,
   ErrorCode,
   ExpireReport,
-  IndexPosition,
+  IndexEntry,
   Page,
   PolicyChange,
   Preview,
@@ -58,7 +59,7 @@ const store = new Map<string, CacheEntry>();
 const syncCache: Cache = {
   get: (key: string) => store.get(key) ?? null,
   commit: (batch: CacheBatch) => batch.checks.length >= 0,
-  range: (_index: string, _after: IndexPosition | null, _limit: number): IndexPosition[] => [],
+  range: (_index: string, _after: IndexEntry | null, _limit: number): IndexEntry[] => [],
 };
 // ...and one whose methods answer with Promises.
 const asyncCache: Cache = {
@@ -156,4 +157,20 @@ void conformance;
   const notOnlyProblems: Violation[] = validateRules({}, { principals: [] });
   void paths;
   void notOnlyProblems;
+}
+
+// An index change has one flat shape, the core's `IndexChange`: the same
+// fields as the WIT record and what the IndexedDB cache stores.
+{
+  const change: IndexChange = { index: "p0:idx:status:pending", sortKey: "0001", member: "r1" };
+  const position: IndexEntry = change;
+  const batch: CacheBatch = { checks: [{ key: "k", version: null }], puts: [{ key: "k", value: new Uint8Array() }], deletes: [], indexAdds: [change], indexRemoves: [] };
+  // @ts-expect-error: the entry is not nested
+  const nested: IndexChange = { index: "i", entry: { sortKey: "s", member: "m" } };
+  // @ts-expect-error: a put's value is bytes, not text
+  const textPut: CacheBatch["puts"][number] = { key: "k", value: "text" };
+  void position;
+  void batch;
+  void nested;
+  void textPut;
 }

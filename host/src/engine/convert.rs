@@ -14,7 +14,10 @@ pub fn batch(batch: cache::Batch) -> core::Batch {
             .into_iter()
             .map(|change| core::IndexChange {
                 index: change.index,
-                entry: index_entry(change.entry),
+                entry: core::IndexEntry {
+                    sort_key: change.sort_key,
+                    member: change.member,
+                },
             })
             .collect()
     };

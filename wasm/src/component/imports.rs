@@ -40,10 +40,8 @@ fn to_wit_changes(changes: Vec<signoff_core::IndexChange>) -> Vec<cache::IndexCh
         .into_iter()
         .map(|change| cache::IndexChange {
             index: change.index,
-            entry: cache::IndexEntry {
-                sort_key: change.entry.sort_key,
-                member: change.entry.member,
-            },
+            sort_key: change.entry.sort_key,
+            member: change.entry.member,
         })
         .collect()
 }

@@ -343,7 +343,7 @@ fn index_changes(changes: &[signoff_core::IndexChange]) -> JsValue {
     }))
 }
 
-/// The batch as `types::CacheBatch` declares it.
+/// The batch as the core's `Batch` declares it (TypeScript `CacheBatch`).
 fn batch_to_js(batch: &Batch) -> JsValue {
     let checks = array(batch.checks.iter().map(|check| {
         let version = check

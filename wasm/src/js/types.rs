@@ -9,7 +9,7 @@
     reason = "the options types exist for their TypeScript declarations; JS values are parsed by the core"
 )]
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use signoff_core::{Principal, ReviewFilter, ReviewOutcome, Status};
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
@@ -153,90 +153,6 @@ pub struct MemoryCacheOptions {
     pub clock: Option<()>,
 }
 
-/// A key and the version a commit expects (`null`: must be absent).
-#[derive(Tsify, Serialize)]
-#[tsify(missing_as_null)]
-#[serde(rename_all = "camelCase")]
-pub struct CacheCheck {
-    /// The key.
-    pub key: String,
-    /// The expected version, or `null` for "absent".
-    pub version: Option<u64>,
-}
-
-/// Bytes, passed to JavaScript as a `Uint8Array`.
-pub struct Bytes<'a>(pub &'a [u8]);
-
-impl Serialize for Bytes<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0)
-    }
-}
-
-/// A write of a commit; the cache assigns the new version.
-#[derive(Tsify, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CachePut<'a> {
-    /// The key.
-    pub key: String,
-    /// The value.
-    #[tsify(type = "Uint8Array")]
-    pub value: Bytes<'a>,
-    /// Drop the value after this many milliseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[tsify(optional)]
-    pub ttl_ms: Option<u64>,
-}
-
-/// An entry to add to or remove from an ordered index.
-#[derive(Tsify, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CacheIndexChange {
-    /// The index.
-    pub index: String,
-    /// Ordering key (compare as strings; ties break by member).
-    pub sort_key: String,
-    /// The member.
-    pub member: String,
-}
-
-/// An atomic batch: all checks hold, then every write applies; or nothing.
-#[derive(Tsify, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CacheBatch<'a> {
-    /// Preconditions.
-    pub checks: Vec<CacheCheck>,
-    /// Values to write.
-    pub puts: Vec<CachePut<'a>>,
-    /// Keys to remove.
-    pub deletes: Vec<String>,
-    /// Index entries to add.
-    pub index_adds: Vec<CacheIndexChange>,
-    /// Index entries to remove.
-    pub index_removes: Vec<CacheIndexChange>,
-}
-
-/// A position in an index.
-#[derive(Tsify, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IndexPosition {
-    /// Ordering key.
-    pub sort_key: String,
-    /// The member.
-    pub member: String,
-}
-
-/// A stored value and its version.
-#[derive(Tsify, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CacheEntry {
-    /// The bytes.
-    #[tsify(type = "Uint8Array")]
-    pub value: Vec<u8>,
-    /// Changes on every put of the key.
-    pub version: u64,
-}
-
 #[wasm_bindgen(typescript_custom_section)]
 const CACHE_DECLARATIONS: &str = r#"
 /** A value, or a Promise (any thenable) of it. */
@@ -254,6 +170,12 @@ export interface Cache {
   /** The value at `key` with its version, or `null` (or `undefined`). */
   get(key: string): MaybePromise<CacheEntry | null | undefined>;
   /**
+   * Optional: the entries of `keys`, one per key and in order (`null` or
+   * `undefined` for an absent key), read in one round trip. Without it, a
+   * listing page calls `get` once per item.
+   */
+  getMany?(keys: string[]): MaybePromise<Array<CacheEntry | null | undefined>>;
+  /**
    * Atomically: if every check holds (a key has the version given, or is
    * absent for `null`), apply deletes, then puts (each put assigns a new
    * version), then index removes and adds, and answer `true`; otherwise
@@ -264,7 +186,7 @@ export interface Cache {
    * Up to `limit` entries of `index` in (sortKey, member) order, strictly
    * after `after` (which may no longer be in the index), or from the start.
    */
-  range(index: string, after: IndexPosition | null, limit: number): MaybePromise<IndexPosition[]>;
+  range(index: string, after: IndexEntry | null, limit: number): MaybePromise<IndexEntry[]>;
 }
 
 /** Details of a `SignoffError`. */
