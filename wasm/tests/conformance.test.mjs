@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 
 import { checkCache } from "signoff/conformance";
 import { KvStore, kvCache } from "../examples/edge/kv.mjs";
-import { openIndexedDbCache } from "../examples/indexeddb-cache.mjs";
+import { IndexedDbCache } from "signoff/indexeddb";
 import { MapCache, promiseCache, thenableCache, yieldingCache } from "./helpers.mjs";
 
 const failed = (report) => report.checks.filter((check) => !check.ok).map((check) => check.name);
@@ -20,7 +20,7 @@ describe("safe caches pass", () => {
     "the Map cache answering thenable functions": () => thenableCache("function"),
     "a cache whose commits yield to the event loop": () => yieldingCache(),
     "the edge KV cache (atomic checks)": () => kvCache(new KvStore()),
-    "the IndexedDB cache": () => openIndexedDbCache("conformance"),
+    "the IndexedDB cache": () => IndexedDbCache.open("conformance"),
   };
   for (const [name, make] of Object.entries(caches)) {
     test(name, async () => {

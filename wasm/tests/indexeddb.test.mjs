@@ -1,11 +1,12 @@
-// The IndexedDB cache of wasm/README.md (wasm/examples/indexeddb-cache.mjs),
-// run in Node over fake-indexeddb, an implementation of the IndexedDB API.
+// The package's IndexedDB cache (`signoff/indexeddb`, the one the policy
+// editor's local mode uses), run in Node over fake-indexeddb, an
+// implementation of the IndexedDB API.
 import "fake-indexeddb/auto";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { ApprovalManager } from "signoff";
-import { openIndexedDbCache } from "../examples/indexeddb-cache.mjs";
+import { IndexedDbCache } from "signoff/indexeddb";
 import { alice, bob, carol, change, manualClock, rejects, rules, sequentialIds } from "./helpers.mjs";
 
 let databases = 0;
@@ -13,7 +14,7 @@ let databases = 0;
 async function setup() {
   const clock = manualClock();
   databases += 1;
-  const cache = await openIndexedDbCache(`signoff-test-${databases}`, { clock });
+  const cache = await IndexedDbCache.open(`signoff-test-${databases}`, { clock });
   const manager = new ApprovalManager({ rules, cache, clock, ids: sequentialIds() });
   return { cache, clock, manager };
 }
@@ -53,5 +54,61 @@ test("idempotency records lapse after 24 hours on the cache's clock", async () =
   assert.equal((await manager.create(change, alice, { idempotencyKey: "k" })).id, first.id);
   clock.advance(24 * 3600 * 1000);
   assert.notEqual((await manager.create(change, alice, { idempotencyKey: "k" })).id, first.id);
+  cache.close();
+});
+
+test("over IndexedDB, index changes arrive flat and a page is one getMany", async () => {
+  const { cache, clock } = await setup();
+  const calls = { get: 0, getMany: 0 };
+  const shapes = new Set();
+  const recorded = {
+    get: (key) => (calls.get++, cache.get(key)),
+    getMany: (keys) => (calls.getMany++, cache.getMany(keys)),
+    commit: (batch) => {
+      for (const change of [...batch.indexAdds, ...batch.indexRemoves]) shapes.add(Object.keys(change).sort().join(","));
+      return cache.commit(batch);
+    },
+    range: (index, after, limit) => cache.range(index, after, limit),
+  };
+  const manager = new ApprovalManager({ rules, cache: recorded, clock, ids: sequentialIds() });
+  for (let i = 0; i < 4; i++) {
+    clock.advance(1000);
+    await manager.create({ ...change, title: `change ${i}` }, alice);
+  }
+  assert.deepEqual([...shapes], ["index,member,sortKey"]);
+  calls.get = 0;
+  calls.getMany = 0;
+  const page = await manager.list({ limit: 3 });
+  assert.equal(page.items.length, 3);
+  assert.deepEqual(calls, { get: 0, getMany: 1 });
+  cache.close();
+});
+
+test("a database written by version 1, with bare-byte index keys, is re-keyed on open", async () => {
+  const name = `signoff-v1-${Math.random()}`;
+  const open = indexedDB.open(name, 1);
+  open.onupgradeneeded = () => {
+    for (const store of ["values", "indexes", "meta"]) open.result.createObjectStore(store);
+  };
+  const old = await new Promise((resolve, reject) => {
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  const utf8 = (text) => new TextEncoder().encode(text);
+  const tx = old.transaction("indexes", "readwrite");
+  for (const [sortKey, member] of [["b", "2"], ["a", "9"]]) {
+    tx.objectStore("indexes").put({ sortKey, member }, ["idx", utf8(sortKey), utf8(member)]);
+  }
+  await new Promise((resolve) => (tx.oncomplete = resolve));
+  old.close();
+
+  const cache = await IndexedDbCache.open(name);
+  assert.deepEqual(await cache.range("idx", null, 10), [
+    { sortKey: "a", member: "9" },
+    { sortKey: "b", member: "2" },
+  ]);
+  assert.deepEqual(await cache.range("idx", { sortKey: "a", member: "9" }, 10), [{ sortKey: "b", member: "2" }]);
+  assert.equal(await cache.commit({ indexAdds: [{ index: "idx", sortKey: "", member: "" }] }), "committed");
+  assert.deepEqual((await cache.range("idx", null, 1))[0], { sortKey: "", member: "" });
   cache.close();
 });

@@ -1,37 +1,33 @@
 // The two places requests can live: the signoff server (HTTP API, docs/CONTRACT.md
 // section 7) and this browser (the JS ApprovalManager over IndexedDB). Both
 // answer the same methods, so the views do not care which one they talk to.
-// Failures are `SignoffError`s carrying the stable `code` and, for invalid
-// input, `details` (the validation items).
+// Failures are the package's own `SignoffError`s (one class for the engine
+// and the server alike) carrying the stable `code` and `details`: the
+// validation items of `invalid_request`, or `{ retryAfterSeconds }` of
+// `rate_limited`.
 
-import { IndexedDbCache } from "./idb-cache.js";
+import { SignoffError } from "../pkg/index.js";
 import { DEMO_RULES, DEMO_PRINCIPALS } from "./demo.js";
 
-/** An error with a stable signoff code. */
-export class SignoffError extends Error {
-  constructor(code, message, { details = null, status = null, retryAfter = null } = {}) {
-    super(message);
-    this.name = "SignoffError";
-    this.code = code;
-    this.details = details;
-    this.status = status;
-    this.retryAfter = retryAfter;
-  }
-
-  /** The validation items of an `invalid_request`, or an empty list. */
-  get items() {
-    return Array.isArray(this.details) ? this.details : [];
-  }
+/** The validation items of an `invalid_request` error, or an empty list. */
+export function problemsOf(error) {
+  return Array.isArray(error?.details) ? error.details : [];
 }
 
 /** Turns whatever an engine or fetch threw into a SignoffError. */
 export function asSignoffError(error) {
   if (error instanceof SignoffError) return error;
   if (error && typeof error === "object" && typeof error.code === "string") {
-    const retryAfter = error.details?.retryAfterSeconds ?? null;
-    return new SignoffError(error.code, error.message ?? String(error), { details: error.details ?? null, retryAfter });
+    return new SignoffError(error.code, error.message ?? String(error), error.details ?? undefined);
   }
   return new SignoffError("internal", error?.message ?? String(error));
+}
+
+/** The code of an error answer whose body names none. */
+function codeOfStatus(status) {
+  if (status === 401) return "unauthenticated";
+  if (status === 404) return "not_found";
+  return "internal";
 }
 
 function stripQuotes(etag) {
@@ -71,12 +67,10 @@ export class ServerBackend {
     }
     if (!response.ok) {
       const error = data?.error;
-      const retryAfter = Number(response.headers.get("Retry-After")) || error?.details?.retryAfterSeconds || null;
-      throw new SignoffError(
-        error?.code ?? (response.status === 401 ? "unauthenticated" : "internal"),
-        error?.message ?? `the server answered ${response.status} ${response.statusText}`,
-        { details: error?.details ?? null, status: response.status, retryAfter },
-      );
+      const code = error?.code ?? codeOfStatus(response.status);
+      const retryAfter = Number(response.headers.get("Retry-After")) || null;
+      const details = error?.details ?? (code === "rate_limited" && retryAfter ? { retryAfterSeconds: retryAfter } : undefined);
+      throw new SignoffError(code, error?.message ?? `the server answered ${response.status} ${response.statusText}`, details);
     }
     return { data, response };
   }
@@ -154,7 +148,7 @@ export class ServerBackend {
       const known = data?.known === true;
       return { known, principals: known && Array.isArray(data.data) ? data.data : [], missing: false };
     } catch (error) {
-      if (error.status === 404) return { known: false, principals: [], missing: true };
+      if (error.code === "not_found") return { known: false, principals: [], missing: true };
       throw error;
     }
   }
@@ -204,6 +198,9 @@ export class ServerBackend {
   }
 }
 
+// The package's IndexedDB cache, beside the package itself (see app.js).
+const INDEXEDDB_URL = new URL("../pkg/indexeddb.js", import.meta.url);
+
 // Where an earlier version kept local rules; `reset` still clears it.
 const RULES_KEY = "signoff.local.rules";
 const PRINCIPAL_KEY = "signoff.local.principal";
@@ -214,8 +211,13 @@ const PRINCIPAL_KEY = "signoff.local.principal";
  * that cache) and demo principals to act as. No server, no token.
  */
 export class LocalBackend {
-  /** Opens the local store; `engine` is the imported JS package. */
+  /**
+   * Opens the local store; `engine` is the imported JS package. Its
+   * IndexedDB cache is the package's own (`signoff/indexeddb`), served next
+   * to it at /pkg/.
+   */
   static async open(engine, { database = "signoff-local" } = {}) {
+    const { IndexedDbCache } = await import(INDEXEDDB_URL.href);
     const cache = await IndexedDbCache.open(database);
     const backend = new LocalBackend(engine, cache);
     await backend.loadRules();

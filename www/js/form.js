@@ -3,6 +3,7 @@
 // before the rules are known), shows each problem next to its field, shows
 // the approval level and why, and files the request.
 
+import { problemsOf } from "./backends.js";
 import { byId, h, markBusy, replace, say, settle } from "./dom.js";
 import { describeStages, explanationView } from "./explain.js";
 import { FIELD_LABELS as LABELS, errorText, problemText } from "./messages.js";
@@ -388,7 +389,7 @@ export function setupForm(ctx) {
       settle(status, again ? "already-filed" : "filed");
       ctx.created(request);
     } catch (error) {
-      const items = error.items ?? [];
+      const items = problemsOf(error);
       if (items.length > 0) {
         // The server judged with the rules in force there, which may be newer
         // than the ones this page holds: show its items, then catch up.

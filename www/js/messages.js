@@ -3,6 +3,8 @@
 // and a stable code. People see sentences instead; the codes stay on the
 // elements as `data-code`, where the tests and assistive tools can read them.
 
+import { problemsOf } from "./backends.js";
+
 // What each identifier may hold, in words, for `invalid_format`.
 const FORMATS = {
   policyType: "use lowercase letters, digits, “_”, “.” or “-”, starting with a letter (at most 63 characters)",
@@ -63,13 +65,15 @@ const BY_CODE = {
 /** A refusal or failure in words, for any `SignoffError`. */
 export function errorText(error) {
   if (error?.code === "rate_limited") {
-    return error.retryAfter
-      ? `Too many new requests for now: try again in ${error.retryAfter} s.`
+    const seconds = error.details?.retryAfterSeconds;
+    return seconds
+      ? `Too many new requests for now: try again in ${seconds} s.`
       : "Too many new requests for now: try again shortly.";
   }
-  if (error?.code === "invalid_request" && error.items?.length) {
-    const count = error.items.length === 1 ? "1 problem" : `${error.items.length} problems`;
-    return `${count}: ${error.items.map((item) => `${item.path ? `${fieldLabel(item.path)}: ` : ""}${problemText(item)}`).join("; ")}.`;
+  const problems = problemsOf(error);
+  if (error?.code === "invalid_request" && problems.length) {
+    const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+    return `${count}: ${problems.map((item) => `${item.path ? `${fieldLabel(item.path)}: ` : ""}${problemText(item)}`).join("; ")}.`;
   }
   if (error?.code === "not_found" && !/request/.test(error?.message ?? "")) return plain(error.message);
   return BY_CODE[error?.code] ?? sentence(plain(error?.message ?? String(error)));

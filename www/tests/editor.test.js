@@ -1875,7 +1875,7 @@ describe("the IndexedDB cache of local mode", () => {
     try {
       const page = await openPage(browser.context, `${files.url}/`);
       const result = await page.evaluate(async () => {
-        const { IndexedDbCache } = await import("/js/idb-cache.js");
+        const { IndexedDbCache } = await import("/pkg/indexeddb.js");
         let now = 1_000_000;
         const cache = await IndexedDbCache.open(`contract-${Math.random()}`, { clock: () => now });
         const bytes = (text) => new TextEncoder().encode(text);

@@ -291,6 +291,10 @@ fn write_package(pkg: &Path) -> Result {
         &web.join("index.d.ts"),
         &(declarations.clone() + &template("web.init.d.ts")?),
     )?;
+    // The IndexedDB cache, `signoff/indexeddb`: beside the web entry, so
+    // that a page served the web build (the editor, at /pkg/) finds it too.
+    write(&web.join("indexeddb.js"), &template("indexeddb.js")?)?;
+    write(&web.join("indexeddb.d.ts"), &template("indexeddb.d.ts")?)?;
     // The raw exports of the `.wasm`, which no user imports.
     remove(&web.join("signoff_wasm_bg.wasm.d.ts"))?;
 
