@@ -33,6 +33,7 @@ import type {
 } from "signoff";
 import wasm from "signoff/web/signoff_wasm_bg.wasm";
 import { checkCache } from "signoff/conformance";
+import { IndexedDbCache } from "signoff/indexeddb";
 import type { ConformanceReport } from "signoff/conformance";
 
 const rules: Rules = {
@@ -174,3 +175,15 @@ void conformance;
   void nested;
   void textPut;
 }
+
+// The package's IndexedDB cache is a `Cache`, with `getMany`.
+async function indexedDb(): Promise<number> {
+  const cache: Cache = await IndexedDbCache.open("signoff", { clock: Date.now });
+  const opened = await IndexedDbCache.open();
+  const many: Array<CacheEntry | null> = await opened.getMany(["a", "b"]);
+  // @ts-expect-error: a clock is a function
+  await IndexedDbCache.open("signoff", { clock: 5 });
+  opened.close();
+  return many.length + (cache.getMany ? 1 : 0);
+}
+void indexedDb;
