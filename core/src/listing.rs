@@ -6,6 +6,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::cache::IndexEntry;
@@ -88,15 +90,16 @@ impl RawPage {
 }
 
 /// The fields of a stored request that decide whether it belongs to a
-/// listing; the rest (a diff may be large) is skipped, not copied.
+/// listing; the rest (a diff may be large) is skipped, not copied, and the
+/// strings are borrowed from the stored bytes unless they hold escapes.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Listed {
+struct Listed<'a> {
     status: Status,
-    requested_by: String,
-    #[serde(default)]
-    stages: Vec<Stage>,
-    change: ListedChange,
+    #[serde(borrow)]
+    requested_by: Cow<'a, str>,
+    #[serde(borrow)]
+    change: ListedChange<'a>,
     created_at: Timestamp,
     updated_at: Timestamp,
     expires_at: Timestamp,
@@ -104,27 +107,47 @@ struct Listed {
     emergency: Option<ListedEmergency>,
 }
 
+/// The stages of a stored request, read only when a restricted viewer's
+/// visibility needs them (most listings never do).
+#[derive(Deserialize)]
+struct ListedStages {
+    #[serde(default)]
+    stages: Vec<Stage>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListedChange {
-    policy_type: String,
-    #[serde(default)]
-    policy_id: String,
-    #[serde(default)]
-    title: String,
+struct ListedChange<'a> {
+    #[serde(borrow)]
+    policy_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    policy_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    title: Cow<'a, str>,
     #[serde(default)]
     priority: Priority,
 }
 
-impl ListedChange {
+impl ListedChange<'_> {
     /// Whether the title or the `policyId` holds `search` (ASCII letters
     /// lowercased), ASCII letters compared without case. Unicode case
     /// mapping is left out on purpose: its tables would add 10.6 KB gzipped
     /// to the JS package (docs/DECISIONS.md).
     fn mentions(&self, search: &str) -> bool {
-        self.title.to_ascii_lowercase().contains(search)
-            || self.policy_id.to_ascii_lowercase().contains(search)
+        contains_ignoring_ascii_case(&self.title, search)
+            || contains_ignoring_ascii_case(&self.policy_id, search)
     }
+}
+
+/// Whether `text` holds `lowercase` (whose ASCII letters are lowercase),
+/// ASCII letters of `text` compared without case, without copying it.
+fn contains_ignoring_ascii_case(text: &str, lowercase: &str) -> bool {
+    let needle = lowercase.as_bytes();
+    needle.is_empty()
+        || text
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
 }
 
 #[derive(Deserialize)]
@@ -184,20 +207,21 @@ pub fn listed_item(
             ) == sort_key
         }
     };
-    let visible = restricted_to.is_none_or(|viewer| {
-        may_see(
-            Visibility::Involved,
-            &listed.requested_by,
-            &listed.stages,
-            viewer,
-        )
-    });
     let found = query
         .search
         .as_deref()
         .is_none_or(|search| listed.change.mentions(search));
-    let mut belongs =
-        !due && listed.status == query.status && of_type && found && at_position && visible;
+    let mut belongs = !due && listed.status == query.status && of_type && found && at_position;
+    if belongs && let Some(viewer) = restricted_to {
+        belongs = serde_json::from_slice::<ListedStages>(stored).is_ok_and(|read| {
+            may_see(
+                Visibility::Involved,
+                &listed.requested_by,
+                &read.stages,
+                viewer,
+            )
+        });
+    }
     if belongs && let Some(principal) = &query.actionable_by {
         belongs = may_approve_now(stored, principal, now);
     }
