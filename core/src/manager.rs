@@ -91,6 +91,10 @@ pub struct ExpireReport {
     /// Pending requests whose escalation this sweep recorded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub escalated: u32,
+    /// Entries of the event indexes past the event retention (their records
+    /// have expired) that this sweep removed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_trimmed: u32,
 }
 
 fn is_zero(count: &u32) -> bool {
@@ -1191,6 +1195,7 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             stale_removed: 0,
             undecodable: 0,
             escalated: 0,
+            events_trimmed: self.trim_event_indexes(now, limit).await?,
         };
         // The oldest deadlines of the whole store: the first `limit` of the
         // partitions' due indexes merged.
@@ -1278,6 +1283,43 @@ impl<C: Cache, K: Clock, I: IdSource> Manager<C, K, I> {
             version = entry.version;
         }
         Ok(None)
+    }
+
+    /// Removes up to `limit` entries per partition from the event indexes
+    /// whose events are past the retention: their records have already
+    /// expired (an event id's time is never before its commit), and without
+    /// this their index entries would stay for ever. Readers step over such
+    /// entries anyway, so removing them changes no answer.
+    async fn trim_event_indexes(&self, now: Timestamp, limit: u32) -> Result<u32, Error> {
+        let retention = i64::try_from(self.event_retention_ms).unwrap_or(i64::MAX);
+        let cutoff = events::event_id(now.as_millis().saturating_sub(retention), 0, 0);
+        let mut trimmed = 0;
+        for partition in self.layout.all() {
+            let index = self.layout.events_index(partition);
+            let past: Vec<IndexChange> = self
+                .cache
+                .range(&index, None, limit)
+                .await?
+                .into_iter()
+                .take_while(|entry| entry.sort_key < cutoff)
+                .map(|entry| IndexChange {
+                    index: index.clone(),
+                    entry,
+                })
+                .collect();
+            if past.is_empty() {
+                continue;
+            }
+            let count = u32::try_from(past.len()).unwrap_or(u32::MAX);
+            let batch = Batch {
+                index_removes: past,
+                ..Batch::default()
+            };
+            if self.cache.commit(batch).await? == CommitOutcome::Committed {
+                trimmed += count;
+            }
+        }
+        Ok(trimmed)
     }
 
     /// Removes an entry of a due index that matches no pending request.

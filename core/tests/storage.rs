@@ -329,3 +329,47 @@ fn the_sweep_removes_stale_due_entries_and_steps_over_undecodable_records() {
         (0, 1, 0)
     );
 }
+
+#[test]
+fn the_sweep_trims_event_index_entries_past_the_retention() {
+    let cache = CutCache::default();
+    let now = Arc::new(AtomicI64::new(START_MS));
+    let clock = now.clone();
+    let next = AtomicUsize::new(1);
+    let manager = Manager::new(
+        &cache,
+        move || Timestamp::from_millis(clock.load(Ordering::SeqCst)),
+        move || Uuid::from_u128(next.fetch_add(1, Ordering::SeqCst) as u128),
+        rules(),
+    )
+    .with_event_retention(60_000);
+    let layout = manager.layout();
+    let indexed = || -> usize {
+        layout
+            .all()
+            .map(|partition| cache.inner.index_len(&layout.events_index(partition)))
+            .sum()
+    };
+    for n in 0..5 {
+        block_on(manager.create(&change(&format!("t{n}"), 0), &alice(), None)).unwrap();
+    }
+    let appended = indexed();
+    assert!(appended >= 5, "each create appends its events");
+
+    // Within the retention, nothing is trimmed.
+    now.fetch_add(59_999, Ordering::SeqCst);
+    assert_eq!(block_on(manager.expire_due(100)).unwrap().events_trimmed, 0);
+    assert_eq!(indexed(), appended);
+
+    // Past it, every entry goes, and the next sweep finds none.
+    now.fetch_add(2, Ordering::SeqCst);
+    let report = block_on(manager.expire_due(100)).unwrap();
+    assert_eq!(report.events_trimmed as usize, appended);
+    assert_eq!(indexed(), 0);
+    assert_eq!(block_on(manager.expire_due(100)).unwrap().events_trimmed, 0);
+
+    // A later event is kept.
+    block_on(manager.create(&change("later", 0), &alice(), None)).unwrap();
+    assert_eq!(block_on(manager.expire_due(100)).unwrap().events_trimmed, 0);
+    assert!(indexed() >= 1);
+}

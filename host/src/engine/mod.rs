@@ -603,6 +603,12 @@ impl Engine {
                 "the sweep removed stale due-index entries"
             );
         }
+        if report.events_trimmed > 0 {
+            tracing::debug!(
+                trimmed = report.events_trimmed,
+                "the sweep removed index entries of events past their retention"
+            );
+        }
         Ok(report)
     }
 
