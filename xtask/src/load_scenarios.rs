@@ -1131,8 +1131,14 @@ fn report(
         },
     );
     for size in sizes {
-        let _ = write!(out, "\n### {} stored requests\n\n", size.stored);
-        if !size.seeding.is_empty() {
+        let _ = write!(out, "\n### At least {} stored requests\n\n", size.stored);
+        if size.seeding.is_empty() {
+            let _ = writeln!(
+                out,
+                "No seeding: the scenarios before had already stored more (see each \
+                 scenario's counts).\n"
+            );
+        } else {
             let _ = writeln!(out, "Seeding: {}.\n", size.seeding.join("; "));
         }
         for result in &size.scenarios {
