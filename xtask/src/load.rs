@@ -1,27 +1,18 @@
-//! `cargo xtask load`: a bounded load run of the HTTP server on Redis, next
-//! to `redis-benchmark` on the same Redis at the same concurrency.
-//!
-//! It builds the release server, starts a private `redis-server` on a free
-//! loopback port, starts `signoff serve --dev --redis-url ...` with rules that
-//! need one engineer's approval and no rate limit, and runs `concurrency`
-//! clients, each on one keep-alive connection, looping
-//! create (alice) + approve (bob) + list (20 approved) until `iterations` are
-//! done or `seconds` have passed. Then `redis-benchmark -t set -n N -c C -q`
-//! runs against the same Redis. The report (throughput, p50/p99 per call,
-//! and the ratio to Redis SETs) is printed and written as the `## HTTP
-//! server` section of `docs/PERFORMANCE.md`. Everything stays on loopback.
+//! The HTTP load client shared by `cargo xtask load` (see
+//! [`crate::load_scenarios`]) and `cargo xtask load-webhooks`, and the
+//! mixed phase the latter runs: `concurrency` clients, each on one
+//! keep-alive connection, looping create (alice) + approve (bob) + list (20
+//! approved) until `iterations` are done or `seconds` have passed.
 //!
 //! The client is plain `std`: HTTP/1.1 over a `TcpStream`, enough for the
 //! server's `Content-Length` answers, so xtask needs no dependency.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::services;
 use crate::tools::{self, Result};
 
 /// Rules for the run: every change needs one engineer; no rate limit.
@@ -32,7 +23,7 @@ pub(crate) const RULES: &str = r#"{
   "defaultLevel": "peer"
 }"#;
 
-const CHANGE: &str = r#"{"policyId":"iam/load","policyType":"iam","changeKind":"update","title":"Load test change","justification":"Measuring the server under load."}"#;
+pub(crate) const CHANGE: &str = r#"{"policyId":"iam/load","policyType":"iam","changeKind":"update","title":"Load test change","justification":"Measuring the server under load."}"#;
 
 /// The options of a run.
 pub(crate) struct Options {
@@ -68,13 +59,13 @@ pub(crate) fn parse(args: &[String]) -> Result<Options> {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Connection {
+pub(crate) struct Connection {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
 }
 
 impl Connection {
-    fn open(port: u16) -> std::io::Result<Self> {
+    pub(crate) fn open(port: u16) -> std::io::Result<Self> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -85,7 +76,7 @@ impl Connection {
     }
 
     /// Sends one request and returns the status and body.
-    fn call(
+    pub(crate) fn call(
         &mut self,
         method: &str,
         path: &str,
@@ -129,10 +120,10 @@ impl Connection {
 
 /// Latencies of one kind of call, in microseconds.
 #[derive(Default)]
-struct Samples(Vec<u64>);
+pub(crate) struct Samples(pub(crate) Vec<u64>);
 
 impl Samples {
-    fn percentile(&self, fraction: f64) -> f64 {
+    pub(crate) fn percentile(&self, fraction: f64) -> f64 {
         if self.0.is_empty() {
             return 0.0;
         }
@@ -196,26 +187,6 @@ fn worker(port: u16, next: &AtomicU64, options: &Options, deadline: Instant) -> 
     results
 }
 
-/// `SET: 77041.60 requests per second, p50=0.327 msec` -> (77041.6, 0.327).
-fn parse_redis_benchmark(output: &str) -> Option<(f64, f64)> {
-    let line = output
-        .split(['\r', '\n'])
-        .rfind(|line| line.starts_with("SET:"))?;
-    let rate = line
-        .strip_prefix("SET:")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let p50 = line
-        .split("p50=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(f64::NAN);
-    Some((rate, p50))
-}
-
 /// Builds the release server the runs start, as the test suites build it
 /// (the workspace's feature set, dev-dependencies included), so that after
 /// the tests nothing recompiles and the binary is the one they ran.
@@ -231,7 +202,6 @@ pub(crate) struct Phase {
     pub seconds: f64,
     /// Calls that failed.
     pub errors: u64,
-    samples: Worker,
 }
 
 /// Runs `options.concurrency` clients against the server on `port` until
@@ -263,134 +233,7 @@ pub(crate) fn phase(port: u16, options: &Arc<Options>) -> Phase {
         iterations: total.create.0.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
         errors: total.errors,
-        samples: total,
     }
-}
-
-/// Runs the load test (see the module docs).
-pub fn run(args: &[String]) -> Result {
-    let options = parse(args)?;
-    tools::ensure_apt("redis-server", &["redis-server"])?;
-    tools::step("release server", build_server)?;
-    let work = std::env::temp_dir().join(format!("signoff-load-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|error| error.to_string())?;
-    let rules = work.join("rules.json");
-    std::fs::write(&rules, RULES).map_err(|error| error.to_string())?;
-    let rules = rules.display().to_string();
-
-    let (_redis, redis_port) = services::start_redis(&work)?;
-    let redis_url = format!("redis://127.0.0.1:{redis_port}");
-    let (_server, http_port) =
-        services::start_server(&["--redis-url", &redis_url, "--rules", &rules])?;
-
-    eprintln!(
-        "==> load: {} iterations of create + approve + list, {} clients, at most {} s",
-        options.iterations, options.concurrency, options.seconds
-    );
-    let options = Arc::new(options);
-    let Phase {
-        seconds: elapsed,
-        samples: total,
-        ..
-    } = phase(http_port, &options);
-    let iterations = total.create.0.len() as u64;
-
-    let set_count = (iterations * 3).max(10_000);
-    let redis = redis_set_rate(redis_port, set_count, options.concurrency)?;
-    let report = report(&options, &total, elapsed, &redis);
-    println!("{report}");
-    write_section(
-        &tools::root().join("docs").join("PERFORMANCE.md"),
-        "## HTTP server",
-        &report,
-    )?;
-    let _ = std::fs::remove_dir_all(&work);
-    if total.errors > 0 {
-        return Err(format!("{} calls failed during the load run", total.errors));
-    }
-    Ok(())
-}
-
-/// What `redis-benchmark -t set` measured on the same Redis: how many SETs,
-/// their rate per second and their p50 in ms.
-struct RedisSets {
-    count: u64,
-    rate: f64,
-    p50: f64,
-}
-
-/// `redis-benchmark -t set` on the Redis at `port`, `count` SETs from
-/// `concurrency` clients.
-fn redis_set_rate(port: u16, count: u64, concurrency: u64) -> Result<RedisSets> {
-    let output = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-t", "set"])
-        .args(["-n", &count.to_string()])
-        .args(["-c", &concurrency.to_string(), "-q"])
-        .output()
-        .map_err(|error| format!("redis-benchmark: {error}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (rate, p50) = parse_redis_benchmark(&text)
-        .ok_or_else(|| format!("cannot read redis-benchmark's output: {text}"))?;
-    Ok(RedisSets { count, rate, p50 })
-}
-
-/// The "HTTP server" section of docs/PERFORMANCE.md for one run.
-fn report(options: &Options, total: &Worker, elapsed: f64, redis: &RedisSets) -> String {
-    let calls = (total.create.0.len() + total.approve.0.len() + total.list.0.len()) as f64;
-    let http_rate = calls / elapsed;
-    let iterations = total.create.0.len() as f64;
-    let set_count = redis.count;
-    let command = format!(
-        "cargo xtask load --iterations {} --concurrency {} --seconds {}",
-        options.iterations, options.concurrency, options.seconds
-    );
-    let mut report = String::from("## HTTP server\n\n");
-    report.push_str(&format!(
-        "`{command}` (release server on a private loopback `redis-server`, \
-         {} clients each on one keep-alive connection; `{}` \
-         on the same Redis at the same concurrency). Each iteration is a create \
-         (alice), an approve (bob, which approves it) and a list of 20 approved \
-         requests.\n\n",
-        options.concurrency,
-        format_args!(
-            "redis-benchmark -t set -n {set_count} -c {} -q",
-            options.concurrency
-        )
-    ));
-    report.push_str("| call | count | p50 ms | p99 ms |\n| --- | --- | --- | --- |\n");
-    for (name, samples) in [
-        ("POST /v1/requests", &total.create),
-        ("POST /v1/requests/{id}/approve", &total.approve),
-        ("GET /v1/requests?status=approved&limit=20", &total.list),
-    ] {
-        report.push_str(&format!(
-            "| `{name}` | {} | {:.2} | {:.2} |\n",
-            samples.0.len(),
-            samples.percentile(0.5),
-            samples.percentile(0.99)
-        ));
-    }
-    report.push_str(&format!(
-        "| `redis-benchmark SET` | {set_count} | {:.3} | |\n\n\
-         HTTP calls: {calls:.0} in {elapsed:.1} s = **{http_rate:.0} calls/s** \
-         ({:.0} create+approve+list iterations/s), errors: {}. \
-         Redis SET: **{:.0}/s**. Ratio HTTP calls / Redis SETs: \
-         **{:.3}** (each HTTP call makes several Redis round trips and runs \
-         the core in wasmtime).\n",
-        redis.p50,
-        iterations / elapsed,
-        total.errors,
-        redis.rate,
-        http_rate / redis.rate
-    ));
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?");
-    report.push_str(&format!(
-        "\nThe client threads, the server and Redis share this machine's {cores} \
-         cores (load average {load} at the end of the run, other work included).\n"
-    ));
-    report
 }
 
 /// Replaces the section under `heading` of the file (or appends it),
@@ -427,13 +270,6 @@ pub(crate) fn write_section(path: &std::path::Path, heading: &str, section: &str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redis_benchmark_lines_are_read() {
-        let output = "SET: rps=0.0 (overall: nan) avg_msec=nan\rSET: 77041.60 requests per second, p50=0.327 msec\n";
-        assert_eq!(parse_redis_benchmark(output), Some((77041.6, 0.327)));
-        assert_eq!(parse_redis_benchmark("nothing"), None);
-    }
 
     #[test]
     fn percentiles_are_in_milliseconds() {

@@ -8,6 +8,7 @@
 mod browser;
 mod js;
 mod load;
+mod load_scenarios;
 mod load_webhooks;
 mod schemathesis;
 mod services;
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("serve") => serve(&args[1..]),
-        Some("load") => load::run(&args[1..]),
+        Some("load") => load_scenarios::run(&args[1..]),
         Some("load-webhooks") => load_webhooks::run(&args[1..]),
         Some("wasm-targets") => tools::ensure_wasm_targets(),
         Some("browser") => browser::test(),

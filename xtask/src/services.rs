@@ -12,6 +12,13 @@ use crate::tools::{self, Result};
 /// A child process killed when dropped.
 pub struct Guard(Child);
 
+impl Guard {
+    /// The process id, to read its CPU time in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -47,6 +54,33 @@ pub fn server_binary() -> PathBuf {
         .unwrap_or_else(|| tools::root().join("target"))
         .join("release")
         .join("signoff")
+}
+
+/// A release example of the host, `target/release/examples/<name>`.
+pub fn example_binary(name: &str) -> PathBuf {
+    server_binary()
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .join("examples")
+        .join(name)
+}
+
+/// `binary --listen 127.0.0.1:<port>` with `extra` flags, answering
+/// `/readyz`; its port.
+pub fn start_http(binary: &Path, extra: &[&str]) -> Result<(Guard, u16)> {
+    let port = free_port()?;
+    let child = Guard(
+        Command::new(binary)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("{}: {error}", binary.display()))?,
+    );
+    wait_for(&binary.display().to_string(), || ready(port))?;
+    Ok((child, port))
 }
 
 /// A `redis-server` that keeps nothing on disk, in `dir`; its port.

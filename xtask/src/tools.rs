@@ -29,8 +29,31 @@ pub fn run(command: &mut Command) -> Result {
 }
 
 /// Runs cargo with `args` at the repository root.
+///
+/// `cargo xtask` runs this program through `cargo run`, which sets the
+/// variables of the xtask package (`CARGO_PKG_NAME=xtask`,
+/// `CARGO_MANIFEST_DIR`, ...). A nested cargo that inherits them sees
+/// them changed for the build scripts that watch them (ring's, among
+/// others) and rebuilds those crates and everything above them, then the
+/// shell's next build rebuilds them back. They are removed here, so a
+/// nested build is the one the shell runs.
 pub fn cargo(args: &[&str]) -> Result {
-    run(Command::new(env!("CARGO")).args(args).current_dir(root()))
+    let mut command = Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+            )
+        {
+            command.env_remove(name);
+        }
+    }
+    run(command.args(args).current_dir(root()))
 }
 
 /// Whether `program --version` runs.
