@@ -23,14 +23,16 @@ import { brotliCompressSync, constants, gzipSync } from "node:zlib";
  * `q` with `validateRules` judging principals (682,189 B raw, after
  * `PolicyChange::parse` was split into field readers) to 239,103 B and
  * 192,162 B, and one parse_line for policyId and title with the flat
- * index change (682,134 B raw) to 239,128 B and 192,321 B (see
- * docs/PERFORMANCE.md). The search compares ASCII
+ * index change (682,134 B raw) to 239,128 B and 192,321 B, and the
+ * sweep's trim of the event indexes with listing candidates that borrow
+ * their strings and read stages apart (685,173 B raw) to 240,088 B and
+ * 192,903 B (see docs/PERFORMANCE.md). The search compares ASCII
  * letters without case: Unicode case mapping would add 10.6 KB gzipped.
  * The budgets below hold that size so that it cannot grow further
  * unnoticed while it is won back.
  */
-const GZIP_BUDGET = 239_200;
-const BROTLI_BUDGET = 192_400;
+const GZIP_BUDGET = 240_200;
+const BROTLI_BUDGET = 193_000;
 
 const pkg = new URL("../pkg/", import.meta.url);
 
